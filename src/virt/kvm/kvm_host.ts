@@ -1,0 +1,139 @@
+/**
+ * The kvm_host.h role: the types shared by the arch-independent core (virt/kvm) and the
+ * architecture (arch/<arch>/kvm), and the arch hooks (`kvm_arch_*`) through which the core
+ * reaches the architecture. The core never imports arch code; an arch module hands a
+ * `KvmArch` to `kvmInit()` (the `kvm_init()` role, called from e.g. `vmx_init()`).
+ *
+ * Concrete classes live in kvm_main.ts (`KvmDev`, `Kvm`, `KvmVcpu`); this file holds only
+ * shapes, so both sides can be written against it.
+ */
+
+import type { PhysMem } from "../../hw/physmem.js";
+
+/** A memslot as KVM keeps it (struct kvm_memory_slot). */
+export interface KvmMemorySlot {
+  /** id = as_id << 16 | slot number, as passed by userspace. */
+  readonly id: number;
+  readonly asId: number;
+  readonly baseGfn: number;
+  readonly npages: number;
+  readonly userspaceAddr: number;
+  flags: number;
+  /** One bit per page when KVM_MEM_LOG_DIRTY_PAGES is set (kvm_memory_slot.dirty_bitmap). */
+  dirtyBitmap: Uint32Array | null;
+  /** Arch-private data (e.g. x86 rmap / lpage_info); owned by arch code. */
+  arch: unknown;
+}
+
+/** enum kvm_mr_change */
+export const enum KvmMrChange {
+  CREATE = 0,
+  DELETE = 1,
+  MOVE = 2,
+  FLAGS_ONLY = 3,
+}
+
+/** Result of a gfn -> pfn resolution (the __gfn_to_pfn_memslot role). */
+export const KVM_PFN_NOSLOT = -1; // no memslot covers the gfn: MMIO
+export const KVM_PFN_ERR_FAULT = -2; // hva not mapped / not accessible (EFAULT)
+export const KVM_PFN_ERR_RO_FAULT = -3; // write to a READONLY slot
+
+/** What an in-kernel device on a KVM io bus implements (struct kvm_io_device_ops). */
+export interface KvmIoDevice {
+  /** Returns true if it handled the access (0 in C); false means "not mine, keep looking" (-EOPNOTSUPP). */
+  read(vcpu: KvmVcpuLike | null, addr: number, len: number, data: Uint8Array): boolean;
+  write(vcpu: KvmVcpuLike | null, addr: number, len: number, data: Uint8Array): boolean;
+  destructor?(): void;
+}
+
+export const enum KvmBus {
+  MMIO = 0,
+  PIO = 1,
+  VIRTIO_CCW_NOTIFY = 2,
+  FAST_MMIO = 3,
+}
+
+/** Hooks a tracepoint subscriber receives (see trace.ts). */
+export type TraceEventName = string;
+
+/**
+ * The minimal view of a vCPU the arch side and io devices rely on. kvm_main.ts's KvmVcpu
+ * implements it; arch code keeps its own state in `arch`.
+ */
+export interface KvmVcpuLike {
+  readonly kvm: KvmLike;
+  /** vcpu->vcpu_id */
+  readonly vcpuId: number;
+  /** vcpu->vcpu_idx: index in kvm->vcpus */
+  readonly vcpuIdx: number;
+  /** The mmap'ed run area (kvm_run at offset 0, then the PIO data page, ...). */
+  readonly runBytes: Uint8Array;
+  /** Per-vCPU statistics, by KVM's names (see stats.ts). Values are plain numbers. */
+  readonly stat: Record<string, number>;
+  /** Pending vCPU requests (KVM_REQ_* bits), see kvmMakeRequest / kvmCheckRequest. */
+  requests: number;
+  /** Arch state (struct kvm_vcpu_arch). */
+  arch: unknown;
+}
+
+export interface KvmLike {
+  readonly physmem: PhysMem;
+  /** kvm->stat */
+  readonly stat: Record<string, number>;
+  /** Current memslot for `gfn` in address space `asId` (the gfn_to_memslot role), or null. */
+  gfnToMemslot(gfn: number, asId?: number): KvmMemorySlot | null;
+  /** Translate a gfn to a host pfn (or a KVM_PFN_* error) for read or write, faulting the host page in. */
+  gfnToPfn(gfn: number, write: boolean, asId?: number): number;
+  /** Mark a gfn dirty in the dirty bitmap / ring (mark_page_dirty_in_slot). */
+  markPageDirty(vcpu: KvmVcpuLike | null, gfn: number): void;
+  /** kvm_io_bus_read/write: returns false when no device claims the access. */
+  ioBusRead(vcpu: KvmVcpuLike | null, bus: KvmBus, addr: number, len: number, data: Uint8Array): boolean;
+  ioBusWrite(vcpu: KvmVcpuLike | null, bus: KvmBus, addr: number, len: number, data: Uint8Array): boolean;
+  /** Emit a tracepoint if anyone listens (cheap check first: `tracing`). */
+  readonly tracing: boolean;
+  trace(event: TraceEventName, fields: Record<string, number | string | bigint | boolean>, vcpu?: KvmVcpuLike): void;
+  /** Arch state (struct kvm_arch). */
+  arch: unknown;
+}
+
+/**
+ * The kvm_arch_* hooks. Members map one-to-one to the Linux functions named in their
+ * doc comments. Optional members may be absent when the architecture has nothing to do.
+ */
+export interface KvmArch {
+  readonly name: string;
+  /** kvm_vm_ioctl_check_extension() for arch caps; return 0 for unknown caps. */
+  checkExtension(kvm: KvmLike | null, cap: number): number;
+  /** kvm_arch_dev_ioctl(): system-level arch ioctls (e.g. KVM_GET_MSR_INDEX_LIST). Throw KvmError(ENOTTY) if unknown. */
+  devIoctl(nr: number, arg: number | object): number | object;
+  /** kvm_arch_init_vm() */
+  initVm(kvm: KvmLike, type: number): void;
+  /** kvm_arch_destroy_vm() */
+  destroyVm?(kvm: KvmLike): void;
+  /** kvm_arch_vm_ioctl(): VM-level arch ioctls. Throw KvmError(ENOTTY) if unknown. */
+  vmIoctl(kvm: KvmLike, nr: number, arg: number | object): number | object;
+  /** kvm_arch_vcpu_precreate() */
+  vcpuPrecreate?(kvm: KvmLike, id: number): void;
+  /** kvm_arch_vcpu_create(): set up vcpu.arch. */
+  vcpuCreate(vcpu: KvmVcpuLike): void;
+  /** kvm_arch_vcpu_destroy() */
+  vcpuDestroy?(vcpu: KvmVcpuLike): void;
+  /** kvm_arch_vcpu_ioctl_run(): enter the guest until an exit needs userspace. Returns 0 or throws KvmError. */
+  vcpuIoctlRun(vcpu: KvmVcpuLike): number;
+  /** kvm_arch_vcpu_ioctl(): vCPU-level arch ioctls (GET/SET_REGS live here too). Throw KvmError(ENOTTY) if unknown. */
+  vcpuIoctl(vcpu: KvmVcpuLike, nr: number, arg: number | object): number | object;
+  /** kvm_arch_prepare_memory_region(): may veto with a KvmError. */
+  prepareMemoryRegion?(kvm: KvmLike, old: KvmMemorySlot | null, next: KvmMemorySlot | null, change: KvmMrChange): void;
+  /** kvm_arch_commit_memory_region() */
+  commitMemoryRegion?(kvm: KvmLike, old: KvmMemorySlot | null, next: KvmMemorySlot | null, change: KvmMrChange): void;
+  /** kvm_arch_flush_shadow_memslot(): drop every mapping of the slot (delete / move). */
+  flushShadowMemslot?(kvm: KvmLike, slot: KvmMemorySlot): void;
+  /** kvm_unmap_gfn_range() from the mmu notifier: returns true if a TLB flush is needed. */
+  unmapGfnRange?(kvm: KvmLike, slot: KvmMemorySlot, startGfn: number, endGfn: number): boolean;
+  /** kvm_arch_mmu_enable_log_dirty_pt_masked(): write-protect pages again after a dirty-log harvest. */
+  enableLogDirtyPtMasked?(kvm: KvmLike, slot: KvmMemorySlot, gfnOffset: number, mask: number): void;
+  /** kvm_arch_vcpu_kick / kvm_vcpu_kick(): make a running vCPU leave the guest soon. */
+  vcpuKick?(vcpu: KvmVcpuLike): void;
+  /** The size of the per-vCPU mmap area (KVM_GET_VCPU_MMAP_SIZE). */
+  readonly vcpuMmapSize: number;
+}
