@@ -24,15 +24,10 @@ export class PcTestdevLatch {
   readonly portByte: IoDevice;
 
   constructor() {
-    const self = this;
     const make = (name: string): IoDevice => ({
       name,
-      read(offset, data, len) {
-        lePut(data, len, self.readLanes(offset, Math.min(len, 4)));
-      },
-      write(offset, data, len) {
-        self.writeLanes(offset, Math.min(len, 4), leGet(data, Math.min(len, 4)));
-      },
+      read: (offset, data, len) => lePut(data, len, this.readLanes(offset, Math.min(len, 4))),
+      write: (offset, data, len) => this.writeLanes(offset, Math.min(len, 4), leGet(data, Math.min(len, 4))),
     });
     this.port = make("pc-testdev-ioport");
     this.portByte = make("pc-testdev-ioport-byte");

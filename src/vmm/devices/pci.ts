@@ -115,25 +115,20 @@ export class PciBus {
     private readonly pio: IoBus,
     private readonly mmio: IoBus,
   ) {
-    const self = this;
     this.addressPort = {
       name: "pci-config-address",
-      read(_offset, data, len) {
-        if (len === 4) lePut(data, 4, self.configAddress);
+      read: (_offset, data, len) => {
+        if (len === 4) lePut(data, 4, this.configAddress);
         else data.fill(0xff, 0, len);
       },
-      write(_offset, data, len) {
-        if (len === 4) self.configAddress = leGet(data, 4) & 0x80fffffc;
+      write: (_offset, data, len) => {
+        if (len === 4) this.configAddress = leGet(data, 4) & 0x80fffffc;
       },
     };
     this.dataPort = {
       name: "pci-config-data",
-      read(offset, data, len) {
-        lePut(data, len, self.dataRead(offset, len));
-      },
-      write(offset, data, len) {
-        self.dataWrite(offset, len, leGet(data, Math.min(len, 4)));
-      },
+      read: (offset, data, len) => lePut(data, len, this.dataRead(offset, len)),
+      write: (offset, data, len) => this.dataWrite(offset, len, leGet(data, Math.min(len, 4))),
     };
   }
 
