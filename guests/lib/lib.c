@@ -1,0 +1,96 @@
+/* Serial output, checks and the exception dispatcher for library-based guests (lib.h). */
+#include "lib.h"
+
+int failures;
+exc_hook_t exc_hooks[256];
+volatile ulong last_vector, last_error, last_ip, exc_count, skip_len;
+
+void putc(char c) { outb(SERIAL_PORT, (u8)c); }
+
+void puts(const char *s)
+{
+	while (*s)
+		putc(*s++);
+}
+
+void puthex(u64 v, int digits)
+{
+	for (int i = digits - 1; i >= 0; i--)
+		putc("0123456789abcdef"[(v >> (i * 4)) & 0xf]);
+}
+
+void putdec(u64 v)
+{
+	char buf[24];
+	int n = 0;
+	do {
+		buf[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		putc(buf[--n]);
+}
+
+void show(const char *name, u64 v)
+{
+	puts(name);
+	puts(": ");
+	puthex(v, 16);
+	putc('\n');
+}
+
+void check(const char *name, u64 got, u64 want)
+{
+	if (got == want) {
+		puts("ok ");
+		puts(name);
+		putc('\n');
+		return;
+	}
+	failures++;
+	puts("FAIL ");
+	puts(name);
+	puts(" got ");
+	puthex(got, 16);
+	puts(" want ");
+	puthex(want, 16);
+	putc('\n');
+}
+
+void guest_exit(int code)
+{
+	if (failures && !code)
+		code = 1;
+	puts(code ? "result: FAIL\n" : "result: PASS\n");
+	outb(EXIT_PORT, (u8)code);
+	for (;;)
+		__asm__ volatile("hlt");
+}
+
+void exc_record(struct frame *f)
+{
+	last_vector = f->vector;
+	last_error = f->error;
+	last_ip = f->ip;
+	exc_count++;
+	f->ip += skip_len;
+}
+
+void exc_dispatch(struct frame *f)
+{
+	if (f->vector < 256 && exc_hooks[f->vector]) {
+		exc_hooks[f->vector](f);
+		return;
+	}
+	puts("unhandled exception vector ");
+	putdec(f->vector);
+	puts(" error ");
+	puthex(f->error, 8);
+	puts(" ip ");
+	puthex(f->ip, 16);
+	puts(" cs ");
+	puthex(f->cs, 4);
+	putc('\n');
+	failures++;
+	guest_exit(2);
+}
