@@ -136,4 +136,64 @@ export interface KvmArch {
   vcpuKick?(vcpu: KvmVcpuLike): void;
   /** The size of the per-vCPU mmap area (KVM_GET_VCPU_MMAP_SIZE). */
   readonly vcpuMmapSize: number;
+  /**
+   * complete_userspace_io: finish the IN/MMIO-read/MSR exit userspace just served. Called by
+   * KVM_RUN before the immediate_exit check (so immediate_exit still completes pending I/O, as
+   * api.rst requires). Return > 0 to go on into the guest, <= 0 to return to userspace now.
+   */
+  completeUserspaceIo?(vcpu: KvmVcpuLike): number;
+  /** kvm_arch_nr_memslot_as_ids(): number of memslot address spaces (x86 with SMM: 2). Default 1. */
+  readonly nrMemslotAsIds?: number;
+  /** Arch statistics (appended after the generic ones, as in kvm_vm_stats_desc[] / kvm_vcpu_stats_desc[]). */
+  readonly vmStatDescs?: readonly KvmStatDesc[];
+  readonly vcpuStatDescs?: readonly KvmStatDesc[];
+}
+
+// ------------------------------------------------------------------------------------------
+// Additions (H1): generic vCPU requests (kvm_host.h). vcpu.requests is a 32-bit mask, so request
+// numbers are 0..31; the arch numbers its own from KVM_REQUEST_ARCH_BASE.
+// ------------------------------------------------------------------------------------------
+export const KVM_REQ_TLB_FLUSH = 0;
+export const KVM_REQ_VM_DEAD = 1;
+export const KVM_REQ_UNBLOCK = 2;
+export const KVM_REQ_DIRTY_RING_SOFT_FULL = 3;
+export const KVM_REQUEST_ARCH_BASE = 8;
+
+/** kvm_make_request() */
+export function kvmMakeRequest(vcpu: KvmVcpuLike, req: number): void {
+  vcpu.requests |= 1 << req;
+}
+
+/** kvm_test_request() */
+export function kvmTestRequest(vcpu: KvmVcpuLike, req: number): boolean {
+  return (vcpu.requests & (1 << req)) !== 0;
+}
+
+/** kvm_clear_request() */
+export function kvmClearRequest(vcpu: KvmVcpuLike, req: number): void {
+  vcpu.requests &= ~(1 << req);
+}
+
+/** kvm_check_request(): test and clear. */
+export function kvmCheckRequest(vcpu: KvmVcpuLike, req: number): boolean {
+  const bit = 1 << req;
+  if ((vcpu.requests & bit) === 0) return false;
+  vcpu.requests &= ~bit;
+  return true;
+}
+
+/** kvm_request_pending() */
+export function kvmRequestPending(vcpu: KvmVcpuLike): boolean {
+  return vcpu.requests !== 0;
+}
+
+/** Statistic descriptor (struct _kvm_stats_desc without the offset, which the core assigns). */
+export interface KvmStatDesc {
+  readonly name: string;
+  /** KVM_STATS_TYPE_* | KVM_STATS_UNIT_* | KVM_STATS_BASE_* */
+  readonly flags: number;
+  readonly exponent: number;
+  /** Number of u64 values: 1, or the bucket count of a histogram. */
+  readonly size: number;
+  readonly bucketSize: number;
 }

@@ -1,0 +1,1070 @@
+/**
+ * The arch-independent KVM core (virt/kvm/kvm_main.c): the three handle levels of the API,
+ *   KvmDev  - the open /dev/kvm (kvm_dev_ioctl),
+ *   Kvm     - a VM (kvm_vm_ioctl): memslots, vCPU creation, dirty logging, io buses, stats,
+ *   KvmVcpu - a vCPU (kvm_vcpu_ioctl): KVM_RUN, the run area, requests, stats,
+ * each with typed methods named after the ioctls and a byte-level `ioctl(request, arg)` where
+ * `arg` is an integer or a user pointer (hva in the owning process's address space), structs
+ * being copied in and out the way the kernel's copy_{from,to}_user do (EFAULT when they can't).
+ * Ioctls the core does not know go to the arch hooks (kvm_arch_*_ioctl): structs the core knows
+ * the layout of are decoded to objects first (see ARCH_IOCTL_ARGS); others pass `arg` as is.
+ *
+ * Errors are thrown as KvmError(errno, ioctl name); the errno is what Linux returns for the
+ * same input.
+ */
+import { PAGE_SIZE, type PhysMem } from "../../hw/physmem.js";
+import type { HostProcess } from "../../host/process.js";
+import type { MmStruct } from "../../host/mm.js";
+import type { HostTask } from "../../host/signal.js";
+import { TASK_SIZE } from "../../host/mm.js";
+import { E2BIG, EEXIST, EFAULT, EINTR, EINVAL, EIO, ENOENT, ENOMEM, ENOTTY, ENXIO } from "../../uapi/errno.js";
+import { IOC_READ, IOC_WRITE, iocDir } from "../../uapi/ioctl.js";
+import * as K from "../../uapi/kvm.js";
+import { KvmRun } from "../../uapi/kvm_run.js";
+import * as S from "../../uapi/kvm_structs.js";
+import type { StructCodec } from "../../uapi/struct.js";
+import { KvmStatsFd } from "./binary_stats.js";
+import { KVM_DIRTY_GFN_SIZE, KVM_DIRTY_RING_MAX_ENTRIES, KVM_DIRTY_RING_RSVD_ENTRIES, KvmDirtyRing } from "./dirty_ring.js";
+import { KvmError } from "./kvm_error.js";
+import {
+  KVM_PFN_ERR_FAULT, KVM_PFN_ERR_RO_FAULT, KVM_PFN_NOSLOT, KVM_REQ_DIRTY_RING_SOFT_FULL, KVM_REQ_TLB_FLUSH, KvmBus,
+  KvmMrChange, kvmCheckRequest, kvmMakeRequest, kvmTestRequest,
+  type KvmArch, type KvmIoDevice, type KvmLike, type KvmMemorySlot, type KvmStatDesc, type KvmVcpuLike,
+} from "./kvm_host.js";
+import { KvmIoBus } from "./kvm_io_bus.js";
+import { KvmMemslots } from "./memslots.js";
+import { KVM_GENERIC_VCPU_STATS, KVM_GENERIC_VM_STATS, KvmStats } from "./stats.js";
+import { KvmTracer, type TraceCallback, type TraceFields, type TraceFilter } from "./trace.js";
+
+/** KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET */
+export const KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE = 1 << 0;
+export const KVM_DIRTY_LOG_INITIALLY_SET = 1 << 1;
+export const KVM_DIRTY_LOG_MANUAL_CAPS = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET;
+
+const KVM_SET_USER_MEMORY_REGION_V1_FLAGS = K.KVM_MEM_LOG_DIRTY_PAGES | K.KVM_MEM_READONLY;
+const PAGE_SHIFT = 12;
+const TWO64 = 1n << 64n;
+
+export interface KvmDevOptions {
+  /** num_online_cpus() reported by KVM_CAP_NR_VCPUS (default: navigator.hardwareConcurrency or 1). */
+  onlineCpus?: number;
+}
+
+/** kvm_init(): the arch module hands its hooks to the core; returns the /dev/kvm handle. */
+export function kvmInit(arch: KvmArch, proc: HostProcess, opts: KvmDevOptions = {}): KvmDev {
+  return new KvmDev(arch, proc, opts);
+}
+
+// ------------------------------------------------------------------------------------------------
+// user memory helpers
+// ------------------------------------------------------------------------------------------------
+
+function copyIn<T extends object>(mm: MmStruct, codec: StructCodec<T>, hva: number, name: string): T {
+  const buf = new Uint8Array(codec.size);
+  if (mm.accessUser(hva, buf, false) !== 0) throw new KvmError(EFAULT, name, `copy_from_user 0x${hva.toString(16)}`);
+  return codec.decode(buf);
+}
+
+function copyOut<T extends object>(mm: MmStruct, codec: StructCodec<T>, v: Partial<T>, hva: number, name: string): void {
+  if (mm.accessUser(hva, codec.encode(v), true) !== 0) throw new KvmError(EFAULT, name, `copy_to_user 0x${hva.toString(16)}`);
+}
+
+function copyInBytes(mm: MmStruct, hva: number, len: number, name: string): Uint8Array {
+  const buf = new Uint8Array(len);
+  if (mm.accessUser(hva, buf, false) !== 0) throw new KvmError(EFAULT, name, `copy_from_user 0x${hva.toString(16)}+${len}`);
+  return buf;
+}
+
+function copyOutBytes(mm: MmStruct, hva: number, bytes: Uint8Array, name: string): void {
+  if (mm.accessUser(hva, bytes, true) !== 0) throw new KvmError(EFAULT, name, `copy_to_user 0x${hva.toString(16)}+${bytes.length}`);
+}
+
+/** How the byte-level path moves an arch ioctl's argument between user memory and objects. */
+interface ArgCodec {
+  name: string;
+  /** Read the argument from user memory (for _IOW / _IOWR). */
+  read?(mm: MmStruct, hva: number): object;
+  /** Write the result (or the updated input) back (for _IOR / _IOWR). */
+  write?(mm: MmStruct, hva: number, v: object): void;
+}
+
+function fixed<T extends object>(name: string, codec: StructCodec<T>, request: number): ArgCodec {
+  const dir = iocDir(request);
+  return {
+    name,
+    read: dir & IOC_WRITE ? (mm, hva) => copyIn(mm, codec, hva, name) : undefined,
+    write: dir & IOC_READ ? (mm, hva, v) => copyOut(mm, codec, v as T, hva, name) : undefined,
+  };
+}
+
+/** KVM_MAX_CPUID_ENTRIES / MAX_IO_MSRS bound what the kernel copies from user memory. */
+const MAX_VARLEN_ENTRIES = 0x10000;
+
+function msrsCodec(name: string, writeBack: boolean): ArgCodec {
+  return {
+    name,
+    read(mm, hva) {
+      const h = copyIn(mm, S.kvm_msrs, hva, name);
+      if (h.nmsrs >= MAX_VARLEN_ENTRIES) throw new KvmError(E2BIG, name, `nmsrs ${h.nmsrs}`);
+      return S.decodeMsrs(copyInBytes(mm, hva, S.msrsSize(h.nmsrs), name));
+    },
+    write: writeBack ? (mm, hva, v) => copyOutBytes(mm, hva, S.encodeMsrs(v as S.KvmMsrs), name) : undefined,
+  };
+}
+
+function cpuidCodec(name: string, readEntries: boolean): ArgCodec {
+  return {
+    name,
+    read(mm, hva) {
+      const h = copyIn(mm, S.kvm_cpuid2, hva, name);
+      if (!readEntries) return { nent: h.nent, entries: [] };
+      if (h.nent >= MAX_VARLEN_ENTRIES) throw new KvmError(E2BIG, name, `nent ${h.nent}`);
+      return S.decodeCpuid2(copyInBytes(mm, hva, S.cpuid2Size(h.nent), name));
+    },
+    write: readEntries ? undefined : (mm, hva, v) => copyOutBytes(mm, hva, S.encodeCpuid2(v as S.KvmCpuid2), name),
+  };
+}
+
+function msrListCodec(name: string): ArgCodec {
+  return {
+    name,
+    read: (mm, hva) => ({ nmsrs: copyIn(mm, S.kvm_msr_list, hva, name).nmsrs, indices: [] }),
+    write: (mm, hva, v) => copyOutBytes(mm, hva, S.encodeMsrList(v as S.KvmMsrList), name),
+  };
+}
+
+/**
+ * Arch ioctls whose argument layout the core knows: decoded before the arch hook sees them.
+ * Conventions for the hook: _IOW gets the decoded object; _IOR gets 0 and returns the object to
+ * copy out; _IOWR gets the decoded object and returns either a new object to copy out or a
+ * number (then the input object, possibly updated in place, is copied out).
+ */
+export const ARCH_IOCTL_ARGS = new Map<number, ArgCodec>([
+  [K.KVM_GET_REGS, fixed("KVM_GET_REGS", S.kvm_regs, K.KVM_GET_REGS)],
+  [K.KVM_SET_REGS, fixed("KVM_SET_REGS", S.kvm_regs, K.KVM_SET_REGS)],
+  [K.KVM_GET_SREGS, fixed("KVM_GET_SREGS", S.kvm_sregs, K.KVM_GET_SREGS)],
+  [K.KVM_SET_SREGS, fixed("KVM_SET_SREGS", S.kvm_sregs, K.KVM_SET_SREGS)],
+  [K.KVM_GET_FPU, fixed("KVM_GET_FPU", S.kvm_fpu, K.KVM_GET_FPU)],
+  [K.KVM_SET_FPU, fixed("KVM_SET_FPU", S.kvm_fpu, K.KVM_SET_FPU)],
+  [K.KVM_TRANSLATE, fixed("KVM_TRANSLATE", S.kvm_translation, K.KVM_TRANSLATE)],
+  [K.KVM_INTERRUPT, fixed("KVM_INTERRUPT", S.kvm_interrupt, K.KVM_INTERRUPT)],
+  [K.KVM_GET_MP_STATE, fixed("KVM_GET_MP_STATE", S.kvm_mp_state, K.KVM_GET_MP_STATE)],
+  [K.KVM_SET_MP_STATE, fixed("KVM_SET_MP_STATE", S.kvm_mp_state, K.KVM_SET_MP_STATE)],
+  [K.KVM_SET_GUEST_DEBUG, fixed("KVM_SET_GUEST_DEBUG", S.kvm_guest_debug, K.KVM_SET_GUEST_DEBUG)],
+  [K.KVM_GET_VCPU_EVENTS, fixed("KVM_GET_VCPU_EVENTS", S.kvm_vcpu_events, K.KVM_GET_VCPU_EVENTS)],
+  [K.KVM_SET_VCPU_EVENTS, fixed("KVM_SET_VCPU_EVENTS", S.kvm_vcpu_events, K.KVM_SET_VCPU_EVENTS)],
+  [K.KVM_GET_DEBUGREGS, fixed("KVM_GET_DEBUGREGS", S.kvm_debugregs, K.KVM_GET_DEBUGREGS)],
+  [K.KVM_SET_DEBUGREGS, fixed("KVM_SET_DEBUGREGS", S.kvm_debugregs, K.KVM_SET_DEBUGREGS)],
+  [K.KVM_ENABLE_CAP, fixed("KVM_ENABLE_CAP", S.kvm_enable_cap, K.KVM_ENABLE_CAP)],
+  [K.KVM_IRQ_LINE, fixed("KVM_IRQ_LINE", S.kvm_irq_level, K.KVM_IRQ_LINE)],
+  [K.KVM_IRQ_LINE_STATUS, fixed("KVM_IRQ_LINE_STATUS", S.kvm_irq_level, K.KVM_IRQ_LINE_STATUS)],
+  [K.KVM_IRQFD, fixed("KVM_IRQFD", S.kvm_irqfd, K.KVM_IRQFD)],
+  [K.KVM_IOEVENTFD, fixed("KVM_IOEVENTFD", S.kvm_ioeventfd, K.KVM_IOEVENTFD)],
+  [K.KVM_SIGNAL_MSI, fixed("KVM_SIGNAL_MSI", S.kvm_msi, K.KVM_SIGNAL_MSI)],
+  [K.KVM_CREATE_PIT2, fixed("KVM_CREATE_PIT2", S.kvm_pit_config, K.KVM_CREATE_PIT2)],
+  [K.KVM_SET_CLOCK, fixed("KVM_SET_CLOCK", S.kvm_clock_data, K.KVM_SET_CLOCK)],
+  [K.KVM_GET_CLOCK, fixed("KVM_GET_CLOCK", S.kvm_clock_data, K.KVM_GET_CLOCK)],
+  [K.KVM_REGISTER_COALESCED_MMIO, fixed("KVM_REGISTER_COALESCED_MMIO", S.kvm_coalesced_mmio_zone, K.KVM_REGISTER_COALESCED_MMIO)],
+  [K.KVM_UNREGISTER_COALESCED_MMIO, fixed("KVM_UNREGISTER_COALESCED_MMIO", S.kvm_coalesced_mmio_zone, K.KVM_UNREGISTER_COALESCED_MMIO)],
+  [K.KVM_GET_MSRS, msrsCodec("KVM_GET_MSRS", true)],
+  [K.KVM_SET_MSRS, msrsCodec("KVM_SET_MSRS", false)],
+  [K.KVM_SET_CPUID2, cpuidCodec("KVM_SET_CPUID2", true)],
+  [K.KVM_GET_CPUID2, cpuidCodec("KVM_GET_CPUID2", false)],
+  [K.KVM_GET_SUPPORTED_CPUID, cpuidCodec("KVM_GET_SUPPORTED_CPUID", false)],
+  [K.KVM_GET_EMULATED_CPUID, cpuidCodec("KVM_GET_EMULATED_CPUID", false)],
+  [K.KVM_GET_MSR_INDEX_LIST, msrListCodec("KVM_GET_MSR_INDEX_LIST")],
+  [K.KVM_GET_MSR_FEATURE_INDEX_LIST, msrListCodec("KVM_GET_MSR_FEATURE_INDEX_LIST")],
+]);
+
+/** Run an arch ioctl hook through the byte-level argument conventions above. */
+function archIoctlBytes(mm: MmStruct, request: number, arg: number, call: (a: number | object) => number | object): number {
+  const c = ARCH_IOCTL_ARGS.get(request);
+  if (!c) {
+    const r = call(arg);
+    if (typeof r !== "number") throw new KvmError(EIO, `ioctl 0x${request.toString(16)}`, "arch returned a struct for an ioctl whose layout the core does not know");
+    return r;
+  }
+  const input = c.read ? c.read(mm, arg) : 0;
+  const r = call(input);
+  if (c.write) {
+    if (typeof r === "object") c.write(mm, arg, r);
+    else if (typeof input === "object") c.write(mm, arg, input);
+    else throw new KvmError(EIO, c.name, "arch returned no struct to copy out");
+    return typeof r === "number" ? r : 0;
+  }
+  return typeof r === "number" ? r : 0;
+}
+
+const toNumber = (v: bigint | number): number => (typeof v === "bigint" ? Number(v) : v);
+
+// ------------------------------------------------------------------------------------------------
+// KvmDev: /dev/kvm
+// ------------------------------------------------------------------------------------------------
+
+export class KvmDev {
+  readonly tracer = new KvmTracer();
+  readonly onlineCpus: number;
+  private vmStatDescs: KvmStatDesc[];
+  private vcpuStatDescs: KvmStatDesc[];
+  readonly vms = new Set<Kvm>();
+
+  constructor(
+    readonly arch: KvmArch,
+    readonly proc: HostProcess,
+    opts: KvmDevOptions = {},
+  ) {
+    const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+    this.onlineCpus = Math.max(1, opts.onlineCpus ?? nav?.hardwareConcurrency ?? 1);
+    this.vmStatDescs = [...KVM_GENERIC_VM_STATS, ...(arch.vmStatDescs ?? [])];
+    this.vcpuStatDescs = [...KVM_GENERIC_VCPU_STATS, ...(arch.vcpuStatDescs ?? [])];
+  }
+
+  /** Add arch statistics (after the generic ones) for VMs and vCPUs created from now on. */
+  registerArchStats(vmDescs: readonly KvmStatDesc[], vcpuDescs: readonly KvmStatDesc[]): void {
+    const add = (list: KvmStatDesc[], ds: readonly KvmStatDesc[]): void => {
+      for (const d of ds) if (!list.some((x) => x.name === d.name)) list.push(d);
+    };
+    add(this.vmStatDescs, vmDescs);
+    add(this.vcpuStatDescs, vcpuDescs);
+  }
+
+  get vmStats(): readonly KvmStatDesc[] {
+    return this.vmStatDescs;
+  }
+
+  get vcpuStats(): readonly KvmStatDesc[] {
+    return this.vcpuStatDescs;
+  }
+
+  /** Listen to tracepoints of every VM of this /dev/kvm (see trace.ts). Returns unsubscribe. */
+  subscribeTrace(filter: TraceFilter, cb: TraceCallback): () => void {
+    return this.tracer.subscribe(filter, cb);
+  }
+
+  /** KVM_GET_API_VERSION: 12. */
+  getApiVersion(): number {
+    return K.KVM_API_VERSION;
+  }
+
+  /** KVM_CHECK_EXTENSION on /dev/kvm. */
+  checkExtension(cap: number): number {
+    return checkExtensionGeneric(this, null, cap);
+  }
+
+  /** KVM_GET_VCPU_MMAP_SIZE */
+  getVcpuMmapSize(): number {
+    return this.arch.vcpuMmapSize;
+  }
+
+  /** KVM_CREATE_VM(type): the machine type goes to kvm_arch_init_vm(), which rejects unknown ones. */
+  createVm(type = 0): Kvm {
+    if (!Number.isInteger(type) || type < 0) throw new KvmError(EINVAL, "KVM_CREATE_VM", `type ${type}`);
+    const kvm = new Kvm(this, type);
+    this.vms.add(kvm);
+    return kvm;
+  }
+
+  /** KVM_GET_SUPPORTED_CPUID (arch): `nent` is the room the caller has. */
+  getSupportedCpuid(nent: number): S.KvmCpuid2 {
+    return this.arch.devIoctl(K.KVM_GET_SUPPORTED_CPUID, { nent, entries: [] }) as S.KvmCpuid2;
+  }
+
+  /** KVM_GET_MSR_INDEX_LIST (arch) */
+  getMsrIndexList(nmsrs: number): S.KvmMsrList {
+    return this.arch.devIoctl(K.KVM_GET_MSR_INDEX_LIST, { nmsrs, indices: [] }) as S.KvmMsrList;
+  }
+
+  /** kvm_dev_ioctl(): `arg` is an integer or a user pointer into `proc.mm`. */
+  ioctl(request: number, arg = 0): number {
+    request >>>= 0;
+    switch (request) {
+      case K.KVM_GET_API_VERSION:
+        if (arg !== 0) throw new KvmError(EINVAL, "KVM_GET_API_VERSION", "arg must be 0");
+        return this.getApiVersion();
+      case K.KVM_CHECK_EXTENSION:
+        return this.checkExtension(arg);
+      case K.KVM_GET_VCPU_MMAP_SIZE:
+        if (arg !== 0) throw new KvmError(EINVAL, "KVM_GET_VCPU_MMAP_SIZE", "arg must be 0");
+        return this.getVcpuMmapSize();
+      case K.KVM_CREATE_VM:
+        // A real ioctl returns an fd; here the VM is returned by createVm(). Report the API's shape.
+        throw new KvmError(EINVAL, "KVM_CREATE_VM", "use createVm(): a VM handle cannot be returned as an integer");
+      default:
+        return archIoctlBytes(this.proc.mm, request, arg, (a) => this.arch.devIoctl(request, a));
+    }
+  }
+}
+
+/** kvm_vm_ioctl_check_extension_generic() */
+function checkExtensionGeneric(dev: KvmDev, kvm: Kvm | null, cap: number): number {
+  const arch = dev.arch;
+  switch (cap) {
+    case K.KVM_CAP_USER_MEMORY:
+    case K.KVM_CAP_USER_MEMORY2:
+    case K.KVM_CAP_DESTROY_MEMORY_REGION_WORKS:
+    case K.KVM_CAP_JOIN_MEMORY_REGIONS_WORKS:
+    case K.KVM_CAP_INTERNAL_ERROR_DATA:
+    case K.KVM_CAP_CHECK_EXTENSION_VM:
+    case K.KVM_CAP_ENABLE_CAP_VM:
+    case K.KVM_CAP_IMMEDIATE_EXIT:
+    case K.KVM_CAP_BINARY_STATS_FD:
+    case K.KVM_CAP_READONLY_MEM:
+      return 1;
+    case K.KVM_CAP_NR_VCPUS:
+      return Math.min(dev.onlineCpus, K.KVM_MAX_VCPUS);
+    case K.KVM_CAP_MAX_VCPUS:
+      return K.KVM_MAX_VCPUS;
+    case K.KVM_CAP_MAX_VCPU_ID:
+      return K.KVM_MAX_VCPU_IDS;
+    case K.KVM_CAP_NR_MEMSLOTS:
+      return K.KVM_USER_MEM_SLOTS;
+    case K.KVM_CAP_MULTI_ADDRESS_SPACE:
+      return arch.nrMemslotAsIds ?? 1;
+    case K.KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:
+      return KVM_DIRTY_LOG_MANUAL_CAPS;
+    case K.KVM_CAP_DIRTY_LOG_RING:
+    case K.KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
+      return KVM_DIRTY_RING_MAX_ENTRIES * KVM_DIRTY_GFN_SIZE;
+    default:
+      return arch.checkExtension(kvm, cap);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Kvm: a VM
+// ------------------------------------------------------------------------------------------------
+
+/** The result of KVM_GET_STATS_FD: a read-only "file". */
+export type { KvmStatsFd };
+
+export class Kvm implements KvmLike {
+  readonly physmem: PhysMem;
+  readonly proc: HostProcess;
+  readonly mm: MmStruct;
+  readonly stats: KvmStats;
+  readonly stat: Record<string, number>;
+  arch: unknown = undefined;
+  /** kvm->memslots[as_id] */
+  readonly memslots: KvmMemslots[];
+  readonly vcpus: KvmVcpu[] = [];
+  /** kvm->created_vcpus (counts creations in flight too) */
+  createdVcpus = 0;
+  maxVcpus = K.KVM_MAX_VCPUS;
+  readonly buses: KvmIoBus[] = [new KvmIoBus(), new KvmIoBus(), new KvmIoBus(), new KvmIoBus()];
+  /** kvm->dirty_ring_size in bytes (0: dirty bitmaps are used) */
+  dirtyRingSize = 0;
+  /** kvm->manual_dirty_log_protect */
+  manualDirtyLogProtect = 0;
+  /** mmu_invalidate_seq / mmu_invalidate_in_progress: arch page faults retry when these moved. */
+  mmuInvalidateSeq = 0;
+  mmuInvalidateInProgress = 0;
+  /** The VM is dead after a fatal internal error (KVM_BUG_ON): every ioctl returns EIO. */
+  dead = false;
+  private readonly unregisterNotifier: () => void;
+
+  constructor(
+    readonly dev: KvmDev,
+    readonly type: number,
+  ) {
+    this.proc = dev.proc;
+    this.mm = dev.proc.mm;
+    this.physmem = dev.proc.host.physmem;
+    this.stats = new KvmStats(dev.vmStats);
+    this.stat = this.stats.stat;
+    const nAs = dev.arch.nrMemslotAsIds ?? 1;
+    this.memslots = [];
+    for (let i = 0; i < nAs; i++) this.memslots.push(new KvmMemslots(i));
+    dev.arch.initVm(this, type);
+    this.unregisterNotifier = this.mm.registerMmuNotifier({
+      invalidateRangeStart: (s, e) => this.mmuNotifierInvalidateRangeStart(s, e),
+      invalidateRangeEnd: () => this.mmuInvalidateInProgress--,
+    });
+  }
+
+  // ---------------------------------------------------------------- KvmLike
+
+  get tracing(): boolean {
+    return this.dev.tracer.enabled;
+  }
+
+  trace(event: string, fields: TraceFields, vcpu?: KvmVcpuLike): void {
+    const t = this.dev.tracer;
+    if (!t.enabled) return;
+    const task = vcpu instanceof KvmVcpu ? vcpu.task : this.proc.task;
+    t.emit({ name: event, fields, tsNs: this.proc.clock.nowNs(), pid: task.tid, comm: this.proc.comm, cpu: 0, vcpuId: vcpu ? vcpu.vcpuId : -1 });
+  }
+
+  /** gfn_to_memslot() / __gfn_to_memslot(kvm_memslots(kvm, as_id), gfn) */
+  gfnToMemslot(gfn: number, asId = 0): KvmMemorySlot | null {
+    const m = this.memslots[asId];
+    return m === undefined ? null : m.lookup(gfn);
+  }
+
+  /** __gfn_to_pfn_memslot(): slot -> hva -> get_user_pages. */
+  gfnToPfn(gfn: number, write: boolean, asId = 0): number {
+    const m = this.memslots[asId];
+    const slot = m === undefined ? null : m.lookup(gfn);
+    if (slot === null) return KVM_PFN_NOSLOT;
+    if (write && (slot.flags & K.KVM_MEM_READONLY) !== 0) return KVM_PFN_ERR_RO_FAULT;
+    const pfn = this.mm.getUserPage(slot.userspaceAddr + (gfn - slot.baseGfn) * PAGE_SIZE, write);
+    return pfn < 0 ? KVM_PFN_ERR_FAULT : pfn;
+  }
+
+  /** gfn_to_hva_memslot(): the hva backing `gfn`, or -1 without a slot. */
+  gfnToHva(gfn: number, asId = 0): number {
+    const slot = this.gfnToMemslot(gfn, asId);
+    return slot === null ? -1 : slot.userspaceAddr + (gfn - slot.baseGfn) * PAGE_SIZE;
+  }
+
+  /** mark_page_dirty_in_slot(): dirty ring of `vcpu` when rings are on, else the slot's bitmap. */
+  markPageDirty(vcpu: KvmVcpuLike | null, gfn: number, asId = 0): void {
+    const slot = this.gfnToMemslot(gfn, asId);
+    if (slot === null || (slot.flags & K.KVM_MEM_LOG_DIRTY_PAGES) === 0) return;
+    const rel = gfn - slot.baseGfn;
+    if (this.dirtyRingSize !== 0) {
+      if (vcpu instanceof KvmVcpu && vcpu.dirtyRing) {
+        const ring = vcpu.dirtyRing;
+        ring.push(slot.id, rel);
+        if (ring.softFull()) kvmMakeRequest(vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
+      }
+      return;
+    }
+    const bm = slot.dirtyBitmap;
+    if (bm !== null) bm[rel >>> 5] |= 1 << (rel & 31);
+  }
+
+  ioBusRead(vcpu: KvmVcpuLike | null, bus: KvmBus, addr: number, len: number, data: Uint8Array): boolean {
+    return this.buses[bus].read(vcpu, addr, len, data);
+  }
+
+  ioBusWrite(vcpu: KvmVcpuLike | null, bus: KvmBus, addr: number, len: number, data: Uint8Array): boolean {
+    return this.buses[bus].write(vcpu, addr, len, data);
+  }
+
+  /** kvm_io_bus_register_dev() */
+  ioBusRegisterDev(bus: KvmBus, addr: number, len: number, dev: KvmIoDevice): void {
+    this.buses[bus].register(addr, len, dev);
+  }
+
+  /** kvm_io_bus_unregister_dev() */
+  ioBusUnregisterDev(bus: KvmBus, dev: KvmIoDevice): void {
+    this.buses[bus].unregister(dev);
+  }
+
+  /** kvm_flush_remote_tlbs(): every vCPU flushes before its next entry. */
+  flushRemoteTlbs(): void {
+    this.stat.remote_tlb_flush_requests++;
+    for (const v of this.vcpus) kvmMakeRequest(v, KVM_REQ_TLB_FLUSH);
+    this.stat.remote_tlb_flush++;
+    for (const v of this.vcpus) kvmVcpuKick(v);
+  }
+
+  /** kvm_make_all_cpus_request() */
+  makeAllCpusRequest(req: number): void {
+    for (const v of this.vcpus) {
+      kvmMakeRequest(v, req);
+      kvmVcpuKick(v);
+    }
+  }
+
+  /** kvm_get_vcpu_by_id() */
+  getVcpuById(id: number): KvmVcpu | null {
+    return this.vcpus.find((v) => v.vcpuId === id) ?? null;
+  }
+
+  /** Throws EIO once the VM is dead (KVM_BUG_ON). */
+  checkAlive(name: string): void {
+    if (this.dead) throw new KvmError(EIO, name, "VM is dead");
+  }
+
+  // ---------------------------------------------------------------- memory regions
+
+  /** KVM_SET_USER_MEMORY_REGION */
+  setUserMemoryRegion(r: S.KvmUserspaceMemoryRegion): void {
+    const name = "KVM_SET_USER_MEMORY_REGION";
+    this.checkAlive(name);
+    // Rule 1: the v1 ioctl accepts only LOG_DIRTY_PAGES and READONLY.
+    if (r.flags & ~KVM_SET_USER_MEMORY_REGION_V1_FLAGS) throw new KvmError(EINVAL, name, `flags 0x${r.flags.toString(16)}`);
+    this.setMemoryRegion({ ...r, guest_memfd_offset: 0n, guest_memfd: 0, pad1: 0, pad2: [] }, name);
+  }
+
+  /** KVM_SET_USER_MEMORY_REGION2 */
+  setUserMemoryRegion2(r: S.KvmUserspaceMemoryRegion2): void {
+    this.checkAlive("KVM_SET_USER_MEMORY_REGION2");
+    this.setMemoryRegion(r, "KVM_SET_USER_MEMORY_REGION2");
+  }
+
+  /** kvm_set_memory_region() / __kvm_set_memory_region(): the digest §2 checks in order. */
+  private setMemoryRegion(mem: S.KvmUserspaceMemoryRegion2, name: string): void {
+    const slotArg = mem.slot >>> 0;
+    const asId = slotArg >>> 16;
+    const id = slotArg & 0xffff;
+    const size = BigInt.asUintN(64, BigInt(mem.memory_size));
+    const gpa = BigInt.asUintN(64, BigInt(mem.guest_phys_addr));
+    const uaddr = BigInt.asUintN(64, BigInt(mem.userspace_addr));
+    const hex = (v: bigint): string => `0x${v.toString(16)}`;
+    // Rule 2: slot number (the u16 part) beyond KVM_USER_MEM_SLOTS.
+    if (id >= K.KVM_USER_MEM_SLOTS) throw new KvmError(EINVAL, name, `slot ${id} >= ${K.KVM_USER_MEM_SLOTS}`);
+    // Rule 3: check_memory_region_flags(): guest_memfd is not implemented, so its flag is unknown here.
+    const valid = K.KVM_MEM_LOG_DIRTY_PAGES | K.KVM_MEM_READONLY;
+    if (mem.flags & ~valid) throw new KvmError(EINVAL, name, `flags 0x${mem.flags.toString(16)}`);
+    // Rule 4: size page aligned (and representable).
+    if (size & BigInt(PAGE_SIZE - 1)) throw new KvmError(EINVAL, name, `memory_size ${hex(size)} not page aligned`);
+    // Rule 5: gpa page aligned.
+    if (gpa & BigInt(PAGE_SIZE - 1)) throw new KvmError(EINVAL, name, `guest_phys_addr ${hex(gpa)} not page aligned`);
+    // Rule 6: userspace_addr aligned and access_ok() over the size (inside the user address space).
+    if (uaddr & BigInt(PAGE_SIZE - 1) || uaddr + size > BigInt(TASK_SIZE)) throw new KvmError(EINVAL, name, `userspace_addr ${hex(uaddr)} size ${hex(size)}`);
+    // Rule 7 (guest_memfd offset) is unreachable: KVM_MEM_GUEST_MEMFD was refused by rule 3.
+    // Rule 8: address space.
+    if (asId >= this.memslots.length) throw new KvmError(EINVAL, name, `address space ${asId}`);
+    // Rule 9: gpa + size wraps.
+    if (gpa + size >= TWO64) throw new KvmError(EINVAL, name, "guest_phys_addr + memory_size wraps");
+    const npagesBig = size >> BigInt(PAGE_SHIFT);
+    // Rule 10: too many pages.
+    if (npagesBig > BigInt(K.KVM_MEM_MAX_NR_PAGES)) throw new KvmError(EINVAL, name, `${npagesBig} pages`);
+    const npages = Number(npagesBig);
+    const baseGfn = Number(gpa >> BigInt(PAGE_SHIFT));
+    const slots = this.memslots[asId];
+    const old = slots.byNumber(id);
+
+    if (npages === 0) {
+      // Rule 11: deleting a slot that does not exist.
+      if (old === null) throw new KvmError(EINVAL, name, `delete of absent slot ${id}`);
+      this.commitMemslot(slots, old, null, KvmMrChange.DELETE);
+      return;
+    }
+    let change: KvmMrChange;
+    if (old === null) {
+      // Rule 12: the total page count must not overflow (kvm->nr_memslot_pages).
+      if (slots.nrPages + npages > Number.MAX_SAFE_INTEGER) throw new KvmError(EINVAL, name, "total page count overflows");
+      change = KvmMrChange.CREATE;
+    } else {
+      // Rule 13 (modifying a guest_memfd slot) is unreachable for the same reason as rule 7.
+      // Rule 14: slots can't be resized, remapped or have READONLY toggled.
+      if (Number(uaddr) !== old.userspaceAddr || npages !== old.npages || ((mem.flags ^ old.flags) & K.KVM_MEM_READONLY) !== 0) {
+        throw new KvmError(EINVAL, name, `slot ${id}: userspace_addr/size/READONLY can't change`);
+      }
+      // Rule 15: what kind of change.
+      if (baseGfn !== old.baseGfn) change = KvmMrChange.MOVE;
+      else if (mem.flags !== old.flags) change = KvmMrChange.FLAGS_ONLY;
+      else return;
+    }
+    // Rule 16: CREATE and MOVE must not overlap another slot of the address space.
+    if (change === KvmMrChange.CREATE || change === KvmMrChange.MOVE) {
+      const o = slots.findOverlap(baseGfn, npages, old ? old.id : -1);
+      if (o) throw new KvmError(EEXIST, name, `gfn 0x${baseGfn.toString(16)}+${npages} overlaps slot ${o.id & 0xffff}`);
+    }
+    let dirtyBitmap: Uint32Array | null = null;
+    if (mem.flags & K.KVM_MEM_LOG_DIRTY_PAGES && this.dirtyRingSize === 0) {
+      if (old && old.dirtyBitmap && change !== KvmMrChange.MOVE) dirtyBitmap = old.dirtyBitmap;
+      else {
+        try {
+          // ALIGN(npages, BITS_PER_LONG) bits, so the user copy is a whole number of u64s.
+          dirtyBitmap = new Uint32Array(Math.ceil(npages / 64) * 2);
+        } catch {
+          // Rule 17: allocation failure.
+          throw new KvmError(ENOMEM, name, "dirty bitmap");
+        }
+        if (this.manualDirtyLogProtect & KVM_DIRTY_LOG_INITIALLY_SET) initiallySet(dirtyBitmap, npages);
+      }
+    }
+    const next: KvmMemorySlot = {
+      id: (asId << 16) | id,
+      asId,
+      baseGfn,
+      npages,
+      userspaceAddr: Number(uaddr),
+      flags: mem.flags,
+      dirtyBitmap,
+      arch: change === KvmMrChange.FLAGS_ONLY && old ? old.arch : undefined,
+    };
+    this.commitMemslot(slots, old, next, change);
+  }
+
+  /** kvm_set_memslot(): arch prepare, invalidate on delete/move, install, arch commit. */
+  private commitMemslot(slots: KvmMemslots, old: KvmMemorySlot | null, next: KvmMemorySlot | null, change: KvmMrChange): void {
+    const arch = this.dev.arch;
+    arch.prepareMemoryRegion?.(this, old, next, change);
+    if ((change === KvmMrChange.DELETE || change === KvmMrChange.MOVE) && old) {
+      // kvm_invalidate_memslot(): no vCPU may keep using the old mapping.
+      slots.replace(old, null);
+      arch.flushShadowMemslot?.(this, old);
+      if (next) slots.replace(null, next);
+    } else {
+      slots.replace(old, next);
+    }
+    arch.commitMemoryRegion?.(this, old, next, change);
+  }
+
+  /** The mmu notifier: drop KVM's mappings of host pages that change (kvm_mmu_notifier_invalidate_range_start). */
+  private mmuNotifierInvalidateRangeStart(start: number, end: number): void {
+    this.mmuInvalidateInProgress++;
+    this.mmuInvalidateSeq++;
+    const unmap = this.dev.arch.unmapGfnRange;
+    if (!unmap) return;
+    let flush = false;
+    for (const slots of this.memslots) {
+      for (const slot of slots.slots) {
+        const sStart = slot.userspaceAddr;
+        const sEnd = sStart + slot.npages * PAGE_SIZE;
+        const lo = Math.max(start, sStart);
+        const hi = Math.min(end, sEnd);
+        if (lo >= hi) continue;
+        const g0 = slot.baseGfn + Math.floor((lo - sStart) / PAGE_SIZE);
+        const g1 = slot.baseGfn + Math.ceil((hi - sStart) / PAGE_SIZE);
+        if (unmap.call(this.dev.arch, this, slot, g0, g1)) flush = true;
+      }
+    }
+    if (flush) this.flushRemoteTlbs();
+  }
+
+  // ---------------------------------------------------------------- vCPUs
+
+  /** KVM_CREATE_VCPU (kvm_vm_ioctl_create_vcpu) */
+  createVcpu(id: number): KvmVcpu {
+    const name = "KVM_CREATE_VCPU";
+    this.checkAlive(name);
+    if (!Number.isInteger(id) || id < 0 || id >= K.KVM_MAX_VCPU_IDS) throw new KvmError(EINVAL, name, `id ${id} >= KVM_MAX_VCPU_IDS`);
+    if (this.createdVcpus >= this.maxVcpus) throw new KvmError(EINVAL, name, `already ${this.createdVcpus} vCPUs (max ${this.maxVcpus})`);
+    if (this.getVcpuById(id)) throw new KvmError(EEXIST, name, `vcpu id ${id} exists`);
+    this.dev.arch.vcpuPrecreate?.(this, id);
+    this.createdVcpus++;
+    let vcpu: KvmVcpu;
+    try {
+      vcpu = new KvmVcpu(this, id, this.vcpus.length);
+      this.dev.arch.vcpuCreate(vcpu);
+    } catch (e) {
+      this.createdVcpus--;
+      throw e;
+    }
+    this.vcpus.push(vcpu);
+    return vcpu;
+  }
+
+  // ---------------------------------------------------------------- dirty logging
+
+  private dirtyLogSlot(slotArg: number, name: string): KvmMemorySlot {
+    if (this.dirtyRingSize !== 0) throw new KvmError(ENXIO, name, "dirty ring in use");
+    const asId = slotArg >>> 16;
+    const id = slotArg & 0xffff;
+    if (asId >= this.memslots.length || id >= K.KVM_USER_MEM_SLOTS) throw new KvmError(EINVAL, name, `slot 0x${slotArg.toString(16)}`);
+    const slot = this.memslots[asId].byNumber(id);
+    if (!slot || !slot.dirtyBitmap) throw new KvmError(ENOENT, name, `slot ${id} has no dirty log`);
+    return slot;
+  }
+
+  /**
+   * KVM_GET_DIRTY_LOG (kvm_get_dirty_log_protect): the slot's bitmap as bytes (ALIGN(npages, 64)
+   * bits). Without manual protect the bitmap is cleared and the pages write-protected again.
+   */
+  getDirtyLog(slotArg: number): Uint8Array {
+    const name = "KVM_GET_DIRTY_LOG";
+    this.checkAlive(name);
+    const slot = this.dirtyLogSlot(slotArg >>> 0, name);
+    const bm = slot.dirtyBitmap!;
+    const snapshot = new Uint32Array(bm);
+    if (!this.manualDirtyLogProtect) {
+      let protect = false;
+      const reprotect = this.dev.arch.enableLogDirtyPtMasked;
+      for (let i = 0; i < bm.length; i++) {
+        const mask = bm[i];
+        if (mask === 0) continue;
+        bm[i] = 0;
+        protect = true;
+        reprotect?.call(this.dev.arch, this, slot, i * 32, mask >>> 0);
+      }
+      if (protect) this.flushRemoteTlbs();
+    }
+    return new Uint8Array(snapshot.buffer);
+  }
+
+  /** KVM_CLEAR_DIRTY_LOG (kvm_clear_dirty_log_protect): `bitmap` bit i covers page first_page + i. */
+  clearDirtyLog(slotArg: number, firstPage: number, numPages: number, bitmap: Uint8Array): void {
+    const name = "KVM_CLEAR_DIRTY_LOG";
+    this.checkAlive(name);
+    const slot = this.dirtyLogSlot(slotArg >>> 0, name);
+    if (firstPage % 64 !== 0) throw new KvmError(EINVAL, name, `first_page ${firstPage} not a multiple of 64`);
+    if (firstPage > slot.npages || numPages > slot.npages - firstPage || (numPages < slot.npages - firstPage && numPages % 64 !== 0)) {
+      throw new KvmError(EINVAL, name, `pages ${firstPage}+${numPages} of ${slot.npages}`);
+    }
+    const bm = slot.dirtyBitmap!;
+    const words = Math.ceil(numPages / 32);
+    if (bitmap.length < Math.ceil(numPages / 64) * 8) throw new KvmError(EFAULT, name, "bitmap too short");
+    const dv = new DataView(bitmap.buffer, bitmap.byteOffset, bitmap.byteLength);
+    const reprotect = this.dev.arch.enableLogDirtyPtMasked;
+    let flush = false;
+    for (let i = 0; i < words; i++) {
+      let user = dv.getUint32(i * 4, true);
+      const left = numPages - i * 32;
+      if (left < 32) user &= (1 << left) - 1;
+      const w = firstPage / 32 + i;
+      const mask = (bm[w] & user) >>> 0;
+      if (mask === 0) continue;
+      bm[w] &= ~mask;
+      flush = true;
+      reprotect?.call(this.dev.arch, this, slot, w * 32, mask);
+    }
+    if (flush) this.flushRemoteTlbs();
+  }
+
+  /** KVM_RESET_DIRTY_RINGS: recycle harvested entries of every vCPU; returns how many. */
+  resetDirtyRings(): number {
+    const name = "KVM_RESET_DIRTY_RINGS";
+    this.checkAlive(name);
+    if (this.dirtyRingSize === 0) throw new KvmError(EINVAL, name, "dirty ring not enabled");
+    const arch = this.dev.arch;
+    let cleared = 0;
+    for (const v of this.vcpus) {
+      const ring = v.dirtyRing!;
+      cleared += ring.reset((slotId, offset, mask) => {
+        // kvm_reset_dirty_gfn(): ignore entries naming a slot that no longer fits.
+        const asId = slotId >>> 16;
+        const id = slotId & 0xffff;
+        if (asId >= this.memslots.length || id >= K.KVM_USER_MEM_SLOTS) return;
+        const slot = this.memslots[asId].byNumber(id);
+        if (!slot || offset + 31 - Math.clz32(mask) >= slot.npages) return;
+        arch.enableLogDirtyPtMasked?.(this, slot, offset, mask);
+      });
+      if (!ring.softFull()) kvmCheckRequest(v, KVM_REQ_DIRTY_RING_SOFT_FULL);
+    }
+    if (cleared) this.flushRemoteTlbs();
+    return cleared;
+  }
+
+  // ---------------------------------------------------------------- caps, stats, misc
+
+  /** KVM_CHECK_EXTENSION on the VM fd */
+  checkExtension(cap: number): number {
+    return checkExtensionGeneric(this.dev, this, cap);
+  }
+
+  /** KVM_ENABLE_CAP on the VM (kvm_vm_ioctl_enable_cap_generic, then the arch). */
+  enableCap(cap: Partial<S.KvmEnableCap> & { cap: number }): number {
+    const name = "KVM_ENABLE_CAP";
+    this.checkAlive(name);
+    const flags = cap.flags ?? 0;
+    const args = (cap.args ?? []).map((a) => BigInt.asUintN(64, BigInt(a)));
+    while (args.length < 4) args.push(0n);
+    switch (cap.cap) {
+      case K.KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: {
+        if (flags || args[0] & ~BigInt(KVM_DIRTY_LOG_MANUAL_CAPS)) throw new KvmError(EINVAL, name, "MANUAL_DIRTY_LOG_PROTECT2 options");
+        this.manualDirtyLogProtect = Number(args[0]);
+        return 0;
+      }
+      case K.KVM_CAP_DIRTY_LOG_RING:
+      case K.KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
+        if (!this.checkExtension(cap.cap)) throw new KvmError(EINVAL, name, "dirty ring unsupported");
+        return this.enableDirtyLogRing(args[0]);
+      default:
+        return toNumber(this.dev.arch.vmIoctl(this, K.KVM_ENABLE_CAP, { cap: cap.cap, flags, args, pad: cap.pad ?? [] }) as number);
+    }
+  }
+
+  /** kvm_vm_ioctl_enable_dirty_log_ring() */
+  private enableDirtyLogRing(sizeBig: bigint): number {
+    const name = "KVM_ENABLE_CAP";
+    if (sizeBig === 0n || (sizeBig & (sizeBig - 1n)) !== 0n) throw new KvmError(EINVAL, name, `ring size ${sizeBig} not a power of two`);
+    if (sizeBig < BigInt(KVM_DIRTY_RING_RSVD_ENTRIES * KVM_DIRTY_GFN_SIZE) || sizeBig < BigInt(PAGE_SIZE)) throw new KvmError(EINVAL, name, `ring size ${sizeBig} too small`);
+    if (sizeBig > BigInt(KVM_DIRTY_RING_MAX_ENTRIES * KVM_DIRTY_GFN_SIZE)) throw new KvmError(E2BIG, name, `ring size ${sizeBig}`);
+    if (this.dirtyRingSize) throw new KvmError(EINVAL, name, "dirty ring already enabled");
+    if (this.createdVcpus) throw new KvmError(EINVAL, name, "vCPUs already created");
+    this.dirtyRingSize = Number(sizeBig);
+    return 0;
+  }
+
+  /** KVM_GET_STATS_FD on the VM: id "kvm-<pid>". */
+  getStatsFd(): KvmStatsFd {
+    return new KvmStatsFd(`kvm-${this.proc.pid}`, this.stats);
+  }
+
+  /** Dispatch a VM-level arch ioctl with an already-decoded argument (KVM_SET_TSS_ADDR, KVM_CREATE_IRQCHIP, ...). */
+  archIoctl(request: number, arg: number | object = 0): number | object {
+    this.checkAlive(`ioctl 0x${(request >>> 0).toString(16)}`);
+    return this.dev.arch.vmIoctl(this, request >>> 0, arg);
+  }
+
+  /** Tear the VM down (the last close of the VM fd): vCPUs, devices, memslots, arch state. */
+  destroy(): void {
+    for (const v of this.vcpus) this.dev.arch.vcpuDestroy?.(v);
+    this.vcpus.length = 0;
+    for (const b of this.buses) b.destroy();
+    this.dev.arch.destroyVm?.(this);
+    this.unregisterNotifier();
+    this.dev.vms.delete(this);
+    this.dead = true;
+  }
+
+  /** kvm_vm_ioctl(): `arg` is an integer or a user pointer into the process's mm. */
+  ioctl(request: number, arg = 0): number {
+    request >>>= 0;
+    const mm = this.mm;
+    switch (request) {
+      case K.KVM_CREATE_VCPU:
+        this.createVcpu(arg);
+        // The real ioctl returns the vCPU fd; the handle is kvm.vcpus[...] / getVcpuById().
+        return 0;
+      case K.KVM_SET_USER_MEMORY_REGION:
+        this.setUserMemoryRegion(copyIn(mm, S.kvm_userspace_memory_region, arg, "KVM_SET_USER_MEMORY_REGION"));
+        return 0;
+      case K.KVM_SET_USER_MEMORY_REGION2:
+        this.setUserMemoryRegion2(copyIn(mm, S.kvm_userspace_memory_region2, arg, "KVM_SET_USER_MEMORY_REGION2"));
+        return 0;
+      case K.KVM_GET_DIRTY_LOG: {
+        const log = copyIn(mm, S.kvm_dirty_log, arg, "KVM_GET_DIRTY_LOG");
+        const bytes = this.getDirtyLog(log.slot);
+        copyOutBytes(mm, Number(log.dirty_bitmap), bytes, "KVM_GET_DIRTY_LOG");
+        return 0;
+      }
+      case K.KVM_CLEAR_DIRTY_LOG: {
+        const log = copyIn(mm, S.kvm_clear_dirty_log, arg, "KVM_CLEAR_DIRTY_LOG");
+        this.dirtyLogSlot(log.slot, "KVM_CLEAR_DIRTY_LOG");
+        const first = Number(log.first_page);
+        const n = log.num_pages;
+        const user = copyInBytes(mm, Number(log.dirty_bitmap), Math.ceil(n / 64) * 8, "KVM_CLEAR_DIRTY_LOG");
+        this.clearDirtyLog(log.slot, first, n, user);
+        return 0;
+      }
+      case K.KVM_RESET_DIRTY_RINGS:
+        return this.resetDirtyRings();
+      case K.KVM_CHECK_EXTENSION:
+        return this.checkExtension(arg);
+      case K.KVM_ENABLE_CAP:
+        return this.enableCap(copyIn(mm, S.kvm_enable_cap, arg, "KVM_ENABLE_CAP"));
+      case K.KVM_GET_STATS_FD:
+        throw new KvmError(EINVAL, "KVM_GET_STATS_FD", "use getStatsFd(): a file handle cannot be returned as an integer");
+      default:
+        this.checkAlive(`ioctl 0x${request.toString(16)}`);
+        return archIoctlBytes(mm, request, arg, (a) => this.dev.arch.vmIoctl(this, request, a));
+    }
+  }
+}
+
+function initiallySet(bm: Uint32Array, npages: number): void {
+  for (let i = 0; i < npages; i++) bm[i >>> 5] |= 1 << (i & 31);
+}
+
+// ------------------------------------------------------------------------------------------------
+// KvmVcpu
+// ------------------------------------------------------------------------------------------------
+
+export class KvmVcpu implements KvmVcpuLike {
+  readonly runBytes: Uint8Array;
+  /** The kvm_run accessor over the first page of runBytes. */
+  readonly kvmRun: KvmRun;
+  readonly stats: KvmStats;
+  readonly stat: Record<string, number>;
+  requests = 0;
+  arch: unknown = undefined;
+  /** The host thread running this vCPU: its pending signals interrupt KVM_RUN. */
+  task: HostTask;
+  /** The per-vCPU dirty ring when KVM_CAP_DIRTY_LOG_RING is on. */
+  readonly dirtyRing: KvmDirtyRing | null;
+  /** vcpu->wants_to_run: false when KVM_RUN was entered with immediate_exit set. */
+  wantsToRun = false;
+  /** A kick arrived while the vCPU was not in the guest: honoured at the next entry check. */
+  kicked = false;
+
+  constructor(
+    readonly kvm: Kvm,
+    readonly vcpuId: number,
+    readonly vcpuIdx: number,
+  ) {
+    const size = kvm.dev.arch.vcpuMmapSize;
+    this.runBytes = new Uint8Array(new SharedArrayBuffer(size));
+    this.kvmRun = new KvmRun(this.runBytes);
+    this.stats = new KvmStats(kvm.dev.vcpuStats);
+    this.stat = this.stats.stat;
+    this.task = kvm.proc.task;
+    this.dirtyRing = kvm.dirtyRingSize ? new KvmDirtyRing(kvm.dirtyRingSize) : null;
+  }
+
+  /** signal_pending(current) for the thread running this vCPU (checked by the arch run loop). */
+  signalPending(): boolean {
+    return this.task.signalPending();
+  }
+
+  /**
+   * mmap(vcpu_fd, offset, length): page 0.. of the run area (kvm_run, PIO page, ...) or, at page
+   * KVM_DIRTY_LOG_PAGE_OFFSET, the dirty ring. Returns a view of the shared bytes.
+   */
+  mmap(offset: number, length: number): Uint8Array {
+    if (offset % PAGE_SIZE !== 0 || length <= 0) throw new KvmError(EINVAL, "mmap", `offset ${offset} length ${length}`);
+    const ringOff = K.KVM_DIRTY_LOG_PAGE_OFFSET * PAGE_SIZE;
+    if (this.dirtyRing && offset >= ringOff) {
+      const o = offset - ringOff;
+      if (o + length > this.dirtyRing.bytes.length) throw new KvmError(EINVAL, "mmap", "beyond the dirty ring");
+      return this.dirtyRing.bytes.subarray(o, o + length);
+    }
+    if (offset + length > this.runBytes.length) throw new KvmError(EINVAL, "mmap", "beyond KVM_GET_VCPU_MMAP_SIZE");
+    return this.runBytes.subarray(offset, offset + length);
+  }
+
+  /**
+   * KVM_RUN (kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_run). Returns 0 when kvm_run describes an exit
+   * for userspace; throws KvmError(EINTR) for immediate_exit or a pending signal (then exit_reason
+   * is KVM_EXIT_INTR when a signal caused it), other KvmErrors as the arch reports them.
+   */
+  run(): number {
+    const name = "KVM_RUN";
+    this.kvm.checkAlive(name);
+    const arch = this.kvm.dev.arch;
+    const run = this.kvmRun;
+    this.wantsToRun = run.immediateExit === 0;
+    // Userspace-served exits complete first, so immediate_exit still completes them (api.rst).
+    if (arch.completeUserspaceIo && arch.completeUserspaceIo(this) <= 0) return 0;
+    if (!this.wantsToRun) throw new KvmError(EINTR, name, "immediate_exit");
+    if (kvmDirtyRingCheckRequest(this)) return 0;
+    return arch.vcpuIoctlRun(this);
+  }
+
+  /** KVM_GET_REGS (arch) */
+  getRegs(): S.KvmRegs {
+    return this.archIoctl(K.KVM_GET_REGS, 0) as S.KvmRegs;
+  }
+  /** KVM_SET_REGS (arch) */
+  setRegs(r: S.KvmRegs): void {
+    this.archIoctl(K.KVM_SET_REGS, r);
+  }
+  /** KVM_GET_SREGS (arch) */
+  getSregs(): S.KvmSregs {
+    return this.archIoctl(K.KVM_GET_SREGS, 0) as S.KvmSregs;
+  }
+  /** KVM_SET_SREGS (arch) */
+  setSregs(s: S.KvmSregs): void {
+    this.archIoctl(K.KVM_SET_SREGS, s);
+  }
+  /** KVM_GET_FPU / KVM_SET_FPU (arch) */
+  getFpu(): S.KvmFpu {
+    return this.archIoctl(K.KVM_GET_FPU, 0) as S.KvmFpu;
+  }
+  setFpu(f: S.KvmFpu): void {
+    this.archIoctl(K.KVM_SET_FPU, f);
+  }
+  /** KVM_GET_MSRS: fills entries[i].data; returns how many were read. */
+  getMsrs(msrs: S.KvmMsrs): number {
+    return this.archIoctl(K.KVM_GET_MSRS, msrs) as number;
+  }
+  /** KVM_SET_MSRS: returns how many were written (stops at the first failure). */
+  setMsrs(msrs: S.KvmMsrs): number {
+    return this.archIoctl(K.KVM_SET_MSRS, msrs) as number;
+  }
+  /** KVM_SET_CPUID2 */
+  setCpuid2(c: S.KvmCpuid2): void {
+    this.archIoctl(K.KVM_SET_CPUID2, c);
+  }
+  /** KVM_GET_CPUID2 */
+  getCpuid2(nent: number): S.KvmCpuid2 {
+    return this.archIoctl(K.KVM_GET_CPUID2, { nent, entries: [] }) as S.KvmCpuid2;
+  }
+  /** KVM_GET_MP_STATE / KVM_SET_MP_STATE */
+  getMpState(): S.KvmMpState {
+    return this.archIoctl(K.KVM_GET_MP_STATE, 0) as S.KvmMpState;
+  }
+  setMpState(s: S.KvmMpState): void {
+    this.archIoctl(K.KVM_SET_MP_STATE, s);
+  }
+  /** KVM_TRANSLATE */
+  translate(linearAddress: bigint): S.KvmTranslation {
+    const t = { ...S.kvm_translation.zero(), linear_address: linearAddress };
+    const r = this.archIoctl(K.KVM_TRANSLATE, t);
+    return typeof r === "object" ? (r as S.KvmTranslation) : t;
+  }
+  /** KVM_INTERRUPT */
+  interrupt(irq: number): void {
+    this.archIoctl(K.KVM_INTERRUPT, { irq });
+  }
+  /** KVM_NMI */
+  nmi(): void {
+    this.archIoctl(K.KVM_NMI, 0);
+  }
+  /** KVM_SET_GUEST_DEBUG */
+  setGuestDebug(d: Partial<S.KvmGuestDebug> & { control: number }): void {
+    this.archIoctl(K.KVM_SET_GUEST_DEBUG, { pad: 0, debugreg: [0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n], ...d });
+  }
+  /** KVM_GET_VCPU_EVENTS / KVM_SET_VCPU_EVENTS */
+  getVcpuEvents(): S.KvmVcpuEvents {
+    return this.archIoctl(K.KVM_GET_VCPU_EVENTS, 0) as S.KvmVcpuEvents;
+  }
+  setVcpuEvents(e: S.KvmVcpuEvents): void {
+    this.archIoctl(K.KVM_SET_VCPU_EVENTS, e);
+  }
+  /** KVM_GET_DEBUGREGS / KVM_SET_DEBUGREGS */
+  getDebugregs(): S.KvmDebugregs {
+    return this.archIoctl(K.KVM_GET_DEBUGREGS, 0) as S.KvmDebugregs;
+  }
+  setDebugregs(d: S.KvmDebugregs): void {
+    this.archIoctl(K.KVM_SET_DEBUGREGS, d);
+  }
+  /** KVM_ENABLE_CAP on the vCPU (arch) */
+  enableCap(cap: Partial<S.KvmEnableCap> & { cap: number }): number {
+    return this.archIoctl(K.KVM_ENABLE_CAP, { flags: 0, args: [0n, 0n, 0n, 0n], pad: [], ...cap }) as number;
+  }
+  /** KVM_GET_STATS_FD on the vCPU: id "kvm-<pid>/vcpu-<id>". */
+  getStatsFd(): KvmStatsFd {
+    return new KvmStatsFd(`kvm-${this.kvm.proc.pid}/vcpu-${this.vcpuId}`, this.stats);
+  }
+
+  /** Any other vCPU ioctl, argument already decoded (kvm_arch_vcpu_ioctl). */
+  archIoctl(request: number, arg: number | object): number | object {
+    this.kvm.checkAlive(`ioctl 0x${(request >>> 0).toString(16)}`);
+    return this.kvm.dev.arch.vcpuIoctl(this, request >>> 0, arg);
+  }
+
+  /** kvm_vcpu_ioctl(): `arg` is an integer or a user pointer into the process's mm. */
+  ioctl(request: number, arg = 0): number {
+    request >>>= 0;
+    switch (request) {
+      case K.KVM_RUN:
+        if (arg !== 0) throw new KvmError(EINVAL, "KVM_RUN", "arg must be 0");
+        return this.run();
+      case K.KVM_GET_STATS_FD:
+        throw new KvmError(EINVAL, "KVM_GET_STATS_FD", "use getStatsFd(): a file handle cannot be returned as an integer");
+      case K.KVM_CHECK_EXTENSION:
+        // Not a vCPU ioctl in Linux either (only system and VM fds answer it).
+        throw new KvmError(ENOTTY, "KVM_CHECK_EXTENSION", "not a vCPU ioctl");
+      default:
+        this.kvm.checkAlive(`ioctl 0x${request.toString(16)}`);
+        return archIoctlBytes(this.kvm.mm, request, arg, (a) => this.kvm.dev.arch.vcpuIoctl(this, request, a));
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// helpers for the arch run loop
+// ------------------------------------------------------------------------------------------------
+
+/**
+ * kvm_vcpu_kick(): make the vCPU leave the guest soon (the arch stops its execution loop) and
+ * notice its requests. Without threads the kick is a flag the arch checks at its next boundary.
+ */
+export function kvmVcpuKick(vcpu: KvmVcpuLike): void {
+  if (vcpu instanceof KvmVcpu) {
+    vcpu.kicked = true;
+    vcpu.kvm.dev.arch.vcpuKick?.(vcpu);
+  }
+}
+
+/**
+ * kvm_handle_signal_exit(): a pending signal ends KVM_RUN with KVM_EXIT_INTR / -EINTR.
+ * Sets exit_reason, counts signal_exits when the arch defines it, and returns the KvmError to throw.
+ */
+export function kvmHandleSignalExit(vcpu: KvmVcpuLike): KvmError {
+  new KvmRun(vcpu.runBytes).exitReason = K.KVM_EXIT_INTR;
+  if ("signal_exits" in vcpu.stat) vcpu.stat.signal_exits++;
+  return new KvmError(EINTR, "KVM_RUN", "signal pending");
+}
+
+/**
+ * kvm_dirty_ring_check_request(): when the vCPU's dirty ring is soft-full, fill kvm_run with
+ * KVM_EXIT_DIRTY_RING_FULL and return true (the arch returns to userspace without entering).
+ */
+export function kvmDirtyRingCheckRequest(vcpu: KvmVcpuLike): boolean {
+  if (!kvmTestRequest(vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL)) return false;
+  const ring = vcpu instanceof KvmVcpu ? vcpu.dirtyRing : null;
+  if (ring && ring.softFull()) {
+    new KvmRun(vcpu.runBytes).exitReason = K.KVM_EXIT_DIRTY_RING_FULL;
+    return true;
+  }
+  kvmCheckRequest(vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
+  return false;
+}
