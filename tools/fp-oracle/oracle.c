@@ -9,12 +9,17 @@
  * Output, one line per case: the result tokens then the status word (x87) or MXCSR (SSE);
  * "?" for an unknown op.
  *
- * Build: gcc -O1 -o build/oracle oracle.c   (x86-64 host)
+ * "exec <mxcsr> <instruction bytes> <xmm0> <xmm1> <xmm2> <eax> <edx>" runs one instruction (any
+ * encoding using those registers) and prints "<xmm0> <xmm1> <xmm2> <ecx> <eflags>"; 128-bit
+ * values are written as 32 hex digits, most significant first.
+ *
+ * Build: gcc -O1 -mno-red-zone -o build/oracle oracle.c   (x86-64 host)
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 typedef struct __attribute__((packed)) { uint64_t sig; uint16_t se; } f80;
 typedef struct __attribute__((packed)) { uint8_t b[10]; } bcd80;
@@ -194,10 +199,55 @@ static const sd_op sdops[] = {
 
 static int eq(const char *a, const char *b) { return strcmp(a, b) == 0; }
 
+/* ---- one arbitrary instruction on xmm0-2/eax/edx, run from an executable buffer ---- */
+typedef struct { uint64_t lo, hi; } x128;
+static uint8_t *codebuf;
+static void rd128(char **p, x128 *v) {
+  char *t = tok(p);
+  char buf[17];
+  size_t n = t ? strlen(t) : 0;
+  v->hi = v->lo = 0;
+  if (!t) return;
+  if (n > 16) { memcpy(buf, t, n - 16); buf[n - 16] = 0; v->hi = strtoull(buf, NULL, 16); t += n - 16; }
+  v->lo = strtoull(t, NULL, 16);
+}
+static void exec_one(char *p) {
+  uint32_t mx = (uint32_t)hx(&p);
+  char *bytes = tok(&p);
+  x128 x0, x1, x2;
+  rd128(&p, &x0); rd128(&p, &x1); rd128(&p, &x2);
+  uint32_t eax = (uint32_t)hx(&p), edx = (uint32_t)hx(&p), ecx = 0;
+  uint64_t fl = 0;
+  if (!codebuf) {
+    codebuf = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (codebuf == MAP_FAILED) { printf("?\n"); codebuf = NULL; return; }
+  }
+  size_t n = bytes ? strlen(bytes) / 2 : 0;
+  if (n == 0 || n > 15) { printf("?\n"); return; }
+  for (size_t i = 0; i < n; i++) { char b[3] = { bytes[2 * i], bytes[2 * i + 1], 0 }; codebuf[i] = (uint8_t)strtoul(b, NULL, 16); }
+  codebuf[n] = 0xc3;
+  void *fn = codebuf;
+  __asm__ volatile(
+    "ldmxcsr %[mx]\n\tmovdqu %[x0], %%xmm0\n\tmovdqu %[x1], %%xmm1\n\tmovdqu %[x2], %%xmm2\n\t"
+    "movl %[eax], %%eax\n\tmovl %[edx], %%edx\n\txorl %%ecx, %%ecx\n\t"
+    "pushq $0\n\tpopfq\n\t"
+    "call *%[fn]\n\t"
+    "pushfq\n\tpopq %[fl]\n\tmovl %%ecx, %[ecx]\n\t"
+    "movdqu %%xmm0, %[x0]\n\tmovdqu %%xmm1, %[x1]\n\tmovdqu %%xmm2, %[x2]"
+    : [x0] "+m"(x0), [x1] "+m"(x1), [x2] "+m"(x2), [fl] "=m"(fl), [ecx] "=m"(ecx)
+    : [mx] "m"(mx), [eax] "m"(eax), [edx] "m"(edx), [fn] "r"(fn)
+    : "rax", "rcx", "rdx", "xmm0", "xmm1", "xmm2", "cc", "memory");
+  printf("%016llx%016llx %016llx%016llx %016llx%016llx %08x %03llx\n",
+    (unsigned long long)x0.hi, (unsigned long long)x0.lo, (unsigned long long)x1.hi, (unsigned long long)x1.lo,
+    (unsigned long long)x2.hi, (unsigned long long)x2.lo, ecx, (unsigned long long)(fl & 0x8d5));
+}
+
+
 static void run(char *line) {
   char *p = line;
   char *op = tok(&p);
   if (!op) return;
+  if (eq(op, "exec")) { exec_one(p); return; }
   uint32_t ctl = (uint32_t)hx(&p);
   uint16_t cw = (uint16_t)ctl, sw = 0;
   f80 a, b, r, r1;

@@ -21,7 +21,7 @@ export function oracleSkipReason(): string | null {
   try {
     if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
       mkdirSync(dirname(bin), { recursive: true });
-      execFileSync("gcc", ["-O1", "-o", bin, src], { stdio: "pipe" });
+      execFileSync("gcc", ["-O1", "-mno-red-zone", "-o", bin, src], { stdio: "pipe" });
     }
     skip = null;
   } catch (e) {
