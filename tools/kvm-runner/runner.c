@@ -40,7 +40,8 @@ struct opts {
 	/* Which register fields were given explicitly (they override the mode preset). */
 	uint64_t regs_set;
 	/* Deferred sreg overrides, applied after the mode preset. */
-	uint64_t dump_base, dump_len;
+	uint64_t dump_base, dump_len, exit_mmio;
+	int has_exit_mmio;
 	int has_cr0, has_cr3, has_cr4, has_efer, has_gdt, has_idt;
 	uint64_t cr0, cr3, cr4, efer;
 	struct kvm_dtable gdt, idt;
@@ -192,6 +193,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
 			NEEDV(); o->exit_port = (unsigned)num(v);
 		} else if (!strcmp(a, "--hash")) {
 			NEEDV(); pair(v, &o->hash_base, &o->hash_len); o->has_hash = 1;
+		} else if (!strcmp(a, "--exit-mmio")) {
+			NEEDV(); o->exit_mmio = num(v); o->has_exit_mmio = 1;
 		} else if (!strcmp(a, "--dump")) {
 			NEEDV(); pair(v, &o->dump_base, &o->dump_len);
 		} else if (!strcmp(a, "--quiet")) {
@@ -529,6 +532,8 @@ int main(int argc, char **argv)
 				 ",\"mmio\":{\"addr\":\"0x%llx\",\"len\":%u,\"write\":%u,\"data\":\"%s\"}",
 				 (unsigned long long)k->mmio.phys_addr, k->mmio.len, k->mmio.is_write,
 				 k->mmio.is_write ? hex : "");
+			if (k->mmio.is_write && o.has_exit_mmio && k->mmio.phys_addr == o.exit_mmio)
+				is_exit_port = 1;
 			/* MMIO reads (there is no device) return zeroes. */
 			if (!k->mmio.is_write)
 				memset(k->mmio.data, 0, sizeof k->mmio.data);
@@ -565,7 +570,7 @@ int main(int argc, char **argv)
 		if (timed_out) { stop = "timeout"; break; }
 		if (reason == KVM_EXIT_HLT) { stop = "hlt"; break; }
 		if (reason == KVM_EXIT_SHUTDOWN) { stop = "shutdown"; break; }
-		if (is_exit_port) { stop = "exit-port"; break; }
+		if (is_exit_port) { stop = reason == KVM_EXIT_MMIO ? "exit-mmio" : "exit-port"; break; }
 		if (reason != KVM_EXIT_IO && reason != KVM_EXIT_MMIO && reason != KVM_EXIT_INTR) {
 			stop = "unhandled";
 			break;

@@ -1,0 +1,67 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FL_ALL, LAYOUT, Rng, generateCase } from "./gen.js";
+import { assemble, toolchainUnavailable } from "./asm.js";
+
+test("the same seed gives the same case; another seed a different one", () => {
+  const a = generateCase({ seed: 7, blocks: 8 });
+  const b = generateCase({ seed: 7, blocks: 8 });
+  const c = generateCase({ seed: 8, blocks: 8 });
+  assert.equal(a.source, b.source);
+  assert.deepEqual(a.init, b.init);
+  assert.deepEqual(a.masks, b.masks);
+  assert.notEqual(a.source, c.source);
+});
+
+test("Rng is mulberry32: fixed first outputs for seed 1", () => {
+  // The reference mulberry32(1)'s first value is 0.6270739405881613 of 2^32.
+  const r = new Rng(1);
+  assert.deepEqual([r.u32(), r.u32(), r.u32()], [2693262067, 11749833, 2265367787]);
+});
+
+test("masks name only status flags, one per block exit plus the stop write", () => {
+  const c = generateCase({ seed: 99, blocks: 20 });
+  assert.equal(c.masks.length, 21);
+  for (const m of c.masks) assert.equal(m & ~FL_ALL, 0);
+});
+
+test("every block ends in an MMIO write of its number; RBP and RSP are never destinations", () => {
+  const c = generateCase({ seed: 3, blocks: 10 });
+  for (let b = 0; b < 10; b++) assert.ok(c.source.includes(`movl $${b}, ${LAYOUT.exitMmio}`));
+  assert.ok(c.source.includes(`movl $10, ${LAYOUT.stopMmio}`));
+  // No instruction names %rbp/%ebp/%rsp as its last (destination) operand.
+  for (const line of c.source.split("\n")) {
+    const t = line.trim();
+    if (t.startsWith("#") || t.startsWith(".") || !t) continue;
+    assert.doesNotMatch(t, /,\s*%(rbp|ebp|bp|bpl|rsp|esp|sp|spl)$/, t);
+  }
+  assert.equal(c.init.regs!.rbp, BigInt(LAYOUT.data));
+});
+
+test("an instruction that reads flags never sees one left undefined (a CMP is put first)", () => {
+  // Replay the text for OF: DIV/IDIV/BT/BSF/BSR leave it undefined; arithmetic, logic, MUL and
+  // POPF define it; shifts and rotates depend on the count, so they make it unknown.
+  for (const seed of [1234, 99, 5]) {
+    const c = generateCase({ seed, blocks: 40 });
+    const lines = c.source.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#") && !l.startsWith("."));
+    let state: "defined" | "undefined" | "unknown" = "defined";
+    for (const l of lines) {
+      if (/^(div|idiv|bt|bsf|bsr)/.test(l)) state = "undefined";
+      else if (/^(cmp|add|sub|adc|sbb|neg|inc|dec|popfq|xadd|cmpxchg|and|or|xor|test|imul|mul)/.test(l)) state = "defined";
+      else if (/^(sh|sa|ro|rc)/.test(l)) state = "unknown";
+      else if (/^(seto|setno|setl|setge|setle|setg|cmovo|cmovno|cmovl|cmovge|cmovle|cmovg|pushfq)/.test(l)) {
+        assert.notEqual(state, "undefined", `seed ${seed}: ${l} reads OF left undefined`);
+      }
+    }
+  }
+});
+
+test("generated cases assemble with the system binutils", (t) => {
+  const why = toolchainUnavailable();
+  if (why) return t.skip(why);
+  for (const seed of [1, 2, 3]) {
+    const c = generateCase({ seed });
+    const img = assemble(c.source, c.init.gpa);
+    assert.equal(img.length, LAYOUT.data + 0x2000 - LAYOUT.image);
+  }
+});

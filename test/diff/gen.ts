@@ -1,0 +1,390 @@
+/**
+ * Seeded, reproducible random instruction sequences for the differential tests.
+ *
+ * A case is one flat image for 64-bit mode at CPL 3 (where kvm_pvm runs guest code natively):
+ * identity page tables, then `blocks` blocks of random integer instructions (ALU, shifts and
+ * rotates, mul/div with guarded divisors, bit ops, stack ops, string ops with small counts,
+ * cmov/setcc, lea, moves and extensions) in 8/16/32/64-bit operand sizes and 32/64-bit address
+ * sizes. Each block ends with an MMIO write of its number to EXIT_MMIO, so the architectural
+ * state is compared at every block boundary; the last write goes to STOP_MMIO.
+ *
+ * Rules that keep both sides comparable:
+ * - memory operands are RBP-relative inside the data page (RBP is never written) or stack
+ *   operations inside the stack page (push depth tracked); string ops use small counts with
+ *   RSI/RDI set inside the data page for the direction chosen;
+ * - flags the SDM leaves undefined are tracked: an instruction that would read an undefined flag
+ *   (ADC, SETcc, CMOVcc, PUSHF, LAHF, RCL...) is preceded by a CMP that defines them all, and
+ *   the flags still undefined at a block end are reported in `masks` for the comparison;
+ * - no instruction whose result the SDM leaves undefined (BSF/BSR of 0, shift counts past the
+ *   operand size, #DE-raising divisions), nothing vendor-specific (CPUID, LZCNT/POPCNT,
+ *   SYSCALL) and nothing privileged.
+ */
+import type { InitState, Regs } from "./harness.js";
+
+export const FL_CF = 0x1, FL_PF = 0x4, FL_AF = 0x10, FL_ZF = 0x40, FL_SF = 0x80, FL_OF = 0x800;
+export const FL_ALL = FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_OF;
+
+/** Guest-physical layout of a generated case. */
+export const LAYOUT = {
+  image: 0x1000, pml4: 0x1000, pdpt: 0x2000, pd: 0x3000, code: 0x4000,
+  data: 0x20000, stack: 0x21000, stackTop: 0x21c00, mem: 0x40000,
+  exitMmio: 0x300000, stopMmio: 0x300008,
+} as const;
+
+export interface GenOptions {
+  seed: number;
+  blocks?: number;
+  insnsPerBlock?: number;
+}
+
+export interface GenCase {
+  seed: number;
+  source: string;
+  init: InitState;
+  /** Undefined-flag mask at the exit that ends block i (index = block number). */
+  masks: number[];
+}
+
+/** mulberry32: small, fast, and the same sequence in every JS engine. */
+export class Rng {
+  private s: number;
+  constructor(seed: number) { this.s = seed >>> 0; }
+  u32(): number {
+    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  }
+  int(n: number): number { return this.u32() % n; }
+  range(lo: number, hi: number): number { return lo + this.int(hi - lo + 1); }
+  pick<T>(xs: readonly T[]): T { return xs[this.int(xs.length)]!; }
+  u64(): bigint { return (BigInt(this.u32()) << 32n) | BigInt(this.u32()); }
+  /** Values that hit edge cases more often than uniform ones: 0, ±1, sign bits, small. */
+  interesting(): bigint {
+    const k = this.int(8);
+    if (k === 0) return this.pick([0n, 1n, 0xffffffffffffffffn, 0x8000000000000000n, 0x7fffffffffffffffn, 0x80000000n, 0xffffffffn, 0x80n, 0x8000n]);
+    if (k === 1) return BigInt(this.int(256));
+    return this.u64();
+  }
+}
+
+type Size = 8 | 16 | 32 | 64;
+const SUFFIX: Record<Size, string> = { 8: "b", 16: "w", 32: "l", 64: "q" };
+// RSP and RBP are reserved (stack and data base); the rest are fair game.
+const GPR64 = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"] as const;
+type Gpr = (typeof GPR64)[number];
+const LEGACY: Record<string, [string, string, string]> = {
+  rax: ["eax", "ax", "al"], rbx: ["ebx", "bx", "bl"], rcx: ["ecx", "cx", "cl"], rdx: ["edx", "dx", "dl"],
+  rsi: ["esi", "si", "sil"], rdi: ["edi", "di", "dil"],
+};
+function reg(r: Gpr, size: Size): string {
+  if (size === 64) return `%${r}`;
+  const l = LEGACY[r];
+  if (l) return `%${size === 32 ? l[0] : size === 16 ? l[1] : l[2]}`;
+  return `%${r}${size === 32 ? "d" : size === 16 ? "w" : "b"}`;
+}
+
+const CC: Record<string, number> = {
+  o: FL_OF, no: FL_OF, b: FL_CF, ae: FL_CF, e: FL_ZF, ne: FL_ZF, be: FL_CF | FL_ZF, a: FL_CF | FL_ZF,
+  s: FL_SF, ns: FL_SF, p: FL_PF, np: FL_PF, l: FL_SF | FL_OF, ge: FL_SF | FL_OF, le: FL_ZF | FL_SF | FL_OF, g: FL_ZF | FL_SF | FL_OF,
+};
+
+/** Emits instructions while tracking which status flags are undefined. */
+class Emitter {
+  lines: string[] = [];
+  undef = 0;
+  depth = 0; // qwords pushed on the stack page
+  constructor(readonly rng: Rng) {}
+
+  /** One instruction: flags it reads, defines, and leaves undefined (the rest are unchanged). */
+  insn(text: string, reads = 0, defines = 0, undefines = 0): void {
+    if (reads & this.undef) {
+      this.lines.push(`cmp %${this.rng.pick(GPR64)}, %${this.rng.pick(GPR64)}`);
+      this.undef = 0;
+    }
+    this.lines.push(text);
+    this.undef = (this.undef & ~defines & ~undefines) | undefines;
+  }
+}
+
+type Gen = (e: Emitter, r: Rng) => void;
+
+const sizes: readonly Size[] = [8, 16, 32, 64];
+const sizesNo8: readonly Size[] = [16, 32, 64];
+
+function mem(r: Rng, size: Size, addr32 = false): string {
+  const disp = r.int(4096 - size / 8 + 1);
+  return addr32 && r.int(4) === 0 ? `${disp}(%ebp)` : `${disp}(%rbp)`;
+}
+
+function imm(r: Rng, size: Size): string {
+  const v = r.interesting();
+  // AT&T immediates: 8/16/32-bit as their own width; 64-bit ALU immediates are sign-extended imm32.
+  if (size === 64) return `$${BigInt.asIntN(32, v)}`;
+  return `$${BigInt.asUintN(size, v)}`;
+}
+
+/** A source/destination pair: reg,reg / imm,reg / mem,reg / reg,mem / imm,mem. */
+function operands(r: Rng, size: Size): [string, string] {
+  const dst = reg(r.pick(GPR64), size);
+  switch (r.int(5)) {
+    case 0: return [reg(r.pick(GPR64), size), dst];
+    case 1: return [imm(r, size), dst];
+    case 2: return [mem(r, size, true), dst];
+    case 3: return [reg(r.pick(GPR64), size), mem(r, size, true)];
+    default: return [imm(r, size), mem(r, size, true)];
+  }
+}
+
+const ARITH: Gen = (e, r) => {
+  const op = r.pick(["add", "sub", "adc", "sbb", "cmp", "and", "or", "xor", "test"]);
+  const size = r.pick(sizes);
+  let [src, dst] = operands(r, size);
+  if (op === "test" && src.includes("(")) [src, dst] = [dst, src]; // test has no mem,reg form
+  const logic = op === "and" || op === "or" || op === "xor" || op === "test";
+  const reads = op === "adc" || op === "sbb" ? FL_CF : 0;
+  e.insn(`${op}${SUFFIX[size]} ${src}, ${dst}`, reads, logic ? FL_ALL & ~FL_AF : FL_ALL, logic ? FL_AF : 0);
+};
+
+const UNARY: Gen = (e, r) => {
+  const op = r.pick(["inc", "dec", "neg", "not"]);
+  const size = r.pick(sizes);
+  const dst = r.int(3) ? reg(r.pick(GPR64), size) : mem(r, size, true);
+  const defines = op === "neg" ? FL_ALL : op === "not" ? 0 : FL_ALL & ~FL_CF;
+  e.insn(`${op}${SUFFIX[size]} ${dst}`, 0, defines);
+};
+
+const SHIFT: Gen = (e, r) => {
+  const op = r.pick(["shl", "shr", "sar", "rol", "ror", "rcl", "rcr"]);
+  const size = r.pick(sizes);
+  const count = r.range(1, size - 1); // inside the operand: CF and the result are defined
+  const dst = r.int(3) ? reg(r.pick(GPR64), size) : mem(r, size, true);
+  const rotate = op[0] === "r" && op !== "rcl" && op !== "rcr" ? true : op === "rcl" || op === "rcr";
+  const defines = rotate ? FL_CF | (count === 1 ? FL_OF : 0) : (FL_CF | FL_PF | FL_ZF | FL_SF | (count === 1 ? FL_OF : 0));
+  const undefines = (count === 1 ? 0 : FL_OF) | (rotate ? 0 : FL_AF);
+  const reads = op === "rcl" || op === "rcr" ? FL_CF : 0;
+  if (r.int(2)) {
+    e.insn(`movb $${count}, %cl`);
+    if (dst === "%cl" || dst === "%cx" || dst === "%ecx" || dst === "%rcx") return;
+    e.insn(`${op}${SUFFIX[size]} %cl, ${dst}`, reads, defines, undefines);
+  } else {
+    e.insn(`${op}${SUFFIX[size]} $${count}, ${dst}`, reads, defines, undefines);
+  }
+};
+
+const DOUBLE_SHIFT: Gen = (e, r) => {
+  const op = r.pick(["shld", "shrd"]);
+  const size = r.pick(sizesNo8);
+  const count = r.range(1, size - 1);
+  const dst = r.int(3) ? reg(r.pick(GPR64), size) : mem(r, size, true);
+  e.insn(`${op}${SUFFIX[size]} $${count}, ${reg(r.pick(GPR64), size)}, ${dst}`, 0,
+    FL_CF | FL_PF | FL_ZF | FL_SF | (count === 1 ? FL_OF : 0), FL_AF | (count === 1 ? 0 : FL_OF));
+};
+
+const MUL: Gen = (e, r) => {
+  const size = r.pick(sizes);
+  const src = r.int(3) ? reg(r.pick(GPR64), size) : mem(r, size, true);
+  const k = r.int(3);
+  const undef = FL_SF | FL_ZF | FL_AF | FL_PF;
+  if (k === 0 || size === 8) e.insn(`${r.pick(["mul", "imul"])}${SUFFIX[size]} ${src}`, 0, FL_CF | FL_OF, undef);
+  else if (k === 1) e.insn(`imul${SUFFIX[size]} ${src}, ${reg(r.pick(GPR64), size)}`, 0, FL_CF | FL_OF, undef);
+  else e.insn(`imul${SUFFIX[size]} ${imm(r, size)}, ${src}, ${reg(r.pick(GPR64), size)}`, 0, FL_CF | FL_OF, undef);
+};
+
+/** DIV/IDIV with the dividend's high half and the divisor guarded so no #DE is possible. */
+const DIV: Gen = (e, r) => {
+  const size = r.pick(sizes);
+  const signed = r.int(2) === 1;
+  const tmp = r.pick(GPR64.filter((g) => g !== "rax" && g !== "rdx"));
+  const t = reg(tmp, size);
+  e.insn(`mov${SUFFIX[size]} ${reg(r.pick(GPR64), size)}, ${t}`);
+  if (signed) {
+    // Divisor in [2, 0x3f]: the quotient's magnitude is at most half the dividend's.
+    e.insn(`and${SUFFIX[size]} $0x3f, ${t}`, 0, FL_ALL & ~FL_AF, FL_AF);
+    e.insn(`or${SUFFIX[size]} $2, ${t}`, 0, FL_ALL & ~FL_AF, FL_AF);
+    e.insn(size === 8 ? "cbtw" : size === 16 ? "cwtd" : size === 32 ? "cltd" : "cqto");
+  } else {
+    e.insn(`or${SUFFIX[size]} $1, ${t}`, 0, FL_ALL & ~FL_AF, FL_AF);
+    e.insn(size === 8 ? "movzbw %al, %ax" : `xor${SUFFIX[size]} ${reg("rdx", size)}, ${reg("rdx", size)}`, 0, size === 8 ? 0 : FL_ALL & ~FL_AF, size === 8 ? 0 : FL_AF);
+  }
+  e.insn(`${signed ? "idiv" : "div"}${SUFFIX[size]} ${t}`, 0, 0, FL_ALL);
+};
+
+const BITS: Gen = (e, r) => {
+  const size = r.pick(sizesNo8);
+  const k = r.int(4);
+  if (k === 0) {
+    const op = r.pick(["bt", "bts", "btr", "btc"]);
+    // Register-offset forms only on registers: on memory the offset may leave the data page.
+    const dst = r.int(2) ? reg(r.pick(GPR64), size) : mem(r, size, true);
+    const src = dst.includes("(") || r.int(2) ? `$${r.int(size)}` : reg(r.pick(GPR64), size);
+    e.insn(`${op}${SUFFIX[size]} ${src}, ${dst}`, 0, FL_CF, FL_OF | FL_SF | FL_AF | FL_PF | FL_ZF);
+  } else if (k === 1) {
+    const tmp = reg(r.pick(GPR64), size);
+    e.insn(`or${SUFFIX[size]} $${1 << r.int(15)}, ${tmp}`, 0, FL_ALL & ~FL_AF, FL_AF);
+    e.insn(`${r.pick(["bsf", "bsr"])}${SUFFIX[size]} ${tmp}, ${reg(r.pick(GPR64), size)}`, 0, FL_ZF, FL_CF | FL_OF | FL_SF | FL_AF | FL_PF);
+  } else if (k === 2) {
+    const s = r.pick([32, 64] as const);
+    e.insn(`bswap ${reg(r.pick(GPR64), s)}`);
+  } else {
+    e.insn(`${r.pick(["xchg", "xadd", "cmpxchg"])}${SUFFIX[size]} ${reg(r.pick(GPR64), size)}, ${r.int(2) ? reg(r.pick(GPR64), size) : mem(r, size, true)}`);
+    const last = e.lines[e.lines.length - 1]!;
+    if (!last.startsWith("xchg")) e.undef = 0; // xadd/cmpxchg define all six flags
+    if (last.startsWith("cmpxchg")) { /* reads RAX, no flags */ }
+  }
+};
+
+const CMOV_SET: Gen = (e, r) => {
+  const cc = r.pick(Object.keys(CC));
+  if (r.int(2)) {
+    const size = r.pick(sizesNo8);
+    const src = r.int(2) ? reg(r.pick(GPR64), size) : mem(r, size, true);
+    e.insn(`cmov${cc}${SUFFIX[size]} ${src}, ${reg(r.pick(GPR64), size)}`, CC[cc]);
+  } else {
+    const dst = r.int(2) ? reg(r.pick(GPR64), 8) : mem(r, 8, true);
+    e.insn(`set${cc} ${dst}`, CC[cc]);
+  }
+};
+
+const LEA: Gen = (e, r) => {
+  const size = r.pick(sizesNo8);
+  const base = r.pick(GPR64);
+  const idx = r.pick(GPR64);
+  const disp = BigInt.asIntN(32, r.u64());
+  if (r.int(3) === 0) {
+    e.insn(`lea${SUFFIX[size]} ${disp}(${reg(base, 32)},${reg(idx, 32)},${r.pick([1, 2, 4, 8])}), ${reg(r.pick(GPR64), size)}`);
+  } else {
+    e.insn(`lea${SUFFIX[size]} ${disp}(%${base},%${idx},${r.pick([1, 2, 4, 8])}), ${reg(r.pick(GPR64), size)}`);
+  }
+};
+
+const MOVE: Gen = (e, r) => {
+  const k = r.int(5);
+  if (k === 0) e.insn(`movabsq $${BigInt.asIntN(64, r.interesting())}, %${r.pick(GPR64)}`);
+  else if (k === 1) {
+    const size = r.pick(sizes);
+    const [src, dst] = operands(r, size);
+    e.insn(`mov${SUFFIX[size]} ${src}, ${dst}`);
+  } else if (k === 2) {
+    const [from, to] = r.pick([[8, 16], [8, 32], [8, 64], [16, 32], [16, 64]] as const);
+    const src = r.int(2) ? reg(r.pick(GPR64), from) : mem(r, from);
+    e.insn(`mov${r.pick(["z", "s"])}${SUFFIX[from]}${SUFFIX[to]} ${src}, ${reg(r.pick(GPR64), to)}`);
+  } else if (k === 3) {
+    e.insn(`movslq ${r.int(2) ? reg(r.pick(GPR64), 32) : mem(r, 32)}, %${r.pick(GPR64)}`);
+  } else {
+    e.insn(r.pick(["cbtw", "cwtl", "cltq", "cwtd", "cltd", "cqto"]));
+  }
+};
+
+const STACK: Gen = (e, r) => {
+  const k = r.int(6);
+  if (e.depth > 0 && (k < 2 || e.depth >= 48)) {
+    e.insn(r.int(3) ? `pop %${r.pick(GPR64)}` : `popq ${mem(r, 64)}`);
+    e.depth--;
+  } else if (k === 2) {
+    e.insn(`call 1f\n1: pop %${r.pick(GPR64)}`); // pushes the (same-on-both-sides) return RIP
+  } else if (k === 3) {
+    // POPF of a known value: status flags and DF (IF/IOPL/TF/AC are left as they are at CPL 3).
+    const v = r.int(0x1000) & (FL_ALL | 0x400);
+    e.insn(`pushq $${v | 0x202}\npopfq`, 0, FL_ALL);
+    e.insn("cld");
+  } else if (k === 4) {
+    e.insn("pushfq", FL_ALL);
+    e.depth++;
+  } else {
+    const src = r.pick([`%${r.pick(GPR64)}`, `$${BigInt.asIntN(32, r.interesting())}`, mem(r, 64)]);
+    e.insn(`push${src.startsWith("%") ? "" : "q"} ${src}`);
+    e.depth++;
+  }
+};
+
+const FLAGOPS: Gen = (e, r) => {
+  const k = r.int(5);
+  if (k === 0) e.insn("lahf", FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF);
+  else if (k === 1) e.insn("sahf", 0, FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF);
+  else if (k === 2) e.insn("clc", 0, FL_CF);
+  else if (k === 3) e.insn("stc", 0, FL_CF);
+  else e.insn("cmc", FL_CF, FL_CF);
+};
+
+/** MOVS/STOS/LODS/CMPS/SCAS, REP/REPE/REPNE, either direction, 64- or 32-bit addressing. */
+const STRING: Gen = (e, r) => {
+  const size = r.pick(sizes);
+  const bytes = size / 8;
+  const n = r.range(1, 8);
+  const down = r.int(2) === 1;
+  const span = n * bytes;
+  const off = () => (down ? r.range(span, 4096 - bytes) : r.range(0, 4096 - span));
+  const a32 = r.int(3) === 0;
+  const op = r.pick(["movs", "stos", "lods", "cmps", "scas"]);
+  e.insn(`lea ${off()}(%rbp), %rsi`);
+  e.insn(`lea ${off()}(%rbp), %rdi`);
+  e.insn(`mov $${n}, %ecx`);
+  e.insn(down ? "std" : "cld");
+  const rep = op === "cmps" || op === "scas" ? r.pick(["repe ", "repne ", ""]) : op === "lods" ? r.pick(["", "rep "]) : r.pick(["rep ", ""]);
+  const defines = op === "cmps" || op === "scas" ? FL_ALL : 0;
+  e.insn(`${a32 ? "addr32 " : ""}${rep}${op}${SUFFIX[size]}`, 0, defines);
+  e.insn("cld");
+};
+
+const GENS: readonly [Gen, number][] = [
+  [ARITH, 6], [UNARY, 2], [SHIFT, 3], [DOUBLE_SHIFT, 1], [MUL, 2], [DIV, 2], [BITS, 2],
+  [CMOV_SET, 3], [LEA, 2], [MOVE, 3], [STACK, 2], [FLAGOPS, 1], [STRING, 2],
+];
+const TOTAL = GENS.reduce((a, [, w]) => a + w, 0);
+
+function pickGen(r: Rng): Gen {
+  let x = r.int(TOTAL);
+  for (const [g, w] of GENS) {
+    if (x < w) return g;
+    x -= w;
+  }
+  return GENS[0]![0];
+}
+
+/** One reproducible case: the same seed gives the same source, registers and masks. */
+export function generateCase(opts: GenOptions): GenCase {
+  const rng = new Rng(opts.seed);
+  const blocks = opts.blocks ?? 32;
+  const per = opts.insnsPerBlock ?? 12;
+  const e = new Emitter(rng);
+  const masks: number[] = [];
+  for (let b = 0; b < blocks; b++) {
+    e.lines.push(`# block ${b}`);
+    for (let i = 0; i < per; i++) pickGen(rng)(e, rng);
+    e.lines.push(`movl $${b}, ${LAYOUT.exitMmio}`);
+    masks.push(e.undef);
+  }
+  e.lines.push(`movl $${blocks}, ${LAYOUT.stopMmio}`);
+  masks.push(e.undef);
+
+  const data: string[] = [];
+  for (let i = 0; i < 4096 / 8; i++) data.push(`0x${rng.u64().toString(16)}`);
+  const source = [
+    `# tskvm differential case, seed ${opts.seed} (test/diff/gen.ts)`,
+    "\t.text", "\t.code64",
+    `pml4:\t.quad ${LAYOUT.pdpt} + 7`, `\t.fill 511, 8, 0`,
+    `pdpt:\t.quad ${LAYOUT.pd} + 7`, `\t.fill 511, 8, 0`,
+    // PD: 512 identity 2 MiB pages, present/writable/user.
+    "pd:", "\t.set i, 0", "\t.rept 512", "\t.quad (i << 21) | 0x87", "\t.set i, i + 1", "\t.endr",
+    `code:`, ...e.lines.map((l) => `\t${l.replace(/\n/g, "\n\t")}`),
+    `\t.fill ${LAYOUT.data} - ${LAYOUT.image} - (. - pml4), 1, 0xcc`,
+    `data:\t.quad ${data.join(", ")}`,
+    `\t.fill 4096, 1, 0`, // stack page
+    "",
+  ].join("\n");
+
+  const regs: Partial<Regs> = {};
+  for (const g of GPR64) regs[g] = rng.interesting();
+  regs.rbp = BigInt(LAYOUT.data);
+  regs.rsp = BigInt(LAYOUT.stackTop);
+  regs.rflags = 0x202n;
+  return {
+    seed: opts.seed, source, masks,
+    init: {
+      mode: "long64", cpl: 3, gpa: LAYOUT.image, mem: LAYOUT.mem, entry: LAYOUT.code, regs,
+      cr3: BigInt(LAYOUT.pml4), exitMmio: LAYOUT.stopMmio, maxExits: blocks + 8,
+      hash: [LAYOUT.data, 0x2000],
+    },
+  };
+}
