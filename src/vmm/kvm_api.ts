@@ -5,6 +5,7 @@
  * `ioctl(request, arg)` with structs in the process's memory, exactly as C passes pointers.
  */
 import type { KvmRun } from "../uapi/kvm_run.js";
+import type { TraceEvent } from "../virt/kvm/trace.js";
 import type { KvmRegs, KvmSregs, KvmUserspaceMemoryRegion } from "../uapi/kvm_structs.js";
 
 export interface KvmStatsFile {
@@ -14,6 +15,8 @@ export interface KvmStatsFile {
 export interface KvmSystemApi {
   checkExtension(cap: number): number;
   createVm(type?: number): KvmVmApi;
+  /** The tracefs role: listen to KVM's tracepoints (names, "kvm_*" prefixes, or null for all). */
+  subscribeTrace(filter: readonly string[] | null, cb: (ev: TraceEvent) => void): () => void;
 }
 
 export interface KvmVmApi {

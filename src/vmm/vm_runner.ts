@@ -21,6 +21,8 @@ export interface RunnerOptions {
   yieldToHost(): Promise<void>;
   /** Called when a guest reset rebuilds the machine. */
   onReset?(m: PcMachine, why: string): void;
+  /** Called with kvm_run.exit_reason after every KVM_RUN (for statistics). */
+  onExit?(reason: number): void;
 }
 
 export class VmRunner {
@@ -127,6 +129,7 @@ export class VmRunner {
       task.cancelAlarm();
       while (task.dequeueSignal() !== 0) { /* the alarm (or a kick) has done its job */ }
     }
+    this.opts.onExit?.(vcpu.kvmRun.exitReason);
     return handleExit(m, vcpu.kvmRun, i);
   }
 

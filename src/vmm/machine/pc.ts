@@ -8,9 +8,9 @@
 import type { HostProcess } from "../../host/process.js";
 import {
   KVM_CAP_IRQCHIP, KVM_CAP_PIT2, KVM_CAP_SET_IDENTITY_MAP_ADDR, KVM_CAP_SET_TSS_ADDR, KVM_CREATE_IRQCHIP,
-  KVM_CREATE_PIT2, KVM_IRQ_LINE, KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_TSS_ADDR,
+  KVM_CREATE_PIT2, KVM_IRQ_LINE, KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_TSS_ADDR, KVM_TRANSLATE,
 } from "../../uapi/kvm.js";
-import { kvm_irq_level, kvm_pit_config } from "../../uapi/kvm_structs.js";
+import { kvm_irq_level, kvm_pit_config, kvm_translation } from "../../uapi/kvm_structs.js";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../uapi/mman.js";
 import { FwCfg, FW_CFG_MAX_CPUS, FW_CFG_MAX_RAM, FW_CFG_NB_CPUS, FW_CFG_RAM_SIZE, FW_CFG_PORT_SEL, FW_CFG_E820_TABLE } from "../devices/fw_cfg.js";
 import { IsaDebugExit } from "../devices/isa_debug_exit.js";
@@ -214,6 +214,16 @@ export class PcMachine implements MachineControl, IrqSink {
     if (this.warned.has(msg)) return;
     this.warned.add(msg);
     this.host.warn(msg);
+  }
+
+  /** KVM_TRANSLATE on vCPU `i`: guest-virtual to guest-physical, or null if unmapped. */
+  translate(i: number, gva: number): number | null {
+    const vcpu = this.vcpus[i];
+    if (!vcpu) throw new VmmError(`no vCPU ${i}`);
+    this.proc.mm.copyToUser(this.scratch, kvm_translation.encode({ linear_address: BigInt(gva) }));
+    vcpu.ioctl(KVM_TRANSLATE, this.scratch);
+    const t = kvm_translation.decode(this.proc.mm.copyFromUser(this.scratch, kvm_translation.size));
+    return t.valid ? Number(t.physical_address) : null;
   }
 
   /** Release the guest's memory mappings (the VM itself goes with its last reference). */
