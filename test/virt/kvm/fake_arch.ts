@@ -1,5 +1,5 @@
 // A small KvmArch for testing the core alone: records hook calls, runs a scripted "guest".
-import { ENOTTY } from "../../../src/uapi/errno.js";
+import { EINVAL, ENOTTY } from "../../../src/uapi/errno.js";
 import * as K from "../../../src/uapi/kvm.js";
 import { KvmError } from "../../../src/virt/kvm/kvm_error.js";
 import type { KvmArch, KvmLike, KvmMemorySlot, KvmMrChange, KvmVcpuLike } from "../../../src/virt/kvm/kvm_host.js";
@@ -48,6 +48,8 @@ export function fakeArch(): FakeArch {
         calls.push(`tss ${arg as number}`);
         return 0;
       }
+      // x86's kvm_vm_ioctl_enable_cap() answers EINVAL for caps it does not know.
+      if (nr === K.KVM_ENABLE_CAP) throw new KvmError(EINVAL, "KVM_ENABLE_CAP", "unknown cap");
       throw new KvmError(ENOTTY, `ioctl 0x${nr.toString(16)}`);
     },
     vcpuCreate: (vcpu: KvmVcpuLike) => {
