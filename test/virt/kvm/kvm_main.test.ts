@@ -156,3 +156,21 @@ test("io bus: sorted ranges, overlap rejection, declining devices", () => {
   kvm.ioBusRead(null, KvmBus.MMIO, 0x1002, 1, d);
   assert.deepEqual(log, ["dev r 1002"]);
 });
+
+test("a 1 GiB memslot whose guest touches 1 MiB costs ~256 frames", () => {
+  const { dev, proc, host } = setup(256 << 20);
+  const kvm = dev.createVm();
+  const GiB = 1 << 30;
+  const hva = proc.mm.mmap(0, GiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  kvm.setUserMemoryRegion({ slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: BigInt(GiB), userspace_addr: BigInt(hva) });
+  const before = host.pageAlloc.allocatedFrames;
+  const pfns = new Set<number>();
+  // 1 MiB spread over the slot: 256 pages, one every 4 MiB-ish stride.
+  for (let i = 0; i < 256; i++) pfns.add(kvm.gfnToPfn(i * 1021, true));
+  assert.equal(pfns.size, 256);
+  assert.equal(host.pageAlloc.allocatedFrames - before, 256);
+  assert.equal(host.physmem.populatedBytes, 2 << 20, "one 2 MiB chunk of host memory");
+  // Touching the same pages again costs nothing.
+  for (let i = 0; i < 256; i++) kvm.gfnToPfn(i * 1021, false);
+  assert.equal(host.pageAlloc.allocatedFrames - before, 256);
+});
