@@ -138,6 +138,7 @@ export class Monitor {
       else if ("xduci".includes(ch)) fmt = ch;
       else throw new VmmError(`${cmd}: invalid format '${ch}'`);
     }
+    if (fmt === "c") size = 1; // characters are bytes, as in QEMU's memory_dump
     if (count < 1 || count > 4096) throw new VmmError(`${cmd}: count must be 1..4096`);
     const machine = this.runner.machine;
     const toPhys = (a: number): number => {

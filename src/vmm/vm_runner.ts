@@ -121,10 +121,10 @@ export class VmRunner {
     try {
       vcpu.run();
     } catch (e) {
-      if (!isEintr(e)) {
-        m.pendingEnd = { kind: "error", status: 1, message: `vCPU ${i}: KVM_RUN failed: ${e instanceof Error ? e.message : String(e)}` };
-        return ExitAction.End;
-      }
+      // -EINTR (our slice alarm, a kick, immediate_exit): kvm_run describes no new exit.
+      if (isEintr(e)) return ExitAction.Continue;
+      m.pendingEnd = { kind: "error", status: 1, message: `vCPU ${i}: KVM_RUN failed: ${e instanceof Error ? e.message : String(e)}` };
+      return ExitAction.End;
     } finally {
       task.cancelAlarm();
       while (task.dequeueSignal() !== 0) { /* the alarm (or a kick) has done its job */ }
