@@ -7,7 +7,13 @@
 //   tskvm-guest: mode=real16 gpa=0x1000      standalone .S, flat image linked at gpa
 //   tskvm-guest: lib=32,64                  links with guests/lib (Multiboot, 32-bit entry at
 //                                           1 MiB); one variant per width: <name>-32, <name>-64
-// Optional keys: mem=<bytes> (guest RAM, default 4 MiB for lib guests, 2 MiB otherwise).
+// Optional keys: mem=<bytes> (guest RAM, default 4 MiB for lib guests, 2 MiB otherwise);
+//   regs=rax:2,rbx:3 (initial registers); expect=kvm|qemu or expect=32:qemu,64:kvm (which
+//   machine produced guests/<area>/<name>.expected: the real /dev/kvm through kvm-runner, or
+//   QEMU TCG for guests this machine's kvm_pvm cannot run; see tools/kvm-runner/README.md).
+//
+// `node scripts/build-guests.mjs --update-expected [filter]` rewrites the .expected files by
+// running each guest on the machine its header names.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -62,7 +68,7 @@ function listSources() {
   return out;
 }
 
-const libInputs = ["boot.S", "entry.S", "lib.c", "lib.h", "guest.ld"].map((f) => join(libDir, f));
+const libInputs = ["boot.S", "entry.S", "lib.c", "lib.h", "ref.h", "guest.ld"].map((f) => join(libDir, f));
 
 function newest(paths) {
   return Math.max(...paths.map(mtime), mtime(fileURLToPath(import.meta.url)));
@@ -144,6 +150,8 @@ export function buildGuests({ filter, log = () => {} } = {}) {
           gpa, entry: v.width ? entryOf(elf) : gpa,
           mem: Number(hdr.mem ?? (v.width ? 0x400000 : 0x200000)),
           width: v.width || 16,
+          expect: expectFor(hdr.expect, v.width),
+          regs: Object.fromEntries((hdr.regs ? hdr.regs.split(",") : []).map((p) => p.split(":"))),
         };
         writeFileSync(json, JSON.stringify(manifest, null, 2) + "\n");
       }
@@ -152,6 +160,85 @@ export function buildGuests({ filter, log = () => {} } = {}) {
     }
   }
   return manifests;
+}
+
+function expectFor(spec, width) {
+  if (!spec) return "kvm";
+  if (!spec.includes(":")) return spec;
+  for (const part of spec.split(",")) {
+    const [w, m] = part.split(":");
+    if (Number(w) === width) return m;
+  }
+  return "kvm";
+}
+
+/** The text a guest run is compared by: its serial output, then how the run ended. */
+export function formatGuestResult(serial, stop, exitValue) {
+  const end = stop === "exit-port" ? `@end exit-port ${exitValue}` : `@end ${stop}`;
+  return `${serial}${serial.endsWith("\n") || serial === "" ? "" : "\n"}${end}\n`;
+}
+
+/** The body of an .expected file (its "# " header lines removed). */
+export function expectedBody(text) {
+  const lines = text.split("\n");
+  let i = 0;
+  while (i < lines.length && lines[i].startsWith("# ")) i++;
+  return lines.slice(i).join("\n");
+}
+
+/** kvm-runner arguments for a guest manifest (the initial state its header names). */
+export function runnerArgsFor(m) {
+  const args = ["--mode", m.mode, "--gpa", `0x${m.gpa.toString(16)}`, "--entry", `0x${m.entry.toString(16)}`,
+    "--mem", `0x${m.mem.toString(16)}`, "--max-exits", "200000", "--timeout", "120", "--quiet"];
+  for (const [r, v] of Object.entries(m.regs ?? {})) args.push("--reg", `${r}=${v}`);
+  return [...args, join(root, m.bin)];
+}
+
+/** Runs a guest on the real KVM (kvm-runner) and returns formatGuestResult's text. */
+export function runGuestOnKvm(m) {
+  const r = spawnSync(buildRunner(), runnerArgsFor(m), { encoding: "utf8", maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`kvm-runner: status ${r.status}: ${r.stdout}${r.stderr}`);
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const last = lines[lines.length - 1];
+  let value = 0;
+  if (last.stop === "exit-port") value = parseInt(lines[lines.length - 2].io.data.slice(0, 2), 16);
+  return formatGuestResult(last.serial, last.stop, value);
+}
+
+/** Runs a library guest under QEMU TCG (isa-debug-exit at 0xf4) and returns its result text. */
+export function runGuestOnQemu(m) {
+  if (m.mode !== "prot32") throw new Error(`${m.name}: QEMU can only boot the Multiboot (library) guests`);
+  const dir = join(buildDir, "qemu");
+  mkdirSync(dir, { recursive: true });
+  const serialFile = join(dir, `${m.name.replace("/", "_")}.serial`);
+  const r = spawnSync("qemu-system-x86_64", ["-accel", "tcg", "-display", "none", "-no-reboot", "-m", "16",
+    "-serial", `file:${serialFile}`, "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel", join(root, m.bin)],
+  { encoding: "utf8", timeout: 120_000 });
+  if (r.error) throw new Error(`qemu-system-x86_64: ${r.error.message}`);
+  const serial = readFileSync(serialFile, "latin1");
+  // isa-debug-exit makes QEMU exit with (value << 1) | 1.
+  if (r.status === null || (r.status & 1) === 0) return formatGuestResult(serial, "shutdown", 0);
+  return formatGuestResult(serial, "exit-port", r.status >> 1);
+}
+
+function qemuVersion() {
+  const r = spawnSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.split("\n")[0].trim() : "QEMU";
+}
+
+/** Rewrites guests/<area>/<name>.expected from a run on the machine the guest's header names. */
+export function updateExpected(m) {
+  const text = m.expect === "qemu" ? runGuestOnQemu(m) : runGuestOnKvm(m);
+  const source = m.expect === "qemu"
+    ? `QEMU TCG (${qemuVersion()}, -accel tcg -kernel ${m.bin})`
+    : "the real /dev/kvm of the build machine (kvm_pvm) through tools/kvm-runner";
+  const header = [
+    `# ${m.name}: serial output, then how the run ended.`,
+    `# Produced by ${source}, ${new Date().toISOString().slice(0, 10)}.`,
+    `# Regenerate: node scripts/build-guests.mjs --update-expected ${m.name}`,
+  ].join("\n");
+  writeFileSync(join(root, m.expected), `${header}\n${text}`);
+  return text;
 }
 
 /** Builds tools/kvm-runner/build/runner with the system gcc; returns its path. */
@@ -167,9 +254,16 @@ export function buildRunner() {
 export { root as projectRoot };
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const filter = process.argv[2];
+  const update = process.argv.includes("--update-expected");
+  const filter = process.argv.slice(2).find((a) => !a.startsWith("--"));
   try {
     const m = buildGuests({ filter, log: (s) => console.log(s) });
+    if (update) {
+      for (const g of m) {
+        const text = updateExpected(g);
+        console.log(`${g.expected} (${g.expect}): ${text.trim().split("\n").pop()}`);
+      }
+    }
     if (existsSync(join(runnerDir, "runner.c"))) console.log(`runner: ${relative(root, buildRunner())}`);
     console.log(`${m.length} guest image(s) in ${relative(root, buildDir)}/`);
   } catch (e) {

@@ -1,6 +1,6 @@
 /* Library smoke test: boots, prints, takes #UD and #BP through the IDT (64-bit: from CPL 3,
  * the way kvm_pvm runs natively), and returns to ring 0.
- * tskvm-guest: lib=32,64 */
+ * tskvm-guest: lib=32,64 expect=32:qemu,64:kvm */
 #include "lib.h"
 
 static long faults(long x)

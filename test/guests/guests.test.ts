@@ -1,0 +1,69 @@
+/**
+ * Builds every guest in guests/ and checks each run against its .expected file:
+ * (a) on the real /dev/kvm, for guests whose expectation came from it (header `expect=kvm`);
+ * (b) on tskvm, for every guest, once tskvm's x86 run path exists.
+ * Skips (with the reason) what this machine cannot run.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+// @ts-expect-error plain .mjs script without type declarations
+import * as build from "../../scripts/build-guests.mjs";
+import { realKvmUnavailable } from "../diff/harness.js";
+import type { InitState } from "../diff/harness.js";
+import { runTskvm, tskvmUnavailable } from "../diff/tskvm.js";
+
+interface Manifest {
+  name: string; bin: string; expected: string; mode: "real16" | "prot32"; gpa: number; entry: number;
+  mem: number; expect: "kvm" | "qemu"; regs: Record<string, string>;
+}
+
+function toolchain(): { guests?: Manifest[]; why?: string } {
+  try {
+    return { guests: build.buildGuests() as Manifest[] };
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (msg.startsWith("toolchain missing")) return { why: msg };
+    throw e;
+  }
+}
+
+const { guests, why: noToolchain } = toolchain();
+const abs = (p: string): string => join(build.projectRoot as string, p);
+
+function initFor(m: Manifest): InitState {
+  return {
+    mode: m.mode, gpa: m.gpa, entry: m.entry, mem: m.mem, maxExits: 200000, timeoutSec: 120,
+    regs: Object.fromEntries(Object.entries(m.regs).map(([k, v]) => [k, BigInt(v)])),
+  };
+}
+
+test("every guest builds", (t) => {
+  if (noToolchain) return t.skip(noToolchain);
+  assert.ok(guests!.length >= 3);
+  for (const g of guests!) assert.ok(existsSync(abs(g.bin)), g.bin);
+});
+
+for (const g of guests ?? []) {
+  const expectedPath = abs(g.expected);
+  test(`guest ${g.name} on the real KVM`, (t) => {
+    if (!existsSync(expectedPath)) return t.skip(`no ${expectedPath}`);
+    if (g.expect !== "kvm") return t.skip("expectation from QEMU TCG: kvm_pvm cannot run this guest (tools/kvm-runner/README.md)");
+    const why = realKvmUnavailable();
+    if (why) return t.skip(why);
+    const want = build.expectedBody(readFileSync(expectedPath, "utf8"));
+    assert.equal(build.runGuestOnKvm(g), want);
+  });
+
+  test(`guest ${g.name} on tskvm`, async (t) => {
+    if (!existsSync(expectedPath)) return t.skip(`no ${expectedPath}`);
+    const why = await tskvmUnavailable();
+    if (why) return t.skip(why);
+    const r = await runTskvm(new Uint8Array(readFileSync(abs(g.bin))), initFor(g));
+    const last = r.exits.at(-1);
+    const value = r.stop === "exit-port" && last?.io ? parseInt(last.io.data.slice(0, 2), 16) : 0;
+    const want = build.expectedBody(readFileSync(expectedPath, "utf8"));
+    assert.equal(build.formatGuestResult(r.serial, r.stop, value), want);
+  });
+}
