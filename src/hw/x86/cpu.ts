@@ -1,0 +1,499 @@
+/**
+ * The emulated x86-64 processor core: one logical processor executing the Intel 64 integer
+ * instruction set in real, protected, virtual-8086 and IA-32e modes, with paging, exceptions and
+ * interrupts (SDM Vol. 1 and 3A). VMX non-root behaviour is layered on through `vmx`
+ * (src/hw/x86/vmx/hooks.ts): wherever the SDM says an instruction or event may cause a VM exit
+ * the core calls the matching hook.
+ *
+ * Layout of the core:
+ *   flags.ts      lazy RFLAGS          decode.ts   opcode table + decoder + decoded-insn cache
+ *   mmu.ts        software TLB, linear/segmented memory access     paging.ts  page walks
+ *   segment.ts    descriptor loads, far transfers                  interrupt.ts event delivery, IRET
+ *   ops/*.ts      instruction handlers by family
+ */
+import type { PhysMem } from "../physmem.js";
+import { X86State, AR_L, AR_DB, AR_UNUSABLE, ActivityState, INTR_BLOCKING_STI, INTR_BLOCKING_MOV_SS } from "./state.js";
+import type { VmxNonRoot } from "./vmx/hooks.js";
+import { FAULT, GP_VECTOR, EV_HW_EXC, DB_VECTOR } from "./fault.js";
+import { flagsSync, LOP_NONE, RFLAGS_VALID, VM, TF, RF } from "./flags.js";
+import { TlbSet, tlbFlushAllSets, tlbFlushNonGlobalSets, tlbFlushPageSets, fetchTranslate } from "./mmu.js";
+import { decode, HANDLERS, DCACHE_SIZE, DCACHE_MASK, DW } from "./decode.js";
+import "./opcodes.js";
+import { deliverEvent, deliverException } from "./interrupt.js";
+import { readMsr, writeMsr } from "./msr.js";
+import { cpuid } from "./cpuid.js";
+
+export interface X86IoBus {
+  /** Port input of `size` bytes (1, 2, 4); returns the value zero-extended. */
+  in(port: number, size: number): number;
+  out(port: number, size: number, value: number): void;
+}
+
+export interface X86CpuOptions {
+  /** Host clock in nanoseconds for the TSC (default: performance.now()). */
+  clockNs?: () => number;
+  /** TSC frequency in kHz (default 2 GHz). */
+  tscKhz?: number;
+  /** Port I/O on bare metal (outside VMX non-root operation); reads float to all ones without it. */
+  io?: X86IoBus;
+}
+
+const CR0_PE = 1, CR0_PG = 0x80000000;
+const CR4_PAE = 1 << 5, CR4_LA57 = 1 << 12;
+const EFER_LMA = 1 << 10;
+
+export class X86Cpu {
+  readonly physmem: PhysMem;
+  readonly state = new X86State();
+  vmx: VmxNonRoot | null = null;
+  readonly hostIrq: Int32Array;
+  io: X86IoBus | null;
+  readonly clockNs: () => number;
+  readonly tscKhz: number;
+
+  /** Last opcode that raised #UD because the core does not implement it: (map << 8) | byte, map 0 = one-byte, 1 = 0F, 2 = 0F38, 3 = 0F3A, 4+ = VEX maps; -1 if none. */
+  lastUnimplemented = -1;
+  /** Count of retired instructions. */
+  icount = 0;
+  get insnCount(): number { return this.icount; }
+
+  // ---- RFLAGS: `fl` holds every bit; CF/PF/AF/ZF/SF/OF only when lop === LOP_NONE (flags.ts) ----
+  fl = 2;
+  lop = 0; lsh = 0; l64 = 0; lcin = 0;
+  ldst = 0; lsrc = 0; lres = 0; ldstH = 0; lsrcH = 0; lresH = 0;
+
+  // ---- cached mode (recomputed by stateChanged and by the instructions that change them) ----
+  cpl = 0;
+  pe = 0;
+  v86 = 0;
+  m64 = 0;
+  /** Code default size: 1 = 16-bit, 2 = 32-bit, 3 = 64-bit. */
+  csz = 1;
+  /** Stack address size: 1 = SP, 2 = ESP, 3 = RSP. */
+  ssz = 1;
+  /** 0 none, 1 32-bit, 2 PAE, 3 4-level, 4 5-level (SDM 4.1.1). */
+  pgMode = 0;
+  /** Decode-cache mode key (code size + protected-mode bit). */
+  dmode = 1;
+  /** Canonical limit 2^47 or 2^56 (LA57). */
+  canon = 0x800000000000;
+  /** Per segment: linear base as used for address formation (0 for ES/CS/SS/DS in 64-bit mode). */
+  readonly effBase = new Float64Array(8);
+  /** Per segment: lowest and highest valid offset (limit check, expand-down aware). */
+  readonly segLo = new Float64Array(8);
+  readonly segHi = new Float64Array(8);
+  /** Per segment: 1 readable, 2 writable. */
+  readonly segRW = new Uint8Array(8);
+
+  // ---- the decoded instruction (packed words, see decode.ts) ----
+  w0 = 0; w1 = 0; w2 = 0; w3 = 0; w4 = 0; w5 = 0;
+  /** RIP of the current instruction's first byte. */
+  curRip = 0;
+  /** Scratch: high half of the last 64-bit operand read or result. */
+  rhi = 0;
+  /** Scratch: linear address of a read-modify-write operand (-1 = register). */
+  rmwLa = 0;
+
+  // ---- fault information for the instruction in flight ----
+  faultVec = 0;
+  faultErr = -1;
+  faultExtra = 0;
+
+  // ---- slow-step conditions: TF, RF, interrupt shadows, debug registers ----
+  slow = 0;
+  /** DR6 bits collected by data breakpoints during the current instruction. */
+  pendingDr6 = 0;
+  /** Some DR7 data breakpoint is armed: accesses bypass the TLB so each is checked. */
+  dbgData = 0;
+  /** Some DR7 instruction breakpoint is armed. */
+  dbgInsn = 0;
+  /** Page-walk results for the TLB fill (paging.ts). */
+  walkPerm = 0;
+  walkGlobal = 0;
+  /** Set by event delivery, so the single-step trap is not taken after INT n / a fault. */
+  eventDelivered = 0;
+  /** Set when an instruction changed something that the run loop must look at before the next one. */
+  breakLoop = 0;
+
+  // ---- software TLB (mmu.ts): one set for CPL 3 accesses, one for supervisor ----
+  readonly tlbUser = new TlbSet();
+  readonly tlbSup = new TlbSet();
+  tR: Float64Array; tW: Float64Array; tX: Float64Array;
+  tM8: Uint8Array[]; tM32: Int32Array[]; tOff: Int32Array; tPfn: Float64Array;
+  /** Per page frame: 1 if decoded instructions from it are cached (writes must invalidate). */
+  readonly hasCode: Uint8Array;
+
+  // ---- decoded-instruction cache, direct mapped by host-physical address ----
+  readonly dcTag = new Float64Array(DCACHE_SIZE).fill(NaN);
+  readonly dcW = new Int32Array(DCACHE_SIZE * DW);
+
+  // ---- MSR-backed state (msr.ts) ----
+  starLo = 0; starHi = 0;
+  lstar = 0; cstar = 0; fmask = 0;
+  kernelGsBase = 0;
+  sysenterCs = 0; sysenterEsp = 0; sysenterEip = 0;
+  patLo = 0x00070406; patHi = 0x00070406;
+  tscAux = 0;
+  /** TSC = clock-derived count + tscAdjust (WRMSR IA32_TSC moves the adjust). */
+  tscAdjust = 0;
+  apicBaseLo = 0xfee00900; apicBaseHi = 0;
+  miscEnableLo = 1; miscEnableHi = 0;
+  mtrrDefType = 0;
+  featureControl = 0;
+  /** IA32_SPEC_CTRL etc. are not modelled; see msr.ts for the list the CPU has. */
+
+  constructor(physmem: PhysMem, opts: X86CpuOptions = {}) {
+    this.physmem = physmem;
+    this.hostIrq = new Int32Array(new SharedArrayBuffer(4));
+    this.io = opts.io ?? null;
+    this.clockNs = opts.clockNs ?? (() => globalThis.performance.now() * 1e6);
+    this.tscKhz = opts.tscKhz ?? 2000000;
+    this.hasCode = new Uint8Array(physmem.nrFrames);
+    const s = this.tlbSup;
+    this.tR = s.tagR; this.tW = s.tagW; this.tX = s.tagX; this.tM8 = s.mem8; this.tM32 = s.mem32; this.tOff = s.off; this.tPfn = s.pfn;
+    this.reset();
+  }
+
+  // ---- decoded-field accessors (decode.ts packs them) ----
+  get op(): number { return this.w0 & 0x7ff; }
+  get ilen(): number { return (this.w0 >>> 11) & 15; }
+  get osz(): number { return (this.w0 >>> 15) & 3; }
+  get asz(): number { return (this.w0 >>> 17) & 3; }
+  get rep(): number { return (this.w0 >>> 19) & 3; }
+  get lock(): number { return (this.w0 >>> 21) & 1; }
+  get rex(): number { return (this.w0 >>> 22) & 1; }
+  get p66(): number { return (this.w0 >>> 23) & 1; }
+  get opb(): number { return this.w0 >>> 24; }
+  get mod(): number { return this.w1 & 3; }
+  get reg(): number { return (this.w1 >>> 2) & 15; }
+  get rm(): number { return (this.w1 >>> 6) & 15; }
+  get base(): number { return (this.w1 >>> 10) & 31; }
+  get index(): number { return (this.w1 >>> 15) & 31; }
+  get scale(): number { return (this.w1 >>> 20) & 3; }
+  /** Segment of the memory operand: the override, else DS (SS for BP/SP-based addressing). */
+  get seg(): number { return (this.w1 >>> 22) & 7; }
+  /** Segment override prefix, 7 if none. */
+  get segOvr(): number { return (this.w1 >>> 25) & 7; }
+  get vexL(): number { return (this.w1 >>> 28) & 1; }
+  get vexW(): number { return (this.w1 >>> 29) & 1; }
+  /** REX.B as 8 for opcodes that encode a register in their low bits (decode.ts stores it in rm). */
+  rexB(): number { return (this.w1 >>> 6) & 8; }
+  get disp(): number { return this.w2; }
+  get imm(): number { return this.w3; }
+  get imm2(): number { return this.w4; }
+  get vexV(): number { return this.w5; }
+
+  /** Power-up / RESET state (SDM Table 9-1). */
+  reset(): void {
+    const st = this.state;
+    st.gpr.fill(0);
+    st.gpr[2 * 2] = 0x600; // EDX: family/model/stepping signature
+    st.rip = 0xfff0;
+    for (let i = 0; i < 8; i++) { st.segSel[i] = 0; st.segBase[i] = 0; st.segLimit[i] = 0xffff; st.segAr[i] = 0x93; }
+    st.segSel[1] = 0xf000; st.segBase[1] = 0xffff0000; st.segAr[1] = 0x9b;
+    st.segAr[6] = 0x82; st.segAr[7] = 0x8b;
+    st.gdtrBase = 0; st.gdtrLimit = 0xffff; st.idtrBase = 0; st.idtrLimit = 0xffff;
+    st.cr0 = 0x60000010; st.cr2 = 0; st.cr3 = 0; st.cr4 = 0; st.cr8 = 0; st.efer = 0;
+    st.dr.fill(0); st.dr[6] = 0xffff0ff0; st.dr[7] = 0x400;
+    st.interruptibility = 0; st.activityState = ActivityState.ACTIVE; st.xcr0 = 1;
+    this.fl = 2; this.lop = LOP_NONE;
+    this.stateChanged();
+  }
+
+  getRflags(): number {
+    flagsSync(this);
+    return (this.fl | 2) >>> 0;
+  }
+
+  setRflags(v: number): void {
+    this.fl = (v & RFLAGS_VALID) | 2;
+    this.lop = LOP_NONE;
+    this.modeFlagsChanged();
+  }
+
+  /** Recompute every cached mode bit after state was written from outside (VM entry, tests). */
+  stateChanged(): void {
+    const st = this.state;
+    const oldPg = this.pgMode;
+    this.pe = st.cr0 & CR0_PE;
+    this.v86 = this.pe && (this.fl & VM) ? 1 : 0;
+    const lma = (st.efer & EFER_LMA) !== 0;
+    this.m64 = lma && (st.segAr[1] & AR_L) !== 0 ? 1 : 0;
+    this.csz = this.m64 ? 3 : (st.segAr[1] & AR_DB) !== 0 ? 2 : 1;
+    this.ssz = this.m64 ? 3 : (st.segAr[2] & AR_DB) !== 0 ? 2 : 1;
+    this.dmode = this.csz | (this.pe && !this.v86 ? 4 : 0);
+    if (!(st.cr0 & CR0_PG)) this.pgMode = 0;
+    else if (lma) this.pgMode = st.cr4 & CR4_LA57 ? 4 : 3;
+    else this.pgMode = st.cr4 & CR4_PAE ? 2 : 1;
+    this.canon = this.pgMode === 4 ? 0x100000000000000 : 0x800000000000;
+    for (let s = 0; s < 8; s++) this.segCache(s);
+    this.setCpl(!this.pe ? 0 : this.v86 ? 3 : (st.segAr[2] >>> 5) & 3);
+    if (oldPg !== this.pgMode) this.tlbFlushAll();
+    this.modeFlagsChanged();
+  }
+
+  /** Recompute the address-formation cache of one segment register (after a load). */
+  segCache(s: number): void {
+    const st = this.state;
+    const ar = st.segAr[s];
+    if (this.m64) {
+      this.effBase[s] = s >= 4 ? st.segBase[s] : 0;
+      this.segLo[s] = -Infinity; this.segHi[s] = Infinity; this.segRW[s] = 3;
+      return;
+    }
+    this.effBase[s] = st.segBase[s] >>> 0;
+    const lim = st.segLimit[s];
+    if (!this.pe || this.v86) {
+      this.segLo[s] = 0; this.segHi[s] = lim; this.segRW[s] = 3;
+    } else if (ar & AR_UNUSABLE) {
+      this.segLo[s] = 1; this.segHi[s] = 0; this.segRW[s] = 0;
+    } else if (ar & 8) { // code: readable if type bit 1, never writable
+      this.segLo[s] = 0; this.segHi[s] = lim; this.segRW[s] = ar & 2 ? 1 : 0;
+    } else if (ar & 4) { // expand-down data
+      this.segLo[s] = lim + 1; this.segHi[s] = ar & AR_DB ? 0xffffffff : 0xffff; this.segRW[s] = ar & 2 ? 3 : 1;
+    } else {
+      this.segLo[s] = 0; this.segHi[s] = lim; this.segRW[s] = ar & 2 ? 3 : 1;
+    }
+  }
+
+  setCpl(cpl: number): void {
+    this.cpl = cpl;
+    const t = cpl === 3 ? this.tlbUser : this.tlbSup;
+    this.tR = t.tagR; this.tW = t.tagW; this.tX = t.tagX; this.tM8 = t.mem8; this.tM32 = t.mem32; this.tOff = t.off; this.tPfn = t.pfn;
+  }
+
+  /** TF/RF/shadow/debug-register state changed: decide whether the run loop needs the careful path. */
+  modeFlagsChanged(): void {
+    const st = this.state;
+    const dr7 = st.dr[7];
+    let insn = 0, data = 0;
+    for (let i = 0; i < 4; i++) {
+      if ((dr7 >>> (i * 2)) & 3) {
+        if (((dr7 >>> (16 + i * 4)) & 3) === 0) insn = 1; else data = 1;
+      }
+    }
+    this.dbgInsn = insn;
+    if (data !== this.dbgData) { this.dbgData = data; this.tlbFlushAll(); }
+    this.slow = (this.fl & (TF | RF)) || (st.interruptibility & (INTR_BLOCKING_STI | INTR_BLOCKING_MOV_SS)) || insn || data ? 1 : 0;
+    this.breakLoop = 1;
+  }
+
+  // ---- general registers ----
+  /** Read register r of size sz (0 byte, 1 word, 2 dword, 3 qword: high half in rhi). Byte registers 4-7 without REX are AH..BH. */
+  getReg(sz: number, r: number): number {
+    const g = this.state.gpr;
+    switch (sz) {
+      case 0:
+        if (r < 4 || r > 7 || this.rex) return g[r << 1] & 0xff;
+        return (g[(r - 4) << 1] >>> 8) & 0xff;
+      case 1: return g[r << 1] & 0xffff;
+      case 2: return g[r << 1];
+      default: this.rhi = g[(r << 1) | 1]; return g[r << 1];
+    }
+  }
+
+  /** Write register r of size sz; 32-bit writes zero the upper half, 8/16-bit writes merge. */
+  setReg(sz: number, r: number, lo: number, hi: number): void {
+    const g = this.state.gpr;
+    switch (sz) {
+      case 0:
+        if (r < 4 || r > 7 || this.rex) g[r << 1] = (g[r << 1] & ~0xff) | (lo & 0xff);
+        else { const i = (r - 4) << 1; g[i] = (g[i] & ~0xff00) | ((lo & 0xff) << 8); }
+        return;
+      case 1: g[r << 1] = (g[r << 1] & ~0xffff) | (lo & 0xffff); return;
+      case 2: g[r << 1] = lo; g[(r << 1) | 1] = 0; return;
+      default: g[r << 1] = lo; g[(r << 1) | 1] = hi; return;
+    }
+  }
+
+  /** Register as a number of the current address size (for RSI/RDI/RCX in string ops, addressing). */
+  regAddr(r: number, asz: number): number {
+    const g = this.state.gpr;
+    if (asz === 3) return g[(r << 1) | 1] * 4294967296 + (g[r << 1] >>> 0);
+    if (asz === 2) return g[r << 1] >>> 0;
+    return g[r << 1] & 0xffff;
+  }
+
+  /** Write a number back into register r with address-size semantics (16: merge, 32: zero-extend, 64: full). */
+  setRegAddr(r: number, asz: number, v: number): void {
+    const g = this.state.gpr;
+    if (asz === 3) { g[r << 1] = v | 0; g[(r << 1) | 1] = Math.floor(v / 4294967296) | 0; }
+    else if (asz === 2) { g[r << 1] = v | 0; g[(r << 1) | 1] = 0; }
+    else g[r << 1] = (g[r << 1] & ~0xffff) | (v & 0xffff);
+  }
+
+  // ---- execution ----
+  /** Execute up to maxInsns instructions; returns how many retired (SDM: the fetch-decode-execute loop). */
+  run(maxInsns: number): number {
+    const start = this.icount;
+    const end = start + maxInsns;
+    const st = this.state;
+    for (;;) {
+      try {
+        this.loop(end);
+        return this.icount - start;
+      } catch (e) {
+        if (e !== FAULT) throw e;
+        st.rip = this.curRip;
+        deliverException(this, this.faultVec, this.faultErr, this.faultExtra, 0);
+        if (st.activityState !== ActivityState.ACTIVE) return this.icount - start;
+      }
+    }
+  }
+
+  private loop(end: number): void {
+    const st = this.state;
+    const hostIrq = this.hostIrq;
+    let boundary = 0;
+    while (this.icount < end) {
+      if (st.activityState !== ActivityState.ACTIVE || hostIrq[0] !== 0) return;
+      if (this.vmx !== null && (boundary-- <= 0 || this.breakLoop)) {
+        boundary = 64;
+        this.breakLoop = 0;
+        this.vmx.instructionBoundary();
+      }
+      if (this.slow) { this.stepSlow(); continue; }
+      this.breakLoop = 0;
+      this.fetchDecode();
+      HANDLERS[this.w0 & 0x7ff](this);
+      this.icount++;
+    }
+  }
+
+  /** Fetch and decode the instruction at RIP (through the decoded-instruction cache) and advance RIP past it. */
+  fetchDecode(): void {
+    const st = this.state;
+    const rip = st.rip;
+    this.curRip = rip;
+    let la: number;
+    if (this.m64) la = rip;
+    else {
+      la = (rip + this.effBase[1]) >>> 0;
+    }
+    const vpn = Math.floor(la / 4096);
+    const i = vpn & 4095;
+    let hpa: number;
+    if (this.tX[i] === vpn) hpa = this.tPfn[i] * 4096 + (la & 4095);
+    else hpa = fetchTranslate(this, la);
+    if (hpa >= 0) {
+      const key = hpa * 8 + this.dmode;
+      const ci = hpa & DCACHE_MASK;
+      if (this.dcTag[ci] === key) {
+        const b = ci * DW, w = this.dcW;
+        this.w0 = w[b]; this.w1 = w[b + 1]; this.w2 = w[b + 2]; this.w3 = w[b + 3]; this.w4 = w[b + 4]; this.w5 = w[b + 5];
+      } else {
+        decode(this, la, hpa, ci, key);
+      }
+    } else {
+      decode(this, la, -1, 0, 0);
+    }
+    const len = (this.w0 >>> 11) & 15;
+    if (this.m64) st.rip = rip + len;
+    else {
+      if (rip + len - 1 > this.segHi[1]) this.raise(GP_VECTOR, 0);
+      st.rip = this.csz === 2 ? (rip + len) >>> 0 : (rip + len) & 0xffff;
+    }
+  }
+
+  /** One instruction with the careful checks: instruction breakpoints, single-step, RF, interrupt shadows. */
+  private stepSlow(): void {
+    const st = this.state;
+    const tfBefore = this.fl & TF;
+    const shadow = st.interruptibility & (INTR_BLOCKING_STI | INTR_BLOCKING_MOV_SS);
+    if (this.dbgInsn && !(this.fl & RF)) {
+      const la = this.m64 ? st.rip : (st.rip + this.effBase[1]) >>> 0;
+      const hit = this.matchBreakpoints(la, 1, 0);
+      if (hit) {
+        this.curRip = st.rip;
+        deliverException(this, DB_VECTOR, -1, hit, 0);
+        return;
+      }
+    }
+    this.pendingDr6 = 0;
+    this.eventDelivered = 0;
+    this.fetchDecode();
+    HANDLERS[this.w0 & 0x7ff](this);
+    this.icount++;
+    // The instruction completed: RF clears, a shadow set before it expires (SDM 6.8.3, 17.3.1.1).
+    this.fl &= ~RF;
+    if (shadow) st.interruptibility &= ~shadow;
+    this.modeFlagsChanged();
+    let dr6 = this.pendingDr6;
+    this.pendingDr6 = 0;
+    // Single-step traps after an instruction that began with TF set, unless the instruction
+    // itself delivered an event (INT n, exceptions: the handler starts with TF clear, SDM 17.3.1.4).
+    if (tfBefore && !this.eventDelivered) dr6 |= 0x4000;
+    this.eventDelivered = 0;
+    if (dr6 && st.activityState === ActivityState.ACTIVE) {
+      this.curRip = st.rip;
+      deliverException(this, DB_VECTOR, -1, dr6, 0);
+    }
+  }
+
+  /**
+   * DR7 breakpoint match for an access of `size` bytes at `la`; kind 0 = instruction, 1 = write,
+   * 3 = read/write (SDM 17.2.4, 17.2.5). Returns the DR6 B0-B3 bits of the matching enabled breakpoints.
+   */
+  matchBreakpoints(la: number, size: number, kind: number): number {
+    const dr = this.state.dr;
+    const dr7 = dr[7];
+    let hit = 0;
+    for (let i = 0; i < 4; i++) {
+      if (!((dr7 >>> (i * 2)) & 3)) continue;
+      const rw = (dr7 >>> (16 + i * 4)) & 3;
+      const len = [1, 2, 8, 4][(dr7 >>> (18 + i * 4)) & 3];
+      if (kind === 0) { if (rw !== 0) continue; if (dr[i] === la) hit |= 1 << i; continue; }
+      if (rw === 0 || rw === 2 || (rw === 1 && kind !== 1)) continue;
+      const b = Math.floor(dr[i] / len) * len;
+      if (la < b + len && la + size > b) hit |= 1 << i;
+    }
+    return hit;
+  }
+
+  /** Raise a fault for the current instruction (unwinds to run()). */
+  raise(vector: number, errorCode: number): never {
+    this.faultVec = vector;
+    this.faultErr = errorCode;
+    this.faultExtra = 0;
+    throw FAULT;
+  }
+
+  /** #UD for an opcode the core does not implement, recorded in lastUnimplemented. */
+  unimplemented(code: number): never {
+    this.lastUnimplemented = code;
+    return this.raise(6, -1);
+  }
+
+  /** Deliver an event through the IDT of the current mode as VM-entry event injection does (SDM 27.6). */
+  deliverEvent(vector: number, type: number, errorCode: number, insnLen: number): void {
+    this.curRip = this.state.rip;
+    if (this.state.activityState === ActivityState.HLT) this.state.activityState = ActivityState.ACTIVE;
+    if (type === EV_HW_EXC) deliverException(this, vector, errorCode, 0, 0);
+    else deliverEvent(this, vector, type, errorCode, insnLen);
+  }
+
+  // ---- TLB maintenance (mmu.ts holds the arrays' layout) ----
+  tlbFlushAll(): void { tlbFlushAllSets(this); }
+  tlbFlushNonGlobal(): void { tlbFlushNonGlobalSets(this); }
+  tlbFlushPage(linearAddr: number): void { tlbFlushPageSets(this, linearAddr); }
+  /** PCIDs are not tagged in the software TLB, so a PCID flush drops every non-global entry (a superset, which the SDM allows). */
+  tlbFlushPcid(_pcid: number): void { tlbFlushNonGlobalSets(this); }
+
+  /** Drop cached decoded instructions of one host frame (also for writes made by DMA or the VMM). */
+  invalidateCode(pfn: number): void {
+    if (pfn < 0 || pfn >= this.hasCode.length || !this.hasCode[pfn]) return;
+    this.hasCode[pfn] = 0;
+    const base = ((pfn * 4096) & DCACHE_MASK) & ~4095;
+    this.dcTag.fill(NaN, base, base + 4096);
+  }
+
+  readMsr(msr: number, out: Int32Array): boolean { return readMsr(this, msr, out); }
+  writeMsr(msr: number, lo: number, hi: number): boolean { return writeMsr(this, msr, lo, hi); }
+  cpuid(leaf: number, subleaf: number, out: Int32Array): void { cpuid(this, leaf, subleaf, out); }
+
+  /** Current TSC as a double (exact below 2^53). */
+  tsc(): number {
+    return Math.floor(this.clockNs() * this.tscKhz / 1e6) + this.tscAdjust;
+  }
+}
+
