@@ -13,6 +13,10 @@
  * encoding using those registers) and prints "<xmm0> <xmm1> <xmm2> <ecx> <eflags>"; 128-bit
  * values are written as 32 hex digits, most significant first.
  *
+ * "x87img <cw> <ops> <k> <f80>..." loads k values, optionally runs FADD ST(1) (ops&1), FFREE ST(2)
+ * (ops&2), FINCSTP (ops&4), and prints the FXSAVE, FXSAVE64, FNSTENV (32- and 16-bit) and FNSAVE
+ * images in hex.
+ *
  * Build: gcc -O1 -mno-red-zone -o build/oracle oracle.c   (x86-64 host)
  */
 #include <stdint.h>
@@ -199,6 +203,27 @@ static const sd_op sdops[] = {
 
 static int eq(const char *a, const char *b) { return strcmp(a, b) == 0; }
 
+/* ---- x87 state images: load k values, optional ops, then FXSAVE, FXSAVE64, FNSTENV (32/16), FNSAVE ---- */
+static void hexdump(const uint8_t *b, size_t n) { for (size_t i = 0; i < n; i++) printf("%02x", b[i]); printf(" "); }
+static void x87img(char *p) {
+  uint16_t cw = (uint16_t)hx(&p);
+  int ops = (int)hx(&p), k = (int)hx(&p);
+  f80 v[8];
+  for (int i = 0; i < k && i < 8; i++) rd80(&p, &v[i]);
+  static uint8_t fx[512] __attribute__((aligned(16))), fx64[512] __attribute__((aligned(16)));
+  static uint8_t env32[28], env16[14], sav[108];
+  memset(fx, 0, sizeof fx); memset(fx64, 0, sizeof fx64);
+  /* Empty registers keep stale contents in the images: start from zeros. */
+  __asm__ volatile("fninit\n\tfldz\n\tfldz\n\tfldz\n\tfldz\n\tfldz\n\tfldz\n\tfldz\n\tfldz\n\tfninit\n\tfldcw %0" :: "m"(cw));
+  for (int i = 0; i < k && i < 8; i++) __asm__ volatile("fldt %0" :: "m"(v[i]));
+  if (ops & 1) __asm__ volatile("fadd %st(1), %st");
+  if (ops & 2) __asm__ volatile("ffree %st(2)");
+  if (ops & 4) __asm__ volatile("fincstp");
+  __asm__ volatile("fxsave %0\n\tfxsave64 %1\n\tfnstenv %2\n\tfldcw %5\n\tdata16 fnstenv %3\n\tfnsave %4\n\tfninit"
+    : "=m"(fx), "=m"(fx64), "=m"(env32), "=m"(env16), "=m"(sav) : "m"(cw));
+  hexdump(fx, 512); hexdump(fx64, 512); hexdump(env32, 28); hexdump(env16, 14); hexdump(sav, 108); printf("\n");
+}
+
 /* ---- one arbitrary instruction on xmm0-2/eax/edx, run from an executable buffer ---- */
 typedef struct { uint64_t lo, hi; } x128;
 static uint8_t *codebuf;
@@ -248,6 +273,7 @@ static void run(char *line) {
   char *op = tok(&p);
   if (!op) return;
   if (eq(op, "exec")) { exec_one(p); return; }
+  if (eq(op, "x87img")) { x87img(p); return; }
   uint32_t ctl = (uint32_t)hx(&p);
   uint16_t cw = (uint16_t)ctl, sw = 0;
   f80 a, b, r, r1;
