@@ -98,12 +98,12 @@ test("run -kernel multiboot image in 32-bit protected mode, --trace writes ftrac
 test("stat prints per-VM and per-vCPU counters and exit reasons to stderr; an empty image is a user error", { skip: SKIP }, () => {
   const dir = mkdtempSync(join(tmpdir(), "tskvm-"));
   const img = join(dir, "hello.bin");
-  writeFileSync(img, Uint8Array.from([0xba, 0xf8, 0x03, 0xb0, 0x34, 0xee, 0xb0, 0x0a, 0xee, 0xf4]));
-  const r = tskvm(["stat", "-device", `loader,file=${img},addr=0x1000`]);
+  writeFileSync(img, Uint8Array.from([0xba, 0xf8, 0x03, 0xb0, 0x34, 0xee, 0xb0, 0x0a, 0xee, 0xba, 0xf4, 0x00, 0xb0, 0x00, 0xee, 0xf4]));
+  const r = tskvm(["stat", "-device", `loader,file=${img},addr=0x1000`, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
   assert.equal(r.stdout, "4\n");
-  assert.equal(r.status, 0, "all vCPUs halted without an irqchip");
-  assert.match(r.stderr, /io_exits\s+2\s+2/);
-  assert.match(r.stderr, /Exits to userspace[\s\S]*IO\s+2/);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /io_exits\s+3\s+3/);
+  assert.match(r.stderr, /Exits to userspace[\s\S]*IO\s+3/);
   const e = tskvm(["stat", "-device", "loader,file=/dev/null,addr=0x1000"]);
   assert.equal(e.status, 1);
   assert.match(e.stderr, /empty image/);
