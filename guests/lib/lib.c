@@ -3,7 +3,7 @@
 
 int failures;
 exc_hook_t exc_hooks[256];
-volatile ulong last_vector, last_error, last_ip, exc_count, skip_len;
+volatile ulong last_vector, last_error, last_ip, exc_count, skip_len, resume_ip;
 
 void putc(char c) { outb(SERIAL_PORT, (u8)c); }
 
@@ -73,7 +73,12 @@ void exc_record(struct frame *f)
 	last_error = f->error;
 	last_ip = f->ip;
 	exc_count++;
-	f->ip += skip_len;
+	if (resume_ip) {
+		f->ip = resume_ip;
+		resume_ip = 0;
+	} else {
+		f->ip += skip_len;
+	}
 }
 
 void exc_dispatch(struct frame *f)

@@ -35,6 +35,7 @@ extern exc_hook_t exc_hooks[256];
 /* Last exception seen by the generic recorder (exc_record). */
 extern volatile ulong last_vector, last_error, last_ip, exc_count;
 extern volatile ulong skip_len; /* exc_record adds this to the saved IP (0: no change) */
+extern volatile ulong resume_ip; /* if set, exc_record resumes there instead (and clears it) */
 void exc_record(struct frame *f);
 
 static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
