@@ -227,6 +227,10 @@ export const kvm_dirty_gfn = new StructCodec<KvmDirtyGfn>("kvm_dirty_gfn", 16, {
   flags: [0, "u32"], slot: [4, "u32"], offset: [8, "u64"],
 });
 
+/** The __u64 argument of KVM_SET_IDENTITY_MAP_ADDR. */
+export interface KvmIdentityMapAddr { addr: bigint }
+export const kvm_identity_map_addr = new StructCodec<KvmIdentityMapAddr>("__u64 ident_addr", 8, { addr: [0, "u64"] });
+
 export interface KvmEnableCap { cap: number; flags: number; args: bigint[]; pad: number[] }
 export const kvm_enable_cap = new StructCodec<KvmEnableCap>("kvm_enable_cap", 104, {
   cap: [0, "u32"], flags: [4, "u32"], args: [8, "u64", 4], pad: [40, "u8", 64],

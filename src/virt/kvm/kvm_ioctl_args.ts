@@ -6,7 +6,7 @@
  */
 import type { MmStruct } from "../../host/mm.js";
 import { E2BIG, EFAULT, EIO } from "../../uapi/errno.js";
-import { IOC_READ, IOC_WRITE, iocDir } from "../../uapi/ioctl.js";
+import { IOC_NONE, IOC_READ, IOC_WRITE, iocDir, iocSize } from "../../uapi/ioctl.js";
 import * as K from "../../uapi/kvm.js";
 import * as S from "../../uapi/kvm_structs.js";
 import type { StructCodec } from "../../uapi/struct.js";
@@ -88,6 +88,7 @@ function msrListCodec(name: string): ArgCodec {
 
 /**
  * Arch ioctls whose argument layout the core knows: decoded before the arch hook sees them.
+ * Ioctls not listed here get the raw-bytes default (rawCodec below) when they take a pointer.
  * Conventions for the hook: _IOW gets the decoded object; _IOR gets 0 and returns the object to
  * copy out; _IOWR gets the decoded object and returns either a new object to copy out or a
  * number (then the input object, possibly updated in place, is copied out).
@@ -113,7 +114,7 @@ export const ARCH_IOCTL_ARGS = new Map<number, ArgCodec>([
   [K.KVM_IRQ_LINE_STATUS, fixed("KVM_IRQ_LINE_STATUS", S.kvm_irq_level, K.KVM_IRQ_LINE_STATUS)],
   [K.KVM_IRQFD, fixed("KVM_IRQFD", S.kvm_irqfd, K.KVM_IRQFD)],
   [K.KVM_IOEVENTFD, fixed("KVM_IOEVENTFD", S.kvm_ioeventfd, K.KVM_IOEVENTFD)],
-  [K.KVM_SIGNAL_MSI, fixed("KVM_SIGNAL_MSI", S.kvm_msi, K.KVM_SIGNAL_MSI)],
+  [K.KVM_SET_IDENTITY_MAP_ADDR, fixed("KVM_SET_IDENTITY_MAP_ADDR", S.kvm_identity_map_addr, K.KVM_SET_IDENTITY_MAP_ADDR)],
   [K.KVM_CREATE_PIT2, fixed("KVM_CREATE_PIT2", S.kvm_pit_config, K.KVM_CREATE_PIT2)],
   [K.KVM_SET_CLOCK, fixed("KVM_SET_CLOCK", S.kvm_clock_data, K.KVM_SET_CLOCK)],
   [K.KVM_GET_CLOCK, fixed("KVM_GET_CLOCK", S.kvm_clock_data, K.KVM_GET_CLOCK)],
@@ -129,13 +130,48 @@ export const ARCH_IOCTL_ARGS = new Map<number, ArgCodec>([
   [K.KVM_GET_MSR_FEATURE_INDEX_LIST, msrListCodec("KVM_GET_MSR_FEATURE_INDEX_LIST")],
 ]);
 
+/**
+ * Register (or replace) the argument codec of an arch ioctl, e.g. a variable-length struct such
+ * as KVM_SET_GSI_ROUTING, so the byte-level path hands the arch a decoded object.
+ */
+export function registerArchIoctlArg(request: number, codec: ArgCodec): void {
+  ARCH_IOCTL_ARGS.set(request >>> 0, codec);
+}
+
+/**
+ * The default for a pointer argument the core has no codec for (_IOC_SIZE != 0): the arch
+ * receives the _IOC_SIZE bytes as a Uint8Array and, for _IOR/_IOWR, returns a Uint8Array (or
+ * updates the given one in place and returns a number) that is copied back. The bytes are read
+ * whatever the direction bits say, because some requests carry the wrong ones (KVM_SET_IRQCHIP
+ * is _IOR yet its handler copies the struct in).
+ */
+function rawCodec(request: number): ArgCodec {
+  const name = `ioctl 0x${request.toString(16)}`;
+  const size = iocSize(request);
+  const dir = iocDir(request);
+  return {
+    name,
+    read: (mm, hva) => copyInBytes(mm, hva, size, name),
+    write: dir & IOC_READ
+      ? (mm, hva, v) => {
+          if (!(v instanceof Uint8Array)) throw new KvmError(EIO, name, "arch must return the struct as bytes");
+          copyOutBytes(mm, hva, v.subarray(0, size), name);
+        }
+      : undefined,
+  };
+}
+
 /** Run an arch ioctl hook through the byte-level argument conventions above. */
 export function archIoctlBytes(mm: MmStruct, request: number, arg: number, call: (a: number | object) => number | object): number {
-  const c = ARCH_IOCTL_ARGS.get(request);
+  let c = ARCH_IOCTL_ARGS.get(request);
   if (!c) {
-    const r = call(arg);
-    if (typeof r !== "number") throw new KvmError(EIO, `ioctl 0x${request.toString(16)}`, "arch returned a struct for an ioctl whose layout the core does not know");
-    return r;
+    if (iocSize(request) === 0 || iocDir(request) === IOC_NONE) {
+      // An integer argument (or none): passed through unchanged.
+      const r = call(arg);
+      if (typeof r !== "number") throw new KvmError(EIO, `ioctl 0x${request.toString(16)}`, "arch returned a struct for an integer-argument ioctl");
+      return r;
+    }
+    c = rawCodec(request);
   }
   const input = c.read ? c.read(mm, arg) : 0;
   const r = call(input);
@@ -143,7 +179,6 @@ export function archIoctlBytes(mm: MmStruct, request: number, arg: number, call:
     if (typeof r === "object") c.write(mm, arg, r);
     else if (typeof input === "object") c.write(mm, arg, input);
     else throw new KvmError(EIO, c.name, "arch returned no struct to copy out");
-    return typeof r === "number" ? r : 0;
   }
   return typeof r === "number" ? r : 0;
 }

@@ -74,6 +74,12 @@ export function fakeArch(): FakeArch {
     vcpuIoctl: (vcpu, nr, arg) => {
       const a = vcpu.arch as { regs: object };
       if (nr === K.KVM_GET_REGS) return { ...a.regs };
+      // A struct the core has no codec for travels as raw bytes.
+      if (nr === K.KVM_SET_LAPIC) {
+        (a as { lapic?: Uint8Array }).lapic = (arg as Uint8Array).slice();
+        return 0;
+      }
+      if (nr === K.KVM_GET_LAPIC) return (a as { lapic?: Uint8Array }).lapic ?? new Uint8Array(1024);
       if (nr === K.KVM_SET_REGS) {
         a.regs = { ...(arg as object) };
         return 0;

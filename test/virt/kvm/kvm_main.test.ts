@@ -174,3 +174,17 @@ test("a 1 GiB memslot whose guest touches 1 MiB costs ~256 frames", () => {
   for (let i = 0; i < 256; i++) kvm.gfnToPfn(i * 1021, false);
   assert.equal(host.pageAlloc.allocatedFrames - before, 256);
 });
+
+test("ioctls without a core codec pass their struct as raw bytes both ways", () => {
+  const { dev, proc } = setup();
+  const vcpu = dev.createVm().createVcpu(0);
+  const mm = proc.mm;
+  const buf = mm.mmap(0, 8192, RW, ANON);
+  mm.writeU32(buf + 0x20, 0x01000000); // APIC ID register
+  mm.writeU8(buf + 1023, 0x5a);
+  vcpu.ioctl(K.KVM_SET_LAPIC, buf);
+  assert.equal(vcpu.ioctl(K.KVM_GET_LAPIC, buf + 4096), 0);
+  assert.equal(mm.readU32(buf + 4096 + 0x20), 0x01000000);
+  assert.equal(mm.readU8(buf + 4096 + 1023), 0x5a);
+  assert.equal(errno(() => vcpu.ioctl(K.KVM_SET_LAPIC, buf + 4096 + 3500)), EFAULT, "struct runs past the mapping");
+});
