@@ -131,7 +131,7 @@ export class Monitor {
     if (!mm) throw new VmmError(`${cmd}: usage: ${cmd} /Nfmt addr`);
     const count = mm[1] ? Number(mm[1]) : 1;
     const fmtLetters = mm[2]!;
-    const addr = parseAddr(mm[3]!);
+    const addr = this.parseAddr(mm[3]!);
     let fmt = "x", size = 4;
     for (const ch of fmtLetters) {
       if (ch === "b") size = 1; else if (ch === "h") size = 2; else if (ch === "w") size = 4; else if (ch === "g") size = 8;
@@ -188,18 +188,27 @@ export class Monitor {
     return out.join("\n");
   }
 
+  /** A number, or $pc (CS base + RIP, as QEMU's monitor) / $rax... from the current CPU. */
+  private parseAddr(s: string): number {
+    if (s.startsWith("$")) {
+      const v = this.runner.machine.vcpus[this.cpu]!;
+      const r = v.getRegs();
+      const name = s.slice(1).toLowerCase();
+      if (name === "pc") return Number(BigInt.asUintN(64, v.getSregs().cs.base + r.rip));
+      const key = (name === "eip" || name === "ip" ? "rip" : name.replace(/^e/, "r")) as keyof KvmRegs;
+      if (!(key in r)) throw new VmmError(`unknown register '${s}'`);
+      return Number(r[key]);
+    }
+    const v = /^0x[0-9a-f]+$/i.test(s) ? parseInt(s.slice(2), 16) : /^\d+$/.test(s) ? parseInt(s, 10) : NaN;
+    if (!Number.isSafeInteger(v)) throw new VmmError(`invalid address '${s}'`);
+    return v;
+  }
+
   private bitness(): 16 | 32 | 64 {
     const s = this.runner.machine.vcpus[this.cpu]!.getSregs();
     if (s.cs.l && (s.efer & 0x400n)) return 64;
     return s.cs.db ? 32 : 16;
   }
-}
-
-function parseAddr(s: string): number {
-  const t = s.startsWith("$") ? "" : s;
-  const v = /^0x[0-9a-f]+$/i.test(t) ? parseInt(t.slice(2), 16) : /^\d+$/.test(t) ? parseInt(t, 10) : NaN;
-  if (!Number.isSafeInteger(v)) throw new VmmError(`invalid address '${s}'`);
-  return v;
 }
 
 function formatCell(v: bigint, size: number, fmt: string): string {

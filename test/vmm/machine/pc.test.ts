@@ -106,3 +106,17 @@ test("monitor: info mtree/pci/kvm, xp dumps, stop/cont, bad commands", async () 
   const end = await done;
   assert.equal(end.kind, "exit");
 });
+
+test("monitor x /Ni through a disassembler, $pc, info registers", async () => {
+  const { icedDisassembler } = await import("../../../src/cli/disasm.js");
+  const { runner } = setup([[[hlt]]]);
+  const mon = new Monitor(runner, icedDisassembler);
+  // The scripted vCPU has no KVM_TRANSLATE: use xp-style physical decode through x with identity translation.
+  runner.machine.translate = (_i: number, gva: number) => gva;
+  const out = mon.execute("x /3i $pc");
+  assert.match(out, /^0x0000000000001000:  mov \$0x1016,%si\s+# be 16 10\n0x0000000000001003:  mov \$0x3F8,%dx\s+# ba f8 03\n0x0000000000001006:  lods \(%si\),%al\s+# ac$/);
+  const regs = mon.execute("info registers");
+  assert.match(regs, /RIP=0000000000001000 RFL=00000002/);
+  assert.match(regs, /CS =0000 0000000000000000 0000ffff type=11/);
+  assert.match(mon.execute("x /1x $bogus"), /unknown register/);
+});
