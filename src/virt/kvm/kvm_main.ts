@@ -769,6 +769,7 @@ export class KvmVcpu implements KvmVcpuLike {
     const arch = this.kvm.dev.arch;
     const run = this.kvmRun;
     this.wantsToRun = run.immediateExit === 0;
+    this.kicked = false;
     // Userspace-served exits complete first, so immediate_exit still completes them (api.rst).
     if (arch.completeUserspaceIo && arch.completeUserspaceIo(this) <= 0) return 0;
     if (!this.wantsToRun) throw new KvmError(EINTR, name, "immediate_exit");
