@@ -20,7 +20,7 @@ export interface MmuPageAllocator {
   /** One zeroed 4 KiB frame; returns its pfn (throws when memory is exhausted). */
   allocPage(): number;
   /** Give a frame back. */
-  freePage(pfn: number): void;
+  putPage(pfn: number): void;
 }
 
 /** enum ret_pf (mmu_internal.h): outcome of a TDP page fault. */
@@ -88,7 +88,7 @@ export class TdpMmu {
 
   private freeTable(pfn: number): void {
     this.tablePages.delete(pfn);
-    this.pageAlloc.freePage(pfn);
+    this.pageAlloc.putPage(pfn);
   }
 
   private accountLeaf(level: number, delta: number): void {
@@ -311,7 +311,7 @@ export class TdpMmu {
   destroy(): void {
     if (this.rootPfn >= 0) this.freeSubtree(this.rootPfn, PT64_ROOT_4LEVEL);
     this.rootPfn = -1;
-    for (const pfn of this.tablePages) this.pageAlloc.freePage(pfn);
+    for (const pfn of this.tablePages) this.pageAlloc.putPage(pfn);
     this.tablePages.clear();
   }
 

@@ -20,7 +20,7 @@ function setup(): { pm: PhysMem; mmu: TdpMmu; stat: Record<string, number>; allo
       live.add(pfn);
       return pfn;
     },
-    freePage(pfn: number): void {
+    putPage(pfn: number): void {
       assert.ok(live.delete(pfn), `double free of pfn ${pfn}`);
       free.push(pfn);
     },

@@ -1,0 +1,307 @@
+/**
+ * VM-exit handling of arch/x86/kvm/vmx/vmx.c: `kvmVmxExitHandlers` (kvm_vmx_exit_handlers[]),
+ * indexed by basic exit reason (SDM Vol. 3D Appendix C), and vmx_handle_exit() which dispatches
+ * through it. Every handler returns ExitResult.Resume (re-enter the guest) or
+ * ExitResult.ToUserspace (kvm_run has been filled in); an exit reason without a handler goes to
+ * the one unexpected-exit path (KVM_EXIT_INTERNAL_ERROR, UNEXPECTED_EXIT_REASON).
+ */
+
+import * as V from "../../../../hw/x86/vmx/vmcs.js";
+import * as R from "../../../../uapi/vmx.js";
+import * as K from "../../../../uapi/kvm.js";
+import { ExitResult } from "../kvm_x86_ops.js";
+import {
+  AC_VECTOR, BP_VECTOR, DB_VECTOR, MC_VECTOR, NMI_VECTOR, UD_VECTOR, KVM_REQ_EVENT,
+  kvmMakeRequest, kvmRipRead, type X86Vcpu,
+} from "../kvm_host.js";
+import {
+  kvmEmulateHalt, kvmFastPio, kvmInjectGp, kvmPrepareInternalError, kvmQueueException, kvmQueueExceptionE,
+  kvmQueueExceptionP, kvmSkipEmulatedInstruction,
+} from "../x86.js";
+import { kvmEmulateRdmsr, kvmEmulateWrmsr } from "../msr.js";
+import { kvmMmuPageFault, PFERR_FETCH_MASK, PFERR_PRESENT_MASK, PFERR_RSVD_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK } from "../mmu/mmu.js";
+import { RET_PF_EMULATE, RET_PF_INVALID } from "../mmu/tdp_mmu.js";
+import { kvmEmulateCpuid, kvmEmulateHypercall, kvmEmulateXsetbv, kvmHandleCrAccess, kvmHandleDrAccess } from "../x86_insn.js";
+import { kvmEmulateMmio, kvmEmulateStringPio } from "../emulate.js";
+import { execControlsClearbit, toVmx, vmcsRead } from "./vmx.js";
+
+export type ExitHandler = (vcpu: X86Vcpu) => ExitResult;
+
+const injectGp0 = (v: X86Vcpu): void => kvmInjectGp(v, 0);
+
+/** kvm_handle_invalid_op(): the instruction is #UD for this guest. */
+function handleInvalidOp(vcpu: X86Vcpu): ExitResult {
+  kvmQueueException(vcpu, UD_VECTOR);
+  return ExitResult.Resume;
+}
+
+/** handle_exception_nmi() */
+function handleExceptionNmi(vcpu: X86Vcpu): ExitResult {
+  const vmx = toVmx(vcpu);
+  const a = vcpu.arch;
+  const intrInfo = vmcsRead(vcpu, V.VM_EXIT_INTR_INFO) >>> 0;
+  vmx.exitIntrInfo = intrInfo;
+  const vector = intrInfo & V.INTR_INFO_VECTOR_MASK;
+  const type = intrInfo & V.INTR_INFO_INTR_TYPE_MASK;
+  // A host NMI or machine check was taken while the guest ran: the host handled it.
+  if (type === V.INTR_TYPE_NMI_INTR && vector === NMI_VECTOR) return ExitResult.Resume;
+  if (vector === MC_VECTOR) return ExitResult.Resume;
+  const errorCode = (intrInfo & V.INTR_INFO_DELIVER_CODE_MASK) !== 0 ? vmcsRead(vcpu, V.VM_EXIT_INTR_ERROR_CODE) >>> 0 : -1;
+  const run = a.run;
+  switch (vector) {
+    case UD_VECTOR:
+      // handle_ud(): KVM's emulator would try the instruction; this processor has no more
+      // instructions than the guest sees, so #UD goes back to the guest.
+      return handleInvalidOp(vcpu);
+    case DB_VECTOR: {
+      const dr6 = vmcsRead(vcpu, V.EXIT_QUALIFICATION) >>> 0;
+      if ((a.guestDebug & (K.KVM_GUESTDBG_SINGLESTEP | K.KVM_GUESTDBG_USE_HW_BP)) !== 0) {
+        run.exitReason = K.KVM_EXIT_DEBUG;
+        run.debugException = DB_VECTOR;
+        run.debugDr6 = (dr6 | 0xffff0ff0) >>> 0;
+        run.debugDr7 = vmcsRead(vcpu, V.GUEST_DR7) >>> 0;
+        run.debugPc = kvmRipRead(vcpu) + vmcsRead(vcpu, V.GUEST_CS_BASE);
+        return ExitResult.ToUserspace;
+      }
+      kvmQueueExceptionP(vcpu, DB_VECTOR, dr6);
+      return ExitResult.Resume;
+    }
+    case BP_VECTOR:
+      // INT3 with KVM_GUESTDBG_USE_SW_BP: userspace owns the breakpoint; RIP stays on the INT3.
+      vmx.eventExitInstLen = vmcsRead(vcpu, V.VM_EXIT_INSTRUCTION_LEN);
+      if ((a.guestDebug & K.KVM_GUESTDBG_USE_SW_BP) !== 0) {
+        run.exitReason = K.KVM_EXIT_DEBUG;
+        run.debugException = BP_VECTOR;
+        run.debugPc = kvmRipRead(vcpu) + vmcsRead(vcpu, V.GUEST_CS_BASE);
+        run.debugDr6 = 0;
+        run.debugDr7 = 0;
+        return ExitResult.ToUserspace;
+      }
+      kvmQueueException(vcpu, BP_VECTOR);
+      return ExitResult.Resume;
+    case AC_VECTOR:
+      kvmQueueExceptionE(vcpu, AC_VECTOR, errorCode < 0 ? 0 : errorCode);
+      return ExitResult.Resume;
+    default:
+      // Intercepted exceptions KVM has no use for are reported to userspace (KVM_EXIT_EXCEPTION).
+      run.exitReason = K.KVM_EXIT_EXCEPTION;
+      run.exException = vector;
+      run.exErrorCode = errorCode < 0 ? 0 : errorCode;
+      return ExitResult.ToUserspace;
+  }
+}
+
+/** handle_external_interrupt(): the host's timer or a kick; the run loop then checks for signals. */
+function handleExternalInterrupt(vcpu: X86Vcpu): ExitResult {
+  vcpu.stat.irq_exits = vcpu.stat.irq_exits + 1;
+  return ExitResult.Resume;
+}
+
+/** handle_triple_fault() */
+function handleTripleFault(vcpu: X86Vcpu): ExitResult {
+  vcpu.arch.run.exitReason = K.KVM_EXIT_SHUTDOWN;
+  return ExitResult.ToUserspace;
+}
+
+/** handle_interrupt_window() */
+function handleInterruptWindow(vcpu: X86Vcpu): ExitResult {
+  execControlsClearbit(vcpu, V.CPU_BASED_INTR_WINDOW_EXITING);
+  kvmMakeRequest(vcpu, KVM_REQ_EVENT);
+  vcpu.stat.irq_window_exits = vcpu.stat.irq_window_exits + 1;
+  return ExitResult.Resume;
+}
+
+/** handle_nmi_window() */
+function handleNmiWindow(vcpu: X86Vcpu): ExitResult {
+  execControlsClearbit(vcpu, V.CPU_BASED_NMI_WINDOW_EXITING);
+  kvmMakeRequest(vcpu, KVM_REQ_EVENT);
+  vcpu.stat.nmi_window_exits = vcpu.stat.nmi_window_exits + 1;
+  return ExitResult.Resume;
+}
+
+/** handle_task_switch(): KVM emulates the task switch; this emulator does not yet, and says so. */
+function handleTaskSwitch(vcpu: X86Vcpu): ExitResult {
+  const q = vmcsRead(vcpu, V.EXIT_QUALIFICATION);
+  return kvmPrepareInternalError(vcpu, K.KVM_INTERNAL_ERROR_EMULATION, [0, R.EXIT_REASON_TASK_SWITCH, q]);
+}
+
+/** handle_io(): string I/O goes through the emulator, IN/OUT through kvm_fast_pio(). */
+function handleIo(vcpu: X86Vcpu): ExitResult {
+  const q = vmcsRead(vcpu, V.EXIT_QUALIFICATION) >>> 0;
+  const size = (q & V.IO_QUAL_SIZE_MASK) + 1;
+  const isIn = (q & V.IO_QUAL_IN) !== 0;
+  const port = q >>> V.IO_QUAL_PORT_SHIFT;
+  if ((q & V.IO_QUAL_STRING) !== 0) return kvmEmulateStringPio(vcpu, port, size, isIn, (q & V.IO_QUAL_REP) !== 0, vmcsRead(vcpu, V.GUEST_LINEAR_ADDRESS));
+  return kvmFastPio(vcpu, size, port, isIn);
+}
+
+/** handle_cr() */
+function handleCr(vcpu: X86Vcpu): ExitResult {
+  return kvmHandleCrAccess(vcpu, vmcsRead(vcpu, V.EXIT_QUALIFICATION) >>> 0);
+}
+
+/** handle_dr() */
+function handleDr(vcpu: X86Vcpu): ExitResult {
+  return kvmHandleDrAccess(vcpu, vmcsRead(vcpu, V.EXIT_QUALIFICATION) >>> 0);
+}
+
+const skip = (v: X86Vcpu): ExitResult => kvmSkipEmulatedInstruction(v);
+
+/** handle_rdmsr / handle_wrmsr */
+const handleRdmsr: ExitHandler = (vcpu) => kvmEmulateRdmsr(vcpu, skip, injectGp0);
+const handleWrmsr: ExitHandler = (vcpu) => kvmEmulateWrmsr(vcpu, skip, injectGp0);
+
+/** RDTSC / RDTSCP when intercepted: the processor's TSC plus the VMCS offset (SDM 26.6.5). */
+function handleRdtsc(vcpu: X86Vcpu, rdtscp: boolean): ExitResult {
+  const vmx = toVmx(vcpu);
+  const off = new Int32Array(2);
+  vmx.pcpu.vmx.vmread64(V.TSC_OFFSET, off);
+  const tsc = vmx.pcpu.cpu.tsc() + (off[1] * 4294967296 + (off[0] >>> 0));
+  const hi = Math.floor(tsc / 4294967296);
+  const r = vcpu.arch.regs;
+  r[0] = (tsc - hi * 4294967296) | 0;
+  r[1] = 0;
+  r[4] = hi | 0;
+  r[5] = 0;
+  if (rdtscp) {
+    const aux = new Int32Array(2);
+    vmx.pcpu.cpu.readMsr(0xc0000103, aux);
+    r[2] = aux[0];
+    r[3] = 0;
+  }
+  return kvmSkipEmulatedInstruction(vcpu);
+}
+
+/** handle_ept_violation(): exit qualification -> page-fault error code -> kvm_mmu_page_fault(). */
+function handleEptViolation(vcpu: X86Vcpu): ExitResult {
+  const q = vmcsRead(vcpu, V.EXIT_QUALIFICATION) >>> 0;
+  const gpa = vmcsRead(vcpu, V.GUEST_PHYSICAL_ADDRESS);
+  // An EPT violation while an IRET unblocked NMIs re-blocks them (SDM 28.2.3).
+  if ((q & V.EPT_VIOLATION_NMI_UNBLOCKING) !== 0 && (toVmx(vcpu).idtVectoringInfo & V.VECTORING_INFO_VALID_MASK) === 0) {
+    const info = vmcsRead(vcpu, V.GUEST_INTERRUPTIBILITY_INFO);
+    toVmx(vcpu).pcpu.vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_INFO, info | V.GUEST_INTR_STATE_NMI);
+  }
+  let err = (q & V.EPT_VIOLATION_ACC_READ) !== 0 ? PFERR_USER_MASK : 0;
+  if ((q & V.EPT_VIOLATION_ACC_WRITE) !== 0) err |= PFERR_WRITE_MASK;
+  if ((q & V.EPT_VIOLATION_ACC_INSTR) !== 0) err |= PFERR_FETCH_MASK;
+  if ((q & (V.EPT_VIOLATION_PROT_READ | V.EPT_VIOLATION_PROT_WRITE | V.EPT_VIOLATION_PROT_EXEC)) !== 0) err |= PFERR_PRESENT_MASK;
+  if (vcpu.kvm.tracing) vcpu.kvm.trace("kvm_page_fault", { vcpu_id: vcpu.vcpuId, guest_rip: kvmRipRead(vcpu), fault_address: gpa, error_code: err }, vcpu);
+  return mmuFault(vcpu, gpa, err);
+}
+
+/** handle_ept_misconfig(): the MMIO SPTE fast path (straight to the emulator). */
+function handleEptMisconfig(vcpu: X86Vcpu): ExitResult {
+  const gpa = vmcsRead(vcpu, V.GUEST_PHYSICAL_ADDRESS);
+  return mmuFault(vcpu, gpa, PFERR_RSVD_MASK);
+}
+
+function mmuFault(vcpu: X86Vcpu, gpa: number, err: number): ExitResult {
+  let r = kvmMmuPageFault(vcpu, gpa, err);
+  if (r === RET_PF_INVALID) r = kvmMmuPageFault(vcpu, gpa, err & ~PFERR_RSVD_MASK);
+  if (r === RET_PF_EMULATE) {
+    vcpu.stat.pf_emulate = vcpu.stat.pf_emulate + 1;
+    return kvmEmulateMmio(vcpu, gpa, (err & PFERR_WRITE_MASK) !== 0);
+  }
+  return ExitResult.Resume;
+}
+
+/** handle_preemption_timer(): the VMX-preemption timer only bounds the time slice here. */
+function handlePreemptionTimer(_vcpu: X86Vcpu): ExitResult {
+  return ExitResult.Resume;
+}
+
+/** handle_rdpmc(): no virtual PMU, so every counter index is invalid (#GP, SDM RDPMC). */
+function handleRdpmc(vcpu: X86Vcpu): ExitResult {
+  kvmInjectGp(vcpu, 0);
+  return ExitResult.Resume;
+}
+
+/** handle_invlpg(): flush the guest translation (only with INVLPG exiting; not used with EPT). */
+function handleInvlpg(vcpu: X86Vcpu): ExitResult {
+  vcpu.stat.invlpg = vcpu.stat.invlpg + 1;
+  vcpu.arch.ops.flushTlbGva(vcpu, vmcsRead(vcpu, V.EXIT_QUALIFICATION));
+  return kvmSkipEmulatedInstruction(vcpu);
+}
+
+/** CPL-checked instructions that only need to be skipped (INVD, WBINVD: no host caches to manage). */
+function handleSkip(vcpu: X86Vcpu): ExitResult {
+  return kvmSkipEmulatedInstruction(vcpu);
+}
+
+/** handle_pause(): PAUSE-loop exiting would yield the host CPU; the slice ends at the next boundary anyway. */
+function handlePause(vcpu: X86Vcpu): ExitResult {
+  return kvmSkipEmulatedInstruction(vcpu);
+}
+
+/** The exit handlers (kvm_vmx_exit_handlers[]). */
+export const kvmVmxExitHandlers: Partial<Record<number, ExitHandler>> = {
+  [R.EXIT_REASON_EXCEPTION_NMI]: handleExceptionNmi,
+  [R.EXIT_REASON_EXTERNAL_INTERRUPT]: handleExternalInterrupt,
+  [R.EXIT_REASON_TRIPLE_FAULT]: handleTripleFault,
+  [R.EXIT_REASON_INTERRUPT_WINDOW]: handleInterruptWindow,
+  [R.EXIT_REASON_NMI_WINDOW]: handleNmiWindow,
+  [R.EXIT_REASON_TASK_SWITCH]: handleTaskSwitch,
+  [R.EXIT_REASON_CPUID]: kvmEmulateCpuid,
+  [R.EXIT_REASON_HLT]: kvmEmulateHalt,
+  [R.EXIT_REASON_INVD]: handleSkip,
+  [R.EXIT_REASON_INVLPG]: handleInvlpg,
+  [R.EXIT_REASON_RDPMC]: handleRdpmc,
+  [R.EXIT_REASON_RDTSC]: (v) => handleRdtsc(v, false),
+  [R.EXIT_REASON_RDTSCP]: (v) => handleRdtsc(v, true),
+  [R.EXIT_REASON_VMCALL]: kvmEmulateHypercall,
+  [R.EXIT_REASON_CR_ACCESS]: handleCr,
+  [R.EXIT_REASON_DR_ACCESS]: handleDr,
+  [R.EXIT_REASON_IO_INSTRUCTION]: handleIo,
+  [R.EXIT_REASON_MSR_READ]: handleRdmsr,
+  [R.EXIT_REASON_MSR_WRITE]: handleWrmsr,
+  [R.EXIT_REASON_MWAIT_INSTRUCTION]: handleInvalidOp,
+  [R.EXIT_REASON_MONITOR_INSTRUCTION]: handleInvalidOp,
+  [R.EXIT_REASON_PAUSE_INSTRUCTION]: handlePause,
+  [R.EXIT_REASON_EPT_VIOLATION]: handleEptViolation,
+  [R.EXIT_REASON_EPT_MISCONFIG]: handleEptMisconfig,
+  [R.EXIT_REASON_WBINVD]: handleSkip,
+  [R.EXIT_REASON_XSETBV]: kvmEmulateXsetbv,
+  [R.EXIT_REASON_PREEMPTION_TIMER]: handlePreemptionTimer,
+  [R.EXIT_REASON_RDRAND]: handleInvalidOp,
+  [R.EXIT_REASON_RDSEED]: handleInvalidOp,
+  // No nested VMX: the VMX instructions are #UD in the guest (handle_vmx_instruction).
+  [R.EXIT_REASON_VMCLEAR]: handleInvalidOp,
+  [R.EXIT_REASON_VMLAUNCH]: handleInvalidOp,
+  [R.EXIT_REASON_VMPTRLD]: handleInvalidOp,
+  [R.EXIT_REASON_VMPTRST]: handleInvalidOp,
+  [R.EXIT_REASON_VMREAD]: handleInvalidOp,
+  [R.EXIT_REASON_VMRESUME]: handleInvalidOp,
+  [R.EXIT_REASON_VMWRITE]: handleInvalidOp,
+  [R.EXIT_REASON_VMOFF]: handleInvalidOp,
+  [R.EXIT_REASON_VMON]: handleInvalidOp,
+  [R.EXIT_REASON_INVEPT]: handleInvalidOp,
+  [R.EXIT_REASON_INVVPID]: handleInvalidOp,
+  [R.EXIT_REASON_VMFUNC]: handleInvalidOp,
+};
+
+/** vmx_handle_exit() / __vmx_handle_exit() */
+export function vmxHandleExit(vcpu: X86Vcpu, _fastpath: number): ExitResult {
+  const vmx = toVmx(vcpu);
+  const run = vcpu.arch.run;
+  if (vmx.fail) {
+    // VMLAUNCH/VMRESUME failed (VMfailValid): report the VM-instruction error.
+    run.exitReason = K.KVM_EXIT_FAIL_ENTRY;
+    run.failEntryHardwareEntryFailureReason = vmcsRead(vcpu, V.VM_INSTRUCTION_ERROR) >>> 0;
+    run.failEntryCpu = 0;
+    return ExitResult.ToUserspace;
+  }
+  const reason = vmx.exitReason;
+  if ((reason & R.VMX_EXIT_REASONS_FAILED_VMENTRY) !== 0) {
+    run.exitReason = K.KVM_EXIT_FAIL_ENTRY;
+    run.failEntryHardwareEntryFailureReason = reason >>> 0;
+    run.failEntryCpu = 0;
+    return ExitResult.ToUserspace;
+  }
+  const basic = reason & V.VMX_EXIT_REASON_BASIC_MASK;
+  const handler = kvmVmxExitHandlers[basic];
+  if (handler === undefined) {
+    // vmx_handle_exit(): unexpected exit reason.
+    return kvmPrepareInternalError(vcpu, K.KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON, [reason, 0]);
+  }
+  return handler(vcpu);
+}
