@@ -287,7 +287,7 @@ export class KvmLapic implements KvmIoDevice {
   }
   /** The MMIO base address (apic->base_address). */
   baseAddress(): number {
-    return (this.apicBaseLo & 0xfffff000) + this.apicBaseHi * 0x100000000;
+    return ((this.apicBaseLo & 0xfffff000) >>> 0) + this.apicBaseHi * 0x100000000;
   }
   /** kvm_xapic_id() / kvm_x2apic_id() */
   apicId(): number {
