@@ -5,6 +5,7 @@
  */
 import { PhysMem, CHUNK_SIZE } from "../hw/physmem.js";
 import { type HostClock, MonotonicClock, TimerQueue } from "./clock.js";
+import { FdTable } from "./file.js";
 import { MmStruct } from "./mm.js";
 import { PageAllocator } from "./page_alloc.js";
 import { HostTask } from "./signal.js";
@@ -24,6 +25,8 @@ export class HostProcess {
   readonly mm: MmStruct;
   /** The main thread; vCPU threads may get their own via newTask(). */
   readonly task: HostTask;
+  /** Open files (descriptors of /dev/kvm, VMs, vCPUs, stats, eventfds ...). */
+  readonly files = new FdTable();
   private nextTid: number;
 
   constructor(

@@ -6,6 +6,7 @@
  *   char name[name_size]}, then the data block of u64 values (offsets relative to its start).
  * Header, id and descriptors never change; the data block is read live at read() time.
  */
+import type { HostFile } from "../../host/file.js";
 import type { KvmStatDesc } from "./kvm_host.js";
 import { KVM_STATS_NAME_SIZE, type KvmStats } from "./stats.js";
 
@@ -14,7 +15,8 @@ export const KVM_STATS_DESC_SIZE = 16 + KVM_STATS_NAME_SIZE;
 
 const enc = new TextEncoder();
 
-export class KvmStatsFd {
+export class KvmStatsFd implements HostFile {
+  readonly fileKind = "kvm-stats";
   /** Header + id + descriptors. */
   private readonly head: Uint8Array;
   readonly dataOffset: number;

@@ -9,10 +9,16 @@
  * Ioctls the core does not know go to the arch hooks (kvm_arch_*_ioctl): structs the core knows
  * the layout of are decoded to objects first (ARCH_IOCTL_ARGS in kvm_ioctl_args.ts); others pass `arg` as is.
  *
+ * The handles are also files of the owning process (host/file.ts): `dev.open()` gives the
+ * /dev/kvm descriptor, and the byte-level KVM_CREATE_VM, KVM_CREATE_VCPU and KVM_GET_STATS_FD
+ * return descriptors, so a VMM can be written exactly like its C original
+ * (`proc.files.ioctl(vmfd, KVM_CREATE_VCPU, 0)`); closing the last VM descriptor destroys the VM.
+ *
  * Errors are thrown as KvmError(errno, ioctl name); the errno is what Linux returns for the
  * same input.
  */
 import { PAGE_SIZE, type PhysMem } from "../../hw/physmem.js";
+import type { HostFile } from "../../host/file.js";
 import type { HostProcess } from "../../host/process.js";
 import type { MmStruct } from "../../host/mm.js";
 import type { HostTask } from "../../host/signal.js";
@@ -60,7 +66,8 @@ const toNumber = (v: bigint | number): number => (typeof v === "bigint" ? Number
 // KvmDev: /dev/kvm
 // ------------------------------------------------------------------------------------------------
 
-export class KvmDev {
+export class KvmDev implements HostFile {
+  readonly fileKind = "kvm";
   readonly tracer = new KvmTracer();
   readonly onlineCpus: number;
   private vmStatDescs: KvmStatDesc[];
@@ -76,6 +83,11 @@ export class KvmDev {
     this.onlineCpus = Math.max(1, opts.onlineCpus ?? nav?.hardwareConcurrency ?? 1);
     this.vmStatDescs = [...KVM_GENERIC_VM_STATS, ...(arch.vmStatDescs ?? [])];
     this.vcpuStatDescs = [...KVM_GENERIC_VCPU_STATS, ...(arch.vcpuStatDescs ?? [])];
+  }
+
+  /** open("/dev/kvm"): install this device in the process's file table; returns the fd. */
+  open(): number {
+    return this.proc.files.install(this);
   }
 
   /** Add arch statistics (after the generic ones) for VMs and vCPUs created from now on. */
@@ -146,8 +158,7 @@ export class KvmDev {
         if (arg !== 0) throw new KvmError(EINVAL, "KVM_GET_VCPU_MMAP_SIZE", "arg must be 0");
         return this.getVcpuMmapSize();
       case K.KVM_CREATE_VM:
-        // A real ioctl returns an fd; here the VM is returned by createVm(). Report the API's shape.
-        throw new KvmError(EINVAL, "KVM_CREATE_VM", "use createVm(): a VM handle cannot be returned as an integer");
+        return this.proc.files.install(this.createVm(arg));
       default:
         return archIoctlBytes(this.proc.mm, request, arg, (a) => this.arch.devIoctl(request, a));
     }
@@ -196,7 +207,8 @@ function checkExtensionGeneric(dev: KvmDev, kvm: Kvm | null, cap: number): numbe
 /** The result of KVM_GET_STATS_FD: a read-only "file". */
 export type { KvmStatsFd };
 
-export class Kvm implements KvmLike {
+export class Kvm implements KvmLike, HostFile {
+  readonly fileKind = "kvm-vm";
   readonly physmem: PhysMem;
   readonly proc: HostProcess;
   readonly mm: MmStruct;
@@ -642,6 +654,11 @@ export class Kvm implements KvmLike {
     return this.dev.arch.vmIoctl(this, request >>> 0, arg);
   }
 
+  /** The last close of the VM fd. */
+  release(): void {
+    if (!this.dead) this.destroy();
+  }
+
   /** Tear the VM down (the last close of the VM fd): vCPUs, devices, memslots, arch state. */
   destroy(): void {
     for (const v of this.vcpus) this.dev.arch.vcpuDestroy?.(v);
@@ -659,9 +676,7 @@ export class Kvm implements KvmLike {
     const mm = this.mm;
     switch (request) {
       case K.KVM_CREATE_VCPU:
-        this.createVcpu(arg);
-        // The real ioctl returns the vCPU fd; the handle is kvm.vcpus[...] / getVcpuById().
-        return 0;
+        return this.proc.files.install(this.createVcpu(arg));
       case K.KVM_SET_USER_MEMORY_REGION:
         this.setUserMemoryRegion(copyIn(mm, S.kvm_userspace_memory_region, arg, "KVM_SET_USER_MEMORY_REGION"));
         return 0;
@@ -690,7 +705,7 @@ export class Kvm implements KvmLike {
       case K.KVM_ENABLE_CAP:
         return this.enableCap(copyIn(mm, S.kvm_enable_cap, arg, "KVM_ENABLE_CAP"));
       case K.KVM_GET_STATS_FD:
-        throw new KvmError(EINVAL, "KVM_GET_STATS_FD", "use getStatsFd(): a file handle cannot be returned as an integer");
+        return this.proc.files.install(this.getStatsFd());
       default:
         this.checkAlive(`ioctl 0x${request.toString(16)}`);
         return archIoctlBytes(mm, request, arg, (a) => this.dev.arch.vmIoctl(this, request, a));
@@ -706,7 +721,7 @@ function initiallySet(bm: Uint32Array, npages: number): void {
 // KvmVcpu
 // ------------------------------------------------------------------------------------------------
 
-export class KvmVcpu implements KvmVcpuLike {
+export class KvmVcpu implements KvmVcpuLike, HostFile {
   readonly runBytes: Uint8Array;
   /** The kvm_run accessor over the first page of runBytes. */
   readonly kvmRun: KvmRun;
@@ -735,6 +750,10 @@ export class KvmVcpu implements KvmVcpuLike {
     this.stat = this.stats.stat;
     this.task = kvm.proc.task;
     this.dirtyRing = kvm.dirtyRingSize ? new KvmDirtyRing(kvm.dirtyRingSize) : null;
+  }
+
+  get fileKind(): string {
+    return `kvm-vcpu:${this.vcpuId}`;
   }
 
   /** signal_pending(current) for the thread running this vCPU (checked by the arch run loop). */
@@ -878,7 +897,7 @@ export class KvmVcpu implements KvmVcpuLike {
         if (arg !== 0) throw new KvmError(EINVAL, "KVM_RUN", "arg must be 0");
         return this.run();
       case K.KVM_GET_STATS_FD:
-        throw new KvmError(EINVAL, "KVM_GET_STATS_FD", "use getStatsFd(): a file handle cannot be returned as an integer");
+        return this.kvm.proc.files.install(this.getStatsFd());
       case K.KVM_CHECK_EXTENSION:
         // Not a vCPU ioctl in Linux either (only system and VM fds answer it).
         throw new KvmError(ENOTTY, "KVM_CHECK_EXTENSION", "not a vCPU ioctl");
