@@ -3,18 +3,19 @@
  * on COM1 one byte per OUT (each one a KVM_EXIT_IO), then powers the machine off through the
  * ACPI PM1a control register (SLP_TYP 5 | SLP_EN), which the VMM turns into a clean exit.
  *
- *   1000: be 16 10     mov  $msg, %si
+ *   1000: be 18 10     mov  $msg, %si
  *   1003: ba f8 03     mov  $0x3f8, %dx
- *   1006: ac           lodsb
- *   1007: 84 c0        test %al, %al
- *   1009: 74 03        jz   100e
- *   100b: ee           out  %al, (%dx)
- *   100c: eb f8        jmp  1006
- *   100e: ba 04 06     mov  $0x604, %dx
- *   1011: b8 00 34     mov  $0x3400, %ax
- *   1014: ef           out  %ax, (%dx)
- *   1015: f4           hlt
- *   1016: msg
+ *   1006: 8a 04        mov  (%si), %al
+ *   1008: 46           inc  %si
+ *   1009: 84 c0        test %al, %al
+ *   100b: 74 03        jz   1010
+ *   100d: ee           out  %al, (%dx)
+ *   100e: eb f6        jmp  1006
+ *   1010: ba 04 06     mov  $0x604, %dx
+ *   1013: b8 00 34     mov  $0x3400, %ax
+ *   1016: ef           out  %ax, (%dx)
+ *   1017: f4           hlt
+ *   1018: msg
  */
 export const DEMO_LOAD_ADDR = 0x1000;
 
@@ -25,7 +26,7 @@ export const DEMO_MESSAGE =
   "Powering off through ACPI S5...\n";
 
 export function demoGuestImage(): Uint8Array {
-  const code = [0xbe, 0x16, 0x10, 0xba, 0xf8, 0x03, 0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8, 0xba, 0x04, 0x06, 0xb8, 0x00, 0x34, 0xef, 0xf4];
+  const code = [0xbe, 0x18, 0x10, 0xba, 0xf8, 0x03, 0x8a, 0x04, 0x46, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf6, 0xba, 0x04, 0x06, 0xb8, 0x00, 0x34, 0xef, 0xf4];
   const msg = new TextEncoder().encode(DEMO_MESSAGE + "\0");
   const img = new Uint8Array(code.length + msg.length);
   img.set(code);

@@ -92,8 +92,8 @@ test("monitor: info mtree/pci/kvm, xp dumps, stop/cont, bad commands", async () 
   assert.match(mtree, /00000000ff000000-00000000ff00ffff \(prio 1, i\/o\): pc-testdev-iomem/);
   assert.match(mtree, /03f8-03ff \(prio 0, i\/o\): serial0/);
   assert.match(mon.execute("info pci"), /8086:1237[\s\S]*1b36:0005[\s\S]*BAR0: 32 bit memory at 0xfe000000 \[size 0x1000\]/);
-  assert.match(mon.execute("xp /4bx 0x1000"), /^0000000000001000: 0xbe 0x16 0x10 0xba$/);
-  assert.match(mon.execute("xp /2c 0x1016"), /'H' 'e'/);
+  assert.match(mon.execute("xp /4bx 0x1000"), /^0000000000001000: 0xbe 0x18 0x10 0xba$/);
+  assert.match(mon.execute("xp /2c 0x1018"), /'H' 'e'/);
   assert.match(mon.execute("xp /1g 0xe0000"), /0x2052545020445352/);
   assert.match(mon.execute("info kvm"), /irqchip: none\nboot: flat/);
   assert.match(mon.execute("frob"), /unknown command: 'frob'/);
@@ -114,7 +114,7 @@ test("monitor x /Ni through a disassembler, $pc, info registers", async () => {
   // The scripted vCPU has no KVM_TRANSLATE: use xp-style physical decode through x with identity translation.
   runner.machine.translate = (_i: number, gva: number) => gva;
   const out = mon.execute("x /3i $pc");
-  assert.match(out, /^0x0000000000001000:  mov \$0x1016,%si\s+# be 16 10\n0x0000000000001003:  mov \$0x3F8,%dx\s+# ba f8 03\n0x0000000000001006:  lods \(%si\),%al\s+# ac$/);
+  assert.match(out, /^0x0000000000001000:  mov \$0x1018,%si\s+# be 18 10\n0x0000000000001003:  mov \$0x3F8,%dx\s+# ba f8 03\n0x0000000000001006:  mov \(%si\),%al\s+# 8a 04$/);
   const regs = mon.execute("info registers");
   assert.match(regs, /RIP=0000000000001000 RFL=00000002/);
   assert.match(regs, /CS =0000 0000000000000000 0000ffff type=11/);
