@@ -107,7 +107,7 @@ export function statTable(runner: VmRunner, exitCounts: Map<string, number>): st
     if (tot !== 0n) lines.push(`  ${name}`.padEnd(40) + vals.map((v) => v.toString().padStart(12)).join("") + tot.toString().padStart(12));
   });
   if (exitCounts.size) {
-    lines.push("", "Exits to userspace (kvm_run.exit_reason)".padEnd(40) + "Count");
+    lines.push("", "Exits to userspace (exit_reason)".padEnd(40) + "Count");
     for (const [n, c] of [...exitCounts].sort((a, b) => b[1] - a[1])) lines.push(`  ${n}`.padEnd(40) + String(c));
   }
   return lines.join("\n");
