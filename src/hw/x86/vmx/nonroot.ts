@@ -27,6 +27,7 @@ import {
   SECONDARY_EXEC_UNRESTRICTED_GUEST, SECONDARY_EXEC_RDRAND_EXITING, SECONDARY_EXEC_ENABLE_INVPCID,
   SECONDARY_EXEC_RDSEED_EXITING,
   INTR_INFO_VALID_MASK, INTR_INFO_DELIVER_CODE_MASK, INTR_TYPE_HARD_EXCEPTION, INTR_TYPE_SOFT_EXCEPTION,
+  INTR_TYPE_PRIV_SW_EXCEPTION,
   CR_ACCESS_TYPE_SHIFT, CR_ACCESS_TYPE_MOV_FROM_CR, CR_ACCESS_TYPE_CLTS, CR_ACCESS_TYPE_LMSW, CR_ACCESS_LMSW_MEM,
   CR_ACCESS_GPR_SHIFT, CR_ACCESS_LMSW_SRC_SHIFT, TYPE_MOV_FROM_DR, DEBUG_REG_ACCESS_REG_SHIFT,
   TASK_SWITCH_SOURCE_SHIFT,
@@ -329,7 +330,9 @@ export class NonRoot implements VmxNonRoot {
     let exit = ((this.excBitmap >>> vector) & 1) !== 0;
     if (vector === PF_VECTOR) exit = exit === (((errorCode & this.pfMask) >>> 0) === (this.pfMatch >>> 0));
     if (!exit) return;
-    const type = insnLen > 0 ? INTR_TYPE_SOFT_EXCEPTION : INTR_TYPE_HARD_EXCEPTION;
+    // With a length it was raised by an instruction: INT3/INTO (software exception) or INT1
+    // (privileged software exception, the only way #DB comes with a length).
+    const type = insnLen === 0 ? INTR_TYPE_HARD_EXCEPTION : vector === 1 ? INTR_TYPE_PRIV_SW_EXCEPTION : INTR_TYPE_SOFT_EXCEPTION;
     const info = (vector | type | (errorCode >= 0 ? INTR_INFO_DELIVER_CODE_MASK : 0) | INTR_INFO_VALID_MASK) >>> 0;
     const qual = vector === PF_VECTOR || vector === 1 ? extra : 0;
     this.root.vmExit(EXIT_REASON_EXCEPTION_NMI, qual, insnLen, info, errorCode, false);

@@ -415,6 +415,11 @@ export function validRegionPointer(physmem: PhysMem, hpa: number): boolean {
     physmem.chunks32[Math.floor(hpa / PAGE_SIZE) >>> FRAMES_PER_CHUNK_SHIFT] !== undefined;
 }
 
+/** Set the launch state stored in a (non-current) VMCS region (VMCLEAR). */
+export function setRegionLaunchState(physmem: PhysMem, hpa: number, launched: boolean): void {
+  physmem.write32(hpa + OFF_LAUNCH_STATE, launched ? VMCS_LAUNCH_STATE_LAUNCHED : VMCS_LAUNCH_STATE_CLEAR);
+}
+
 /** Read the revision identifier dword of a region (bits 30:0 revision, bit 31 shadow indicator). */
 export function regionRevision(physmem: PhysMem, hpa: number): number {
   return physmem.read32(hpa);

@@ -26,7 +26,7 @@ import type { X86State } from "../state.js";
 import { ActivityState } from "../state.js";
 import { VMEXIT, type VmxNonRoot } from "./hooks.js";
 import {
-  VmcsCache, vmcsSlot, vmcsFieldWidth, vmcsFieldType, validRegionPointer, regionRevision,
+  VmcsCache, vmcsSlot, setRegionLaunchState, vmcsFieldWidth, vmcsFieldType, validRegionPointer, regionRevision,
   VMCS_REVISION_ID, VMCS_FIELD_WIDTH_U16, VMCS_FIELD_WIDTH_U32, VMCS_FIELD_WIDTH_U64, VMCS_FIELD_TYPE_EXIT_INFO,
   VMCS_FIELD_ACCESS_HIGH, VM_INSTRUCTION_ERROR, VM_EXIT_REASON, EXIT_QUALIFICATION, VM_EXIT_INTR_INFO,
   VM_EXIT_INTR_ERROR_CODE, IDT_VECTORING_INFO_FIELD, IDT_VECTORING_ERROR_CODE, VM_EXIT_INSTRUCTION_LEN,
@@ -35,7 +35,7 @@ import {
   VM_EXIT_MSR_STORE_ADDR, VM_EXIT_MSR_LOAD_COUNT, VM_EXIT_MSR_LOAD_ADDR, EPT_POINTER, VIRTUAL_PROCESSOR_ID,
   VMX_PREEMPTION_TIMER_VALUE, PIN_BASED_VM_EXEC_CONTROL, VM_EXIT_ACK_INTR_ON_EXIT, VM_EXIT_SAVE_VMX_PREEMPTION_TIMER, PIN_BASED_VMX_PREEMPTION_TIMER,
   SECONDARY_EXEC_ENABLE_EPT, SECONDARY_EXEC_ENABLE_VPID,
-  INTR_INFO_VALID_MASK, INTR_INFO_DELIVER_CODE_MASK, INTR_TYPE_EXT_INTR, INTR_TYPE_SOFT_INTR,
+  INTR_INFO_VALID_MASK, INTR_INFO_DELIVER_CODE_MASK, INTR_TYPE_EXT_INTR, INTR_TYPE_SOFT_INTR, INTR_TYPE_HARD_EXCEPTION,
   INTR_TYPE_PRIV_SW_EXCEPTION, INTR_TYPE_SOFT_EXCEPTION, INTR_TYPE_OTHER_EVENT,
   VMXERR_VMCLEAR_INVALID_ADDRESS, VMXERR_VMCLEAR_VMXON_POINTER, VMXERR_VMLAUNCH_NONCLEAR_VMCS,
   VMXERR_VMRESUME_NONLAUNCHED_VMCS, VMXERR_VMPTRLD_INVALID_ADDRESS, VMXERR_VMPTRLD_VMXON_POINTER,
@@ -170,10 +170,7 @@ export class VmxRoot {
       this.vmcs.store(this.physmem);
       this.vmcs.hpa = -1;
     } else {
-      const c = new VmcsCache(); // not a hot path: VMCLEAR of a non-current VMCS
-      c.load(this.physmem, hpa);
-      c.launched = false;
-      c.store(this.physmem);
+      setRegionLaunchState(this.physmem, hpa, false);
     }
     return this.succeed();
   }
@@ -383,7 +380,8 @@ export class VmxRoot {
     const err = info & INTR_INFO_DELIVER_CODE_MASK ? v.r32(VM_ENTRY_EXCEPTION_ERROR_CODE) : -1;
     const soft = type === INTR_TYPE_SOFT_INTR || type === INTR_TYPE_PRIV_SW_EXCEPTION || type === INTR_TYPE_SOFT_EXCEPTION;
     if (nr.mtf) nr.mtfPending = true;
-    nr.injecting = true;
+    // Only exceptions pass the core's exception hook, which must not apply the bitmap to them.
+    nr.injecting = type === INTR_TYPE_HARD_EXCEPTION || type === INTR_TYPE_SOFT_EXCEPTION || type === INTR_TYPE_PRIV_SW_EXCEPTION;
     try {
       this.cpu.deliverEvent(vector, type >>> 8, err, soft ? v.r32(VM_ENTRY_INSTRUCTION_LEN) : 0);
     } finally {

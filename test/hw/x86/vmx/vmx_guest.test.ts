@@ -165,3 +165,40 @@ test("preemption timer of 0 exits before the first instruction; MTF exits after 
   assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_MONITOR_TRAP_FLAG);
   assert.equal(m.r(F.GUEST_RIP), 0x1001);
 });
+
+test("an EPT violation while delivering an injected interrupt reports IDT-vectoring information", () => {
+  const m = new Machine();
+  m.poke(0x1000, [0x90]);
+  m.eptPage(0, 0); // the IVT page
+  m.setup();
+  m.w(F.GUEST_RFLAGS, 0x202);
+  m.w(F.VM_ENTRY_INTR_INFO_FIELD, 0x80000020);
+  m.vmx.vmlaunch();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_EPT_VIOLATION);
+  assert.equal(m.r(F.GUEST_PHYSICAL_ADDRESS), 0x80);
+  assert.equal(m.r(F.IDT_VECTORING_INFO_FIELD), 0x80000020);
+  assert.equal(m.r(F.GUEST_RIP), 0x1000);
+  // KVM re-injects from the vectoring info after fixing EPT: the handler runs.
+  m.eptPage(0, 7);
+  m.vmx.invept(F.VMX_EPT_EXTENT_CONTEXT, 0x10000 | 6 | (3 << 3));
+  m.poke(0x80, [0x00, 0x20, 0x00, 0x00]);
+  m.poke(0x2000, [0xf4]);
+  m.w(F.VM_ENTRY_INTR_INFO_FIELD, m.r(F.IDT_VECTORING_INFO_FIELD));
+  m.vmx.vmresume();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_HLT);
+  assert.equal(m.r(F.GUEST_RIP), 0x2000);
+  assert.equal(m.r(F.IDT_VECTORING_INFO_FIELD), 0);
+});
+
+test("an injected #UD is not subject to the exception bitmap; a #UD raised by the guest is", () => {
+  const m = new Machine();
+  m.poke(0x1000, [0x90]);
+  m.poke(0x2000, [0x0f, 0x0b]); // handler: ud2
+  m.poke(6 * 4, [0x00, 0x20, 0x00, 0x00]);
+  m.setup();
+  m.w(F.EXCEPTION_BITMAP, 1 << 6);
+  m.w(F.VM_ENTRY_INTR_INFO_FIELD, 0x80000306);
+  m.vmx.vmlaunch();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_EXCEPTION_NMI);
+  assert.equal(m.r(F.GUEST_RIP), 0x2000, "the injected #UD was delivered; the handler's ud2 exited");
+});
