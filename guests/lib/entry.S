@@ -1,11 +1,13 @@
 /*
  * Exception/interrupt entry stubs and the ring-3 call helper for library-based guests.
  *
- * Every vector 0-31 gets a stub that pushes a zero error code
- * when the CPU does not push one (SDM Vol 3A 7.3, table 7-1: #DF, #TS, #NP, #SS, #GP, #PF,
- * #AC, #CP push one), then the vector, saves the GPRs and calls the C dispatcher
- * exc_dispatch(struct frame *). The dispatcher may change frame fields (RIP to skip an
- * instruction); the stub restores them and returns with IRET.
+ * Vectors 0-31 and the software-interrupt vectors 0x40 (gate DPL 0) and 0x41 (gate DPL 3)
+ * get a stub that pushes a zero error code when the CPU does not push one (SDM Vol 3A 7.3,
+ * table 7-1: #DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP push one), then the vector, saves the GPRs
+ * and calls the C dispatcher exc_dispatch(struct frame *). The dispatcher may change frame
+ * fields (the IP, to resume elsewhere); the stub restores them and returns with IRET.
+ * Gates are interrupt gates (IF cleared on entry); #BP, #OF and 0x41 have DPL 3 so that INT3,
+ * INTO and INT 0x41 work from ring 3.
  *
  * user_call(fn, arg) runs fn(arg) at CPL 3 and returns its value: IRET to a ring-3
  * trampoline, which calls fn and then executes UD2 at the label user_exit; the #UD stub
@@ -13,6 +15,18 @@
  * kvm_pvm reports a software interrupt from ring 3 as #UD, see tools/kvm-runner/README.md.)
  */
 #define HAS_ERR(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21)
+#define GATE_DPL0 0x8e
+#define GATE_DPL3 0xee
+
+	/* One gate_table entry: the stub's address, then vector | gate attributes << 8. */
+	.macro GATE v, word
+	\word stub_\v
+	.if (\v == 3) || (\v == 4) || (\v == 0x41)
+	\word \v | (GATE_DPL3 << 8)
+	.else
+	\word \v | (GATE_DPL0 << 8)
+	.endif
+	.endm
 
 	.text
 #ifdef LONG
@@ -49,8 +63,7 @@ exc_common:
 	cmp %rax, 17*8(%rsp)
 	je user_return
 	mov (%rsp), %rax
-1:
-	mov %rsp, %rdi
+1:	mov %rsp, %rdi
 	call exc_dispatch
 	pop %rax
 	pop %rbx
@@ -103,46 +116,45 @@ user_call:			/* long user_call(long (*fn)(long), long arg) */
 user_trampoline:
 	call *%rax
 	mov %rax, %rdi
+	.globl user_exit
 user_exit:
 	ud2
 
-	/* 16-byte interrupt gates, present, type 0xE; DPL 3 for #BP/#OF so that int3/into
-	   work from ring 3. */
+	/* 16-byte interrupt gates from gate_table: {stub, vector | attributes << 8}. */
 	.globl idt_init
 idt_init:
+	lea gate_table(%rip), %rsi
+1:	mov (%rsi), %rax
+	test %rax, %rax
+	jz 2f
+	movzbl 8(%rsi), %ecx
+	shl $4, %ecx
 	lea idt(%rip), %rdi
-	lea stub_table(%rip), %rsi
-	xor %ecx, %ecx
-1:	mov (%rsi,%rcx,8), %rax
+	add %rcx, %rdi
 	mov %ax, (%rdi)
 	movw $0x08, 2(%rdi)
 	movb $0, 4(%rdi)
-	movb $0x8e, 5(%rdi)
-	cmp $3, %ecx
-	je 2f
-	cmp $4, %ecx
-	jne 3f
-2:	movb $0xee, 5(%rdi)
-3:	shr $16, %rax
+	movb 9(%rsi), %cl
+	movb %cl, 5(%rdi)
+	shr $16, %rax
 	mov %ax, 6(%rdi)
 	shr $16, %rax
 	mov %eax, 8(%rdi)
 	movl $0, 12(%rdi)
-	add $16, %rdi
-	inc %ecx
-	cmp $32, %ecx
-	jne 1b
-	ret
+	add $16, %rsi
+	jmp 1b
+2:	ret
 
 	.section .rodata
 	.balign 8
-stub_table:
-	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-	.quad stub_\v
+gate_table:
+	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,0x40,0x41
+	GATE \v, .quad
 	.endr
+	.quad 0, 0
 
 	.text
-	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,0x40,0x41
 	STUB \v
 	.endr
 
@@ -176,16 +188,29 @@ exc_common:
 	push %edi
 	push %esi
 	push %ebp
-	push %esp		/* placeholder slot; popped into nothing below */
+	push %esp		/* placeholder slot (struct frame.esp_unused) */
 	push %ebx
 	push %edx
 	push %ecx
 	push %eax
-	mov %esp, %eax
-	push %eax
+	mov $0x10, %ax		/* kernel data, whatever ring 3 left in DS/ES */
+	mov %ax, %ds
+	mov %ax, %es
+	cmpl $6, 8*4(%esp)
+	jne 1f
+	cmpl $user_exit, 10*4(%esp)
+	je user_return
+1:	mov (%esp), %eax
+	push %esp
 	call exc_dispatch
 	add $4, %esp
-	pop %eax
+	/* Returning to ring 3: its data segments must be usable there (DPL 3). */
+	testl $3, 11*4(%esp)
+	jz 2f
+	mov $0x23, %ax
+	mov %ax, %ds
+	mov %ax, %es
+2:	pop %eax
 	pop %ecx
 	pop %edx
 	pop %ebx
@@ -196,37 +221,74 @@ exc_common:
 	add $8, %esp
 	iret
 
+	/* UD2 at user_exit in the ring-3 trampoline: the user function's result is in EDI. */
+user_return:
+	mov 7*4(%esp), %eax
+	mov saved_ksp, %esp
+	pop %edi
+	pop %esi
+	pop %ebx
+	pop %ebp
+	ret
+
+	.globl user_call
+user_call:			/* long user_call(long (*fn)(long), long arg): cdecl */
+	mov 4(%esp), %eax
+	mov 8(%esp), %edx
+	push %ebp
+	push %ebx
+	push %esi
+	push %edi
+	mov %esp, saved_ksp
+	mov $0x23, %cx
+	mov %cx, %ds
+	mov %cx, %es
+	pushl $0x23			/* SS: data DPL3 */
+	pushl $ustack_top
+	pushl $0x2			/* EFLAGS: IF=0, IOPL=0 */
+	pushl $0x33			/* CS: code32 DPL3 */
+	pushl $user_trampoline
+	iret
+
+user_trampoline:
+	push %edx
+	call *%eax
+	add $4, %esp
+	mov %eax, %edi
+	.globl user_exit
+user_exit:
+	ud2
+
+	/* 8-byte interrupt gates from gate_table: {stub, vector | attributes << 8}. */
 	.globl idt_init
 idt_init:
-	mov $idt, %edi
-	xor %ecx, %ecx
-1:	mov stub_table(,%ecx,4), %eax
+	mov $gate_table, %esi
+1:	mov (%esi), %eax
+	test %eax, %eax
+	jz 2f
+	movzbl 4(%esi), %ecx
+	lea idt(,%ecx,8), %edi
 	mov %ax, (%edi)
 	movw $0x18, 2(%edi)
 	movb $0, 4(%edi)
-	movb $0x8e, 5(%edi)
-	cmp $3, %ecx
-	je 2f
-	cmp $4, %ecx
-	jne 3f
-2:	movb $0xee, 5(%edi)
-3:	shr $16, %eax
+	movb 5(%esi), %cl
+	movb %cl, 5(%edi)
+	shr $16, %eax
 	mov %ax, 6(%edi)
-	add $8, %edi
-	inc %ecx
-	cmp $32, %ecx
-	jne 1b
-	ret
+	add $8, %esi
+	jmp 1b
+2:	ret
 
 	.section .rodata
 	.balign 4
-stub_table:
-	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-	.long stub_\v
+gate_table:
+	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,0x40,0x41
+	GATE \v, .long
 	.endr
+	.long 0, 0
 
 	.text
-	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,0x40,0x41
 	STUB \v
 	.endr
 
@@ -235,8 +297,12 @@ stub_table:
 idt_desc:
 	.word 256*8 - 1
 	.long idt
+saved_ksp:
+	.long 0
 	.bss
 	.balign 16
 idt:
 	.skip 256*8
+	.skip 8192
+ustack_top:
 #endif

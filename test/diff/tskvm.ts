@@ -11,15 +11,33 @@ import { createHost } from "../../src/host/process.js";
 import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../src/uapi/mman.js";
 import { KVM_EXIT_HLT, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_INTR, KVM_EXIT_IO, KVM_EXIT_IO_OUT, KVM_EXIT_MMIO, KVM_EXIT_NAMES, KVM_EXIT_SHUTDOWN } from "../../src/uapi/kvm.js";
 import type { KvmSegment, KvmSregs } from "../../src/uapi/kvm_structs.js";
-import type { KvmSystemApi } from "../../src/vmm/kvm_api.js";
-import type { MmStruct } from "../../src/host/mm.js";
+import { KvmRun } from "../../src/uapi/kvm_run.js";
+import type { KvmCpuid2, KvmRegs } from "../../src/uapi/kvm_structs.js";
+import type { HostProcess } from "../../src/host/process.js";
 import { fnv1a, inPattern, initialState, REG_NAMES, SEG_NAMES, Unavailable } from "./harness.js";
 import type { ExitRecord, InitState, Regs, RunResult, Segment } from "./harness.js";
 
 export const TSKVM_NOT_READY = "tskvm x86 run path not available yet";
 
+/** The slice of src/kvm.ts's KvmDev / Kvm / KvmVcpu this harness uses (typed structurally). */
+interface TskvmVcpu {
+  mmap(offset: number, length: number): Uint8Array;
+  run(): number;
+  getRegs(): KvmRegs;
+  setRegs(r: KvmRegs): void;
+  getSregs(): KvmSregs;
+  setSregs(s: KvmSregs): void;
+  setCpuid2(c: KvmCpuid2): void;
+}
 interface TskvmModule {
-  openKvm(opts?: unknown): KvmSystemApi & { mm?: MmStruct; process?: { mm: MmStruct } };
+  openKvm(proc?: HostProcess): {
+    getVcpuMmapSize(): number;
+    getSupportedCpuid(nent: number): KvmCpuid2;
+    createVm(type?: number): {
+      setUserMemoryRegion(r: { slot: number; flags: number; guest_phys_addr: bigint; memory_size: bigint; userspace_addr: bigint }): void;
+      createVcpu(id: number): TskvmVcpu;
+    };
+  };
 }
 
 let mod: TskvmModule | null | undefined;
@@ -60,13 +78,16 @@ export async function runTskvm(image: Uint8Array, init: InitState): Promise<RunR
   if (!m) throw new Unavailable(why!);
   const host = createHost({ memBytes: Math.max(64 << 20, init.mem * 2) });
   const proc = host.createProcess("tskvm-diff");
-  const kvm = m.openKvm({ host, process: proc });
-  const mm: MmStruct = kvm.mm ?? kvm.process?.mm ?? proc.mm;
+  const kvm = m.openKvm(proc);
+  const mm = proc.mm;
   const vm = kvm.createVm(0);
   const hva = mm.mmap(0, init.mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
   mm.copyToUser(hva + init.gpa, image);
   vm.setUserMemoryRegion({ slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: BigInt(init.mem), userspace_addr: BigInt(hva) });
   const vcpu = vm.createVcpu(0);
+  // As kvm-runner does: the guest gets the CPUID KVM supports (long mode needs CPUID.LM).
+  vcpu.setCpuid2(kvm.getSupportedCpuid(256));
+  const run = new KvmRun(vcpu.mmap(0, kvm.getVcpuMmapSize()));
 
   const { regs, sregs } = initialState(init);
   const cur = vcpu.getSregs();
@@ -79,7 +100,6 @@ export async function runTskvm(image: Uint8Array, init: InitState): Promise<RunR
   const exits: ExitRecord[] = [];
   let serial = "";
   let stop = "max-exits";
-  const run = vcpu.kvmRun;
   for (let n = 1; n <= (init.maxExits ?? 1000); n++) {
     vcpu.run();
     const reason = run.exitReason;
