@@ -52,7 +52,7 @@ function isNaNCls(c: number): boolean {
  * encodings give the indefinite, SNaNs raise IE, NaNs propagate (two NaNs: the larger
  * significand; SNaN with QNaN: the QNaN). Returns true if res already holds the result.
  */
-function x87NaNs2(a: Unpacked, b: Unpacked, env: FpEnv, res: Packed): boolean {
+export function x87NaNs2(a: Unpacked, b: Unpacked, env: FpEnv, res: Packed): boolean {
   if (a.cls === CLS_UNSUPPORTED || b.cls === CLS_UNSUPPORTED) {
     env.flags |= FP_IE;
     packIndefinite(FMT_F80, res);
@@ -74,7 +74,7 @@ function x87NaNs2(a: Unpacked, b: Unpacked, env: FpEnv, res: Packed): boolean {
   return true;
 }
 
-function x87NaN1(a: Unpacked, env: FpEnv, res: Packed): boolean {
+export function x87NaN1(a: Unpacked, env: FpEnv, res: Packed): boolean {
   if (a.cls === CLS_UNSUPPORTED) {
     env.flags |= FP_IE;
     packIndefinite(FMT_F80, res);

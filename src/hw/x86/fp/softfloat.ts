@@ -547,55 +547,67 @@ export function addFinite(a: Unpacked, b: Unpacked, r: Unpacked, rc: number): vo
 }
 const yAl = new Unpacked();
 
-/** 16-bit limbs for the 64x64 multiply. */
-const ma = new Uint32Array(4);
-const mb = new Uint32Array(4);
-const mp = new Float64Array(8);
+/** 16-bit limbs for the multiply, least significant first (6 limbs = 96 bits). */
+const ma = new Float64Array(6);
+const mb = new Float64Array(6);
+const mp = new Float64Array(12);
 
-/** r = a * b, exact to 96 bits plus sticky. */
+/**
+ * r = a * b, the top 96 bits of the exact product with the rest folded into the sticky bit.
+ * Operands with a zero extension word (every IEEE/x87 operand) take the 64x64-bit path; the
+ * 96x96-bit path serves the extended-precision transcendental kernels.
+ */
 export function mulFinite(a: Unpacked, b: Unpacked, r: Unpacked): void {
-  ma[0] = a.lo & 0xffff; ma[1] = a.lo >>> 16; ma[2] = a.hi & 0xffff; ma[3] = a.hi >>> 16;
-  mb[0] = b.lo & 0xffff; mb[1] = b.lo >>> 16; mb[2] = b.hi & 0xffff; mb[3] = b.hi >>> 16;
+  const wide = (a.ext | b.ext) !== 0;
+  const n = wide ? 6 : 4;
+  ma[0] = a.ext & 0xffff; ma[1] = a.ext >>> 16; ma[2] = a.lo & 0xffff; ma[3] = a.lo >>> 16; ma[4] = a.hi & 0xffff; ma[5] = a.hi >>> 16;
+  mb[0] = b.ext & 0xffff; mb[1] = b.ext >>> 16; mb[2] = b.lo & 0xffff; mb[3] = b.lo >>> 16; mb[4] = b.hi & 0xffff; mb[5] = b.hi >>> 16;
+  const off = 6 - n;
   mp.fill(0);
-  for (let i = 0; i < 4; i++) {
-    const ai = ma[i]!;
-    for (let j = 0; j < 4; j++) mp[i + j] = mp[i + j]! + ai * mb[j]!;
+  for (let i = 0; i < n; i++) {
+    const ai = ma[off + i]!;
+    for (let j = 0; j < n; j++) mp[i + j] = mp[i + j]! + ai * mb[off + j]!;
   }
-  // Carry-propagate the 16-bit columns (each column < 2^34, exact in a double).
+  // Carry-propagate the 16-bit columns (each column < 2^35, exact in a double).
   let carry = 0;
-  for (let k = 0; k < 8; k++) {
+  for (let k = 0; k < 2 * n; k++) {
     const v = mp[k]! + carry;
     const low = v % 65536;
     mp[k] = low;
     carry = (v - low) / 65536;
   }
-  const w0 = mp[0]! + mp[1]! * 65536;
-  const w1 = mp[2]! + mp[3]! * 65536;
-  const w2 = mp[4]! + mp[5]! * 65536;
-  const w3 = mp[6]! + mp[7]! * 65536;
+  // Top 96 bits are the last six limbs; everything below is sticky.
+  const t = 2 * n - 6;
+  let sticky = 0;
+  for (let k = 0; k < t; k++) if (mp[k] !== 0) sticky = 1;
   r.cls = CLS_FINITE;
   r.den = false;
   r.sign = a.sign ^ b.sign;
   r.exp = a.exp + b.exp + 1;
-  r.hi = w3 >>> 0;
-  r.lo = w2 >>> 0;
-  r.ext = (w1 | (w0 !== 0 ? 1 : 0)) >>> 0;
+  r.hi = (mp[t + 4]! + mp[t + 5]! * 65536) >>> 0;
+  r.lo = (mp[t + 2]! + mp[t + 3]! * 65536) >>> 0;
+  r.ext = ((mp[t]! + mp[t + 1]! * 65536) | sticky) >>> 0;
 }
 
 /**
  * r = a / b: restoring division producing 96 quotient bits and a sticky remainder bit.
- * Both significands normalized (bit 95 set); the quotient lies in (1/2, 2).
+ * Both significands normalized (bit 95 set; all 96 bits are used); the quotient lies in (1/2, 2).
  */
 export function divFinite(a: Unpacked, b: Unpacked, r: Unpacked): void {
-  // Remainder as a 65-bit value: rTop (0/1), rh, rl. Divisor dh:dl.
-  let rTop = 0, rh = a.hi, rl = a.lo;
-  const dh = b.hi, dl = b.lo;
+  // Remainder as a 97-bit value rTop:rh:rl:re; divisor dh:dl:de.
+  let rTop = 0, rh = a.hi, rl = a.lo, re = a.ext;
+  const dh = b.hi, dl = b.lo, de = b.ext;
   let qh = 0, ql = 0, qe = 0;
   for (let i = 0; i < 96; i++) {
     let bit = 0;
-    if (rTop !== 0 || rh > dh || (rh === dh && rl >= dl)) {
-      let nl = rl - dl;
-      let bw = 0;
+    if (rTop !== 0 || rh > dh || (rh === dh && (rl > dl || (rl === dl && re >= de)))) {
+      let ne = re - de, bw = 0;
+      if (ne < 0) {
+        ne += 0x100000000;
+        bw = 1;
+      }
+      let nl = rl - dl - bw;
+      bw = 0;
       if (nl < 0) {
         nl += 0x100000000;
         bw = 1;
@@ -603,17 +615,17 @@ export function divFinite(a: Unpacked, b: Unpacked, r: Unpacked): void {
       rh = rh - dh - bw;
       if (rh < 0) rh += 0x100000000;
       rl = nl;
+      re = ne;
       rTop = 0;
       bit = 1;
     }
-    // Shift the quotient left, bringing in bit.
     qh = ((qh << 1) | (ql >>> 31)) >>> 0;
     ql = ((ql << 1) | (qe >>> 31)) >>> 0;
     qe = ((qe << 1) | bit) >>> 0;
-    // Shift the remainder left.
     rTop = rh >>> 31;
     rh = ((rh << 1) | (rl >>> 31)) >>> 0;
-    rl = (rl << 1) >>> 0;
+    rl = ((rl << 1) | (re >>> 31)) >>> 0;
+    re = (re << 1) >>> 0;
   }
   r.cls = CLS_FINITE;
   r.den = false;
@@ -621,7 +633,7 @@ export function divFinite(a: Unpacked, b: Unpacked, r: Unpacked): void {
   r.exp = a.exp - b.exp;
   r.hi = qh;
   r.lo = ql;
-  r.ext = (qe | ((rTop | rh | rl) !== 0 ? 1 : 0)) >>> 0;
+  r.ext = (qe | ((rTop | rh | rl | re) !== 0 ? 1 : 0)) >>> 0;
   normalize(r);
 }
 
@@ -638,22 +650,23 @@ function shl4(w: Uint32Array, n: number, inBits: number): void {
   w[3] = (w[3]! << n) | inBits;
 }
 
-/** r = sqrt(a) for a positive finite normalized a: 96 root bits plus sticky (digit-by-digit). */
+/** r = sqrt(a) for a positive finite normalized a (all 96 bits used): 96 root bits plus sticky (digit by digit). */
 export function sqrtFinite(a: Unpacked, r: Unpacked): void {
-  // a = S * 2^(exp-63) with S the 64-bit significand. Make the binary exponent even.
+  // a = S * 2^(exp-63), S = hi:lo.ext as a 64.32 fixed-point number. Make the binary exponent even.
   let e2 = a.exp - 63;
-  let s0 = a.hi, s1 = a.lo, top = 0;
+  let s0 = a.hi, s1 = a.lo, s2 = a.ext, top = 0;
   if (e2 & 1) {
     top = s0 >>> 31;
     s0 = ((s0 << 1) | (s1 >>> 31)) >>> 0;
-    s1 = (s1 << 1) >>> 0;
+    s1 = ((s1 << 1) | (s2 >>> 31)) >>> 0;
+    s2 = (s2 << 1) >>> 0;
     e2 -= 1;
   }
-  // Radicand R = S' * 2^126, 191 bits: S' (65 bits) sits at bits 126..190.
+  // Radicand R = S' * 2^126 (S' up to 65 integer bits), 191 bits; the fraction bits follow.
   sqRad[0] = ((top << 30) | (s0 >>> 2)) >>> 0;
   sqRad[1] = ((s0 << 30) | (s1 >>> 2)) >>> 0;
-  sqRad[2] = (s1 << 30) >>> 0;
-  sqRad[3] = 0;
+  sqRad[2] = ((s1 << 30) | (s2 >>> 2)) >>> 0;
+  sqRad[3] = (s2 << 30) >>> 0;
   sqRad[4] = 0;
   sqRad[5] = 0;
   sqRem.fill(0);
