@@ -52,9 +52,9 @@ void check(const char *name, u64 got, u64 want);
 extern int failures;
 __attribute__((noreturn)) void guest_exit(int code);
 
-#ifdef __x86_64__
+/* Runs fn(arg) at CPL 3 (64-bit: code 0x2b; 32-bit: code 0x33, DS/ES/SS 0x23) and returns
+ * its value. kvm_pvm can run the 64-bit one; the 32-bit one returns through IRET. */
 long user_call(long (*fn)(long), long arg);
-#endif
 
 /* Flags whose value the SDM defines for the ALU group: CF PF AF ZF SF OF. */
 #define FL_CF 0x1
