@@ -208,20 +208,23 @@ export class KvmPit {
     }
   }
 
-  /** pit_get_out(): the OUT pin now. */
+  /**
+   * The OUT pin now, per the 82C54 datasheet waveforms: mode 0 and 1 go high at terminal count;
+   * mode 2 is low for the one clock where the count is 1; mode 3 is high for the first half of
+   * each period; modes 4 and 5 strobe low for one clock at terminal count. (KVM's pit_get_out()
+   * inverts modes 1, 2, 4 and 5; software that polls OUT sees the datasheet's levels here.)
+   */
   private getOut(ch: number): number {
     const c = this.channels[ch];
     const d = this.elapsedTicks(c);
     switch (c.mode) {
-      case 1:
-        return d < c.count ? 1 : 0;
       case 2:
-        return d % c.count === 0 && d !== 0 ? 1 : 0;
+        return d % c.count === c.count - 1 ? 0 : 1;
       case 3:
         return d % c.count < (c.count + 1) >> 1 ? 1 : 0;
       case 4:
       case 5:
-        return d === c.count ? 1 : 0;
+        return d === c.count ? 0 : 1;
       default:
         return d >= c.count ? 1 : 0;
     }

@@ -1,0 +1,67 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { apicEnable, apicWrite, FakeBus, makeVm, VirtualClock } from "./irqchip_fixture.js";
+import { KvmX86Irq } from "../../../../src/arch/x86/kvm/irq.js";
+import { KvmError } from "../../../../src/virt/kvm/kvm_error.js";
+import { EEXIST, EINVAL, ENXIO } from "../../../../src/uapi/errno.js";
+import { KvmBus } from "../../../../src/virt/kvm/kvm_host.js";
+
+const errno = (n: number) => (e: unknown) => e instanceof KvmError && e.errno === n;
+
+test("KVM_CREATE_IRQCHIP registers PIC, ELCR and IOAPIC; EEXIST twice; EINVAL after vCPUs", () => {
+  const bus = new FakeBus();
+  const irq = new KvmX86Irq({ clock: new VirtualClock(), bus });
+  assert.throws(() => irq.createIrqchip(1), errno(EINVAL));
+  assert.equal(irq.irqchipInKernel(), false);
+  irq.createIrqchip(0);
+  assert.deepEqual(
+    bus.regs.map((r) => [r.bus, r.addr, r.len]),
+    [[KvmBus.PIO, 0x20, 2], [KvmBus.PIO, 0xa0, 2], [KvmBus.PIO, 0x4d0, 2], [KvmBus.MMIO, 0xfec00000, 0x100]],
+  );
+  assert.throws(() => irq.createIrqchip(0), errno(EEXIST));
+  irq.createPit2(0);
+  assert.deepEqual(bus.regs.slice(4).map((r) => [r.addr, r.len]), [[0x40, 4], [0x61, 1]]);
+  irq.destroy();
+  assert.equal(bus.regs.length, 4);
+});
+
+test("irqchip VM ioctls without an irqchip: IRQ_LINE / GET_IRQCHIP ENXIO, GSI routing and MSI EINVAL", () => {
+  const irq = new KvmX86Irq({ clock: new VirtualClock(), bus: new FakeBus() });
+  assert.throws(() => irq.irqLine(1, 1), errno(ENXIO));
+  assert.throws(() => irq.getIrqchip(0), errno(ENXIO));
+  assert.throws(() => irq.setIrqchip({ chipId: 0 }), errno(ENXIO));
+  assert.throws(() => irq.setGsiRouting([]), errno(EINVAL));
+  assert.throws(() => irq.signalMsi({ addressLo: 0xfee00000, addressHi: 0, data: 0x30, flags: 0, devid: 0 }), errno(EINVAL));
+  irq.createIrqchip(0);
+  assert.throws(() => irq.getIrqchip(3), errno(EINVAL));
+  assert.throws(() => irq.setIrqchip({ chipId: 7 }), errno(EINVAL));
+});
+
+test("run loop view: HLT deadline is the earliest of LAPIC timer and PIT; hasEvents wakes on interrupts", () => {
+  const vm = makeVm(2, true);
+  const v0 = { vcpuIdx: 0 };
+  const v1 = { vcpuIdx: 1 };
+  for (const a of vm.apics) apicEnable(a);
+  assert.equal(vm.irq.nextDeadlineNs(v0), Infinity);
+  apicWrite(vm.apics[1], 0x3e0, 0xb);
+  apicWrite(vm.apics[1], 0x320, 0xe5);
+  apicWrite(vm.apics[1], 0x380, 500_000);
+  assert.equal(vm.irq.nextDeadlineNs(v1), 500_000);
+  assert.equal(vm.irq.nextDeadlineNs(v0), Infinity, "a LAPIC timer only wakes its own vCPU");
+  vm.bus.outb(0x43, 0x34);
+  vm.bus.outb(0x40, 0xa9);
+  vm.bus.outb(0x40, 0x04); // 1193 clocks ~ 1 ms
+  assert.ok(Math.abs(vm.irq.nextDeadlineNs(v0) - 999_847) < 1);
+  assert.equal(vm.irq.nextDeadlineNs(v1), 500_000);
+  assert.equal(vm.irq.hasEvents(v1), false);
+  vm.clock.t = 500_000;
+  vm.irq.pollTimers(v1, vm.clock.t);
+  assert.ok(vm.irq.hasEvents(v1));
+  assert.equal(vm.irq.getInterrupt(v1), 0xe5);
+  // The PIT reaches vCPU 0 through PIC + LINT0 ExtINT (the PIC is uninitialised: base 0).
+  vm.clock.t = 1_000_000;
+  vm.irq.pollTimers(v0, vm.clock.t);
+  assert.ok(vm.irq.cpuHasExtint(v0));
+  assert.equal(vm.irq.cpuHasExtint(v1), false, "APs keep LINT0 masked");
+  assert.equal(vm.irq.getInterrupt(v0), 0x00);
+});
