@@ -1,20 +1,33 @@
-// Memory cost of guest RAM: create a VM with a 1 GiB memslot backed by mmap(), let the "guest"
-// touch 1 MiB of it through gfn -> pfn resolution (what the MMU does on an EPT violation), and
-// print the frames allocated, the physical-memory chunk bytes and the process RSS delta.
+// Memory cost of guest RAM: create a VM with a 1 GiB memslot backed by mmap(), let the guest
+// touch 1 MiB of it, and print the frames allocated, the physical-memory chunk bytes and the
+// process RSS delta.
 //
-//   npx tsx scripts/mem-usage.ts [touchBytes]
+//   npx tsx scripts/mem-usage.ts
 //
-// When the x86 integration (src/kvm.ts openKvm) is present it is used for the VM; otherwise a
-// core-only arch (no CPU) stands in, since only the memory path is measured.
+// With the x86 integration (src/kvm.ts openKvm) a real-mode guest stores one byte into each of
+// the 256 pages of the first MiB (EPT violations fault them in). Without it a core-only arch
+// stands in and the pages are resolved through gfnToPfn, which is what the MMU calls.
 import { createHost, type HostProcess } from "../src/host/process.js";
 import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../src/uapi/mman.js";
 import { ENOTTY } from "../src/uapi/errno.js";
+import * as K from "../src/uapi/kvm.js";
 import { KvmError } from "../src/virt/kvm/kvm_error.js";
 import type { KvmArch } from "../src/virt/kvm/kvm_host.js";
 import { kvmInit, type KvmDev } from "../src/virt/kvm/kvm_main.js";
 
 const GiB = 1 << 30;
-const touch = Number(process.argv[2] ?? 1 << 20);
+const TOUCH = 1 << 20;
+
+// Real mode at 0x1000: for ds in 0x0000, 0x0100, ... 0xff00: mov byte [ds:0], 1; then hlt.
+const GUEST = Uint8Array.of(
+  0x31, 0xc0, //             xor ax, ax
+  0xb9, 0x00, 0x01, //       mov cx, 256
+  0x8e, 0xd8, //             l: mov ds, ax
+  0xc6, 0x06, 0x00, 0x00, 0x01, // mov byte [0], 1
+  0x05, 0x00, 0x01, //       add ax, 0x100      (next 4 KiB page)
+  0xe2, 0xf4, //             loop l
+  0xf4, //                   hlt
+);
 
 const coreOnlyArch: KvmArch = {
   name: "core-only",
@@ -50,18 +63,36 @@ const framesBefore = host.pageAlloc.allocatedFrames;
 const chunkBefore = host.physmem.populatedBytes;
 const rss1 = process.memoryUsage().rss;
 
-const pages = Math.ceil(touch / 4096);
-for (let i = 0; i < pages; i++) {
-  const pfn = kvm.gfnToPfn(i, true);
-  if (pfn < 0) throw new Error(`gfn ${i}: KVM_PFN error ${pfn}`);
-  host.physmem.write8(pfn * 4096, i & 0xff); // the guest's store
+const pages = TOUCH / 4096;
+let exits = "";
+if (how.startsWith("x86")) {
+  proc.mm.copyToUser(hva + 0x1000, GUEST);
+  const vcpu = kvm.createVcpu(0);
+  const sregs = vcpu.getSregs();
+  sregs.cs.base = 0n;
+  sregs.cs.selector = 0;
+  vcpu.setSregs(sregs);
+  vcpu.setRegs({ ...vcpu.getRegs(), rip: 0x1000n, rflags: 2n });
+  for (let n = 0; n < 8; n++) {
+    vcpu.run();
+    exits += `${vcpu.kvmRun.exitReason} `;
+    if (vcpu.kvmRun.exitReason === K.KVM_EXIT_HLT) break;
+  }
+  if (vcpu.kvmRun.exitReason !== K.KVM_EXIT_HLT) throw new Error(`guest did not reach HLT (exit reasons ${exits})`);
+  for (let i = 0; i < pages; i++) if (proc.mm.readU8(hva + i * 4096) !== 1) throw new Error(`page ${i} not written`);
+} else {
+  for (let i = 0; i < pages; i++) {
+    const pfn = kvm.gfnToPfn(i, true);
+    if (pfn < 0) throw new Error(`gfn ${i}: KVM_PFN error ${pfn}`);
+    host.physmem.write8(pfn * 4096, 1); // the guest's store
+  }
 }
 
 const rss2 = process.memoryUsage().rss;
 const mib = (b: number): string => `${(b / (1 << 20)).toFixed(1)} MiB`;
 console.log(`arch:                    ${how}`);
 console.log(`guest RAM (memslot 0):   ${mib(GiB)} at hva 0x${hva.toString(16)}`);
-console.log(`touched:                 ${mib(pages * 4096)} (${pages} pages)`);
-console.log(`frames allocated:        ${host.pageAlloc.allocatedFrames - framesBefore} (${host.pageAlloc.allocatedFrames} in total incl. VM setup)`);
+console.log(`touched:                 ${mib(pages * 4096)} (${pages} pages) ${how.startsWith("x86") ? "by a real-mode guest" : "through gfnToPfn"}`);
+console.log(`frames allocated:        ${host.pageAlloc.allocatedFrames - framesBefore} (guest pages + EPT tables + vCPU state; ${host.pageAlloc.allocatedFrames} in total)`);
 console.log(`physmem chunk bytes:     ${mib(host.physmem.populatedBytes - chunkBefore)} for the touch, ${mib(host.physmem.populatedBytes)} in total`);
 console.log(`process RSS delta:       ${mib(rss2 - rss1)} for the touch, ${mib(rss2 - rss0)} since start`);
