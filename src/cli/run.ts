@@ -9,6 +9,7 @@ import { Monitor } from "../vmm/monitor.js";
 import { VmRunner } from "../vmm/vm_runner.js";
 import type { BootFile } from "../vmm/loader/options.js";
 import { CliError, type RunOptions } from "./args.js";
+import type { KvmSystemApi } from "../vmm/kvm_api.js";
 import { openBackend } from "./backend.js";
 import { Console, SerialSink } from "./console.js";
 import { icedDisassembler } from "./disasm.js";
@@ -23,8 +24,8 @@ function readBootFile(path: string, what: string): BootFile {
 }
 
 export interface RunExtras {
-  /** Images given directly (demo) instead of from files. */
-  flat?: PcConfig["flat"];
+  /** Images given directly (demo) instead of from files; may depend on what KVM offers. */
+  flat?: (kvm: KvmSystemApi) => PcConfig["flat"];
   /** tskvm stat: print counters (live every `statInterval` s if > 0, and at the end). */
   stat?: boolean;
 }
@@ -36,12 +37,13 @@ export async function runVm(o: RunOptions, extras: RunExtras = {}): Promise<numb
     kernel: o.kernel ? readBootFile(o.kernel, "-kernel") : null,
     initrds: o.initrd.map((f) => readBootFile(f.split(" ")[0]!, "-initrd")).map((f, i) => ({ ...f, name: o.initrd[i]! })),
     cmdline: o.append,
-    flat: extras.flat ?? o.loaders.map((l) => ({ file: readBootFile(l.file, "-device loader"), addr: l.addr, mode: l.mode })),
+    flat: o.loaders.map((l) => ({ file: readBootFile(l.file, "-device loader"), addr: l.addr, mode: l.mode })),
     isaDebugExit: o.isaDebugExit,
     pcTestdev: o.pcTestdev,
     pciTestdev: o.pciTestdev,
   };
   const { kvm, proc } = await openBackend(o.ramBytes);
+  if (extras.flat) cfg.flat = extras.flat(kvm);
   const serial = new SerialSink(o.serial);
   const host = {
     serialOut: (b: number) => serial.push(b),
