@@ -120,6 +120,22 @@ X87_LD(x_fld32, "flds", uint32_t)
 X87_LD(x_fld64, "fldl", uint64_t)
 X87_LD(x_fbld, "fbld", bcd80)
 
+
+/* Unmasked-exception variants: the result and status are read back with the no-wait FNSAVE, so a
+ * pending unmasked exception never traps. ST(0) after the operation and the status word are printed. */
+#define X87U_BIN(name, insn) \
+  static void name(uint16_t cw, f80 *a, f80 *b, f80 *r, uint16_t *sw) { \
+    static uint8_t img[108]; \
+    __asm__ volatile("fninit\n\tfldcw %[cw]\n\tfldt %[b]\n\tfldt %[a]\n\t" insn "\n\tfnsave %[img]\n\tfninit" \
+      : [img] "=m"(img) : [cw] "m"(cw), [a] "m"(*a), [b] "m"(*b)); \
+    memcpy(r, img + 28, 10); memcpy(sw, img + 4, 2); }
+X87U_BIN(u_fadd, "fadd %%st(1), %%st")
+X87U_BIN(u_fsub, "fsub %%st(1), %%st")
+X87U_BIN(u_fmul, "fmul %%st(1), %%st")
+X87U_BIN(u_fdiv, "fdiv %%st(1), %%st")
+X87U_BIN(u_fsqrt, "fsqrt")
+X87U_BIN(u_fscale, "fscale")
+
 /* ---- SSE: scalar ops on xmm0 (first operand) and a memory second operand ---- */
 #define SSE_BIN(name, insn, mov, T) \
   static void name(uint32_t mx, T *a, T *b, T *r, uint32_t *mo) { \
@@ -316,6 +332,7 @@ static void run(char *line) {
 #define BIN(nm, fn) if (eq(op, nm)) { rd80(&p, &a); rd80(&p, &b); fn(cw, &a, &b, &r, &sw); pr80(&r); printf("%04x\n", sw); return; }
   BIN("fadd", x_fadd) BIN("fsub", x_fsub) BIN("fmul", x_fmul) BIN("fdiv", x_fdiv)
   BIN("fscale", x_fscale) BIN("fprem", x_fprem) BIN("fprem1", x_fprem1)
+  BIN("ufadd", u_fadd) BIN("ufsub", u_fsub) BIN("ufmul", u_fmul) BIN("ufdiv", u_fdiv) BIN("ufsqrt", u_fsqrt) BIN("ufscale", u_fscale)
   BIN("fpatan", x_fpatan_raw) BIN("fyl2x", x_fyl2x_raw) BIN("fyl2xp1", x_fyl2xp1_raw)
 #define UN(nm, fn) if (eq(op, nm)) { rd80(&p, &a); fn(cw, &a, &r, &sw); pr80(&r); printf("%04x\n", sw); return; }
   UN("fsqrt", x_fsqrt) UN("frndint", x_frndint) UN("fsin", x_fsin) UN("fcos", x_fcos)

@@ -91,8 +91,16 @@ function invalid(env: FpEnv, res: Packed): void {
   packIndefinite(FMT_F80, res);
 }
 
-function denormalCheck(a: Unpacked, b: Unpacked | null, env: FpEnv): void {
-  if (a.den || (b !== null && b.den)) env.flags |= FP_DE;
+/**
+ * Raise DE for a denormal operand. Returns true when DE is unmasked: the instruction then stops
+ * without a result and without evaluating later exceptions (SDM Vol.1 8.5.2).
+ */
+function denormalCheck(a: Unpacked, b: Unpacked | null, env: FpEnv): boolean {
+  if (a.den || (b !== null && b.den)) {
+    env.flags |= FP_DE;
+    return (env.masks & FP_DE) === 0;
+  }
+  return false;
 }
 
 /** FADD/FSUB core: res = a + b or a - b, rounded to the precision control. */
@@ -101,7 +109,7 @@ function addSub(env: FpEnv, res: Packed, seA: number, hiA: number, loA: number, 
   unpackF80(seB, hiB, loB, B);
   if (x87NaNs2(A, B, env, res)) return;
   if (sub) B.sign ^= 1;
-  denormalCheck(A, B, env);
+  if (denormalCheck(A, B, env)) return;
   if (A.cls === CLS_INF || B.cls === CLS_INF) {
     if (A.cls === CLS_INF && B.cls === CLS_INF && A.sign !== B.sign) return invalid(env, res);
     packInf(A.cls === CLS_INF ? A.sign : B.sign, FMT_F80, res);
@@ -133,7 +141,7 @@ export function f80Mul(env: FpEnv, res: Packed, seA: number, hiA: number, loA: n
   unpackF80(seB, hiB, loB, B);
   if (x87NaNs2(A, B, env, res)) return;
   const sign = A.sign ^ B.sign;
-  denormalCheck(A, B, env);
+  if (denormalCheck(A, B, env)) return;
   if (A.cls === CLS_INF || B.cls === CLS_INF) {
     if (A.cls === CLS_ZERO || B.cls === CLS_ZERO) return invalid(env, res);
     packInf(sign, FMT_F80, res);
@@ -171,7 +179,7 @@ export function f80Div(env: FpEnv, res: Packed, seA: number, hiA: number, loA: n
     packInf(sign, FMT_F80, res);
     return;
   }
-  denormalCheck(A, B, env);
+  if (denormalCheck(A, B, env)) return;
   if (A.cls === CLS_ZERO) {
     packZero(sign, FMT_F80, res);
     return;
@@ -193,7 +201,7 @@ export function f80Sqrt(env: FpEnv, res: Packed, se: number, hi: number, lo: num
     packInf(0, FMT_F80, res);
     return;
   }
-  denormalCheck(A, null, env);
+  if (denormalCheck(A, null, env)) return;
   sqrtFinite(A, R);
   roundPack(R, FMT_F80, x87Precision, env, res);
 }
@@ -220,7 +228,7 @@ export function f80RoundInt(env: FpEnv, res: Packed, se: number, hi: number, lo:
     res.lo = lo >>> 0;
     return;
   }
-  denormalCheck(A, null, env);
+  if (denormalCheck(A, null, env)) return;
   const r = roundToIntegral(A, env.rc);
   if (r !== 0) {
     env.flags |= FP_PE;
@@ -253,7 +261,7 @@ export function f80Scale(env: FpEnv, res: Packed, seA: number, hiA: number, loA:
     }
     return;
   }
-  denormalCheck(A, B, env);
+  if (denormalCheck(A, B, env)) return;
   if (A.cls === CLS_ZERO || A.cls === CLS_INF) {
     res.se = seA & 0xffff;
     res.hi = hiA >>> 0;
@@ -291,7 +299,7 @@ export function f80Xtract(env: FpEnv, res: Packed, res2: Packed, se: number, hi:
     packInf(0, FMT_F80, res2);
     return;
   }
-  denormalCheck(A, null, env);
+  if (denormalCheck(A, null, env)) return;
   res.se = (A.sign << 15) | 16383;
   res.hi = A.hi;
   res.lo = A.lo;
@@ -314,7 +322,7 @@ export function f80Prem(env: FpEnv, res: Packed, seA: number, hiA: number, loA: 
   unpackF80(seB, hiB, loB, B);
   if (x87NaNs2(A, B, env, res)) return;
   if (A.cls === CLS_INF || B.cls === CLS_ZERO) return invalid(env, res);
-  denormalCheck(A, B, env);
+  if (denormalCheck(A, B, env)) return;
   if (A.cls === CLS_ZERO || B.cls === CLS_INF) {
     if (A.cls === CLS_ZERO) packZero(A.sign, FMT_F80, res);
     else roundPack(A, FMT_F80, 64, env, res);
@@ -414,7 +422,7 @@ export function f80Compare(env: FpEnv, seA: number, hiA: number, loA: number, se
     if (!quiet) env.flags |= FP_IE;
     return CMP_UNORDERED;
   }
-  denormalCheck(A, B, env);
+  if (denormalCheck(A, B, env)) return;
   const c = cmpOrdered(A, B);
   return c < 0 ? CMP_LT : c > 0 ? CMP_GT : CMP_EQ;
 }

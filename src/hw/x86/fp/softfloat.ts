@@ -437,12 +437,20 @@ export function roundPack(u: Unpacked, fmt: number, p: number, env: FpEnv, res: 
       tiny = trial.exp < emin;
     }
     const ueMasked = (env.masks & FP_UE) !== 0;
+    if (tiny && !ueMasked && env.x87 && fmt === FMT_F80 && u.exp + X87_BIAS_ADJUST < emin) {
+      // Beyond the bias-adjust range (FSCALE): a signed zero whatever the rounding mode.
+      env.flags |= FP_UE | FP_PE;
+      env.roundedUp = false;
+      packZero(u.sign, fmt, res);
+      return;
+    }
     if (tiny && ueMasked && env.ftz) {
       env.flags |= FP_UE | FP_PE;
       env.roundedUp = false;
       packZero(u.sign, fmt, res);
       return;
     }
+    // Unmasked x87 underflow delivers the result scaled by 2^24576 (SDM Vol.1 8.5.4).
     if (tiny && !ueMasked && env.x87 && fmt === FMT_F80) {
       u.exp += X87_BIAS_ADJUST;
     } else {
@@ -459,9 +467,17 @@ export function roundPack(u: Unpacked, fmt: number, p: number, env: FpEnv, res: 
   }
   if (tiny && (r !== 0 || (env.masks & FP_UE) === 0)) env.flags |= FP_UE;
   if (u.exp > emax) {
-    if (env.x87 && fmt === FMT_F80 && (env.masks & FP_OE) === 0) {
+    const x87Unmasked = env.x87 && fmt === FMT_F80 && (env.masks & FP_OE) === 0;
+    if (x87Unmasked && u.exp - X87_BIAS_ADJUST <= emax) {
+      // Unmasked x87 overflow delivers the result scaled by 2^-24576 (SDM Vol.1 8.5.3).
       env.flags |= FP_OE;
       u.exp -= X87_BIAS_ADJUST;
+    } else if (x87Unmasked) {
+      // Beyond the bias-adjust range (FSCALE): a signed infinity whatever the rounding mode.
+      env.flags |= FP_OE | FP_PE;
+      env.roundedUp = true;
+      packInf(u.sign, fmt, res);
+      return;
     } else {
       env.flags |= FP_OE | FP_PE;
       const rc = env.rc;

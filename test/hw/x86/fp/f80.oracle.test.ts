@@ -5,7 +5,7 @@ import { FpEnv, Packed } from "../../../../src/hw/x86/fp/softfloat.js";
 import {
   f80Add, f80Sub, f80Mul, f80Div, f80Sqrt, f80RoundInt, f80Scale, f80Xtract, f80Prem, premStatus, f80Compare,
   x87CompareCodes, eflagsCompare, f80ToInt, intToF80, f32ToF80, f64ToF80, f80ToF32, f80ToF64, bcdToF80, f80ToBcd,
-  setX87Control,
+  setX87Control, x87ResultDelivered,
 } from "../../../../src/hw/x86/fp/f80.js";
 import { oracleSkipReason, runOracle, rng, hex, diffLines } from "./oracle.node.js";
 import { genF80, genF80Near, genF32, genF64, type F80 } from "./operands.js";
@@ -214,4 +214,28 @@ test("x87 packed BCD (FBLD/FBSTP) matches the host CPU", { skip: skip ?? false }
     });
   }
   check("fbld/fbstp", cases);
+});
+
+test("x87 unmasked exceptions: no store on IE/DE/ZE, bias-adjusted results on OE/UE, ES and B set", { skip: skip ?? false }, () => {
+  const r = rng(0x9000);
+  const fns = { ufadd: f80Add, ufsub: f80Sub, ufmul: f80Mul, ufdiv: f80Div, ufscale: f80Scale };
+  const cases: Case[] = [];
+  for (let i = 0; i < N; i++) {
+    const a = genF80(r), b = genF80Near(r, a);
+    const cw = 0x40 | (r() & 0x3f) | ([0, 2, 3][r() % 3]! << 8) | ((r() % 4) << 10);
+    const names = Object.keys(fns) as (keyof typeof fns)[];
+    const op = r() % 6 === 0 ? "ufsqrt" : names[r() % names.length]!;
+    cases.push({
+      input: `${op} ${hex(cw, 4)} ${f80s(a)} ${f80s(b)}`,
+      ours: () => {
+        setX87Control(env, cw);
+        if (op === "ufsqrt") f80Sqrt(env, res, a[0], a[1], a[2]);
+        else fns[op](env, res, a[0], a[1], a[2], b[0], b[1], b[2]);
+        const st0 = x87ResultDelivered(env) ? pk(res) : f80s(a);
+        const unmasked = (env.flags & ~env.masks & 0x3f) !== 0;
+        return `${st0} ${hex(env.flags | ((env.flags & 0x20) && env.roundedUp ? 0x200 : 0) | (unmasked ? 0x8080 : 0), 4)}`;
+      },
+    });
+  }
+  check("unmasked", cases, 0x82bf);
 });
