@@ -294,11 +294,6 @@ export class KvmVcpuArch {
 // Register accessors (kvm_cache_regs.h).
 
 /** kvm_register_read() for a GPR, as a number (low 32 bits + high 32 bits; exact below 2^53). */
-export function kvmRegisterReadLo(vcpu: X86Vcpu, reg: number): number {
-  if (reg === VCPU_REGS_RSP_NR) cacheIfNeeded(vcpu, VCPU_REGS_RSP_NR);
-  return vcpu.arch.regs[reg * 2];
-}
-
 const VCPU_REGS_RSP_NR = 4;
 
 function cacheIfNeeded(vcpu: X86Vcpu, reg: number): void {

@@ -27,7 +27,7 @@ import { EPT_MT_MASK_WB } from "./mmu/spte.js";
 import { kvmGetSupportedCpuid, type HostCpuid } from "./cpuid.js";
 import { x86VcpuIoctl } from "./x86_regs.js";
 import { kvmMmuCommitMemoryRegion, kvmMmuEnableLogDirtyPtMasked, kvmMmuFlushShadowMemslot, kvmMmuUnmapGfnRange } from "./mmu/mmu.js";
-import { kvmGetMsrIndexList } from "./msr.js";
+import { completeEmulatedMsr, kvmGetMsrIndexList } from "./msr.js";
 
 /** The x86 PIO data page is the second page of the vCPU mmap area (KVM_PIO_PAGE_OFFSET). */
 export const KVM_PIO_DATA_OFFSET = K.KVM_PIO_PAGE_OFFSET * 4096;
@@ -502,6 +502,9 @@ function completeUserspaceIo(vcpu: X86Vcpu, kind: CompleteUserspaceIo): ExitResu
       a.pio.count = 0;
       return kvmSkipEmulatedInstruction(vcpu);
     }
+    case CompleteUserspaceIo.EmulatedRdmsr:
+    case CompleteUserspaceIo.EmulatedWrmsr:
+      return completeEmulatedMsr(vcpu, kind === CompleteUserspaceIo.EmulatedRdmsr, kvmSkipEmulatedInstruction, (v) => kvmInjectGp(v, 0));
     default: {
       const fn = completeHandlers[kind];
       if (fn === undefined) throw new Error(`complete_userspace_io kind ${kind} has no handler`);

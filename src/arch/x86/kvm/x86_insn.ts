@@ -27,7 +27,7 @@ export function is64BitMode(vcpu: X86Vcpu): boolean {
 
 /** kvm_register_read() with the operand size of the current mode (32 bits outside 64-bit mode). */
 export function gprRead(vcpu: X86Vcpu, reg: number, mode64: boolean): number {
-  if (reg === 4) vcpu.arch.ops.cacheReg(vcpu, 4);
+  if (reg === 4 && (vcpu.arch.regsAvail & (1 << 4)) === 0) vcpu.arch.ops.cacheReg(vcpu, 4);
   const r = vcpu.arch.regs;
   return mode64 ? r[reg * 2 + 1] * TWO32 + (r[reg * 2] >>> 0) : r[reg * 2] >>> 0;
 }

@@ -35,7 +35,7 @@ const REGS_ORDER: readonly (keyof KvmRegs)[] = ["rax", "rcx", "rdx", "rbx", "rsp
 /** __get_regs() */
 export function kvmGetRegs(vcpu: X86Vcpu): KvmRegs {
   const a = vcpu.arch;
-  a.ops.cacheReg(vcpu, 4);
+  if ((a.regsAvail & (1 << 4)) === 0) a.ops.cacheReg(vcpu, 4);
   const out = {} as KvmRegs;
   for (let i = 0; i < 16; i++) out[REGS_ORDER[i]] = (BigInt(a.regs[i * 2 + 1] >>> 0) << 32n) | BigInt(a.regs[i * 2] >>> 0);
   out.rip = big(kvmRipRead(vcpu));
