@@ -422,7 +422,7 @@ export function f80Compare(env: FpEnv, seA: number, hiA: number, loA: number, se
     if (!quiet) env.flags |= FP_IE;
     return CMP_UNORDERED;
   }
-  if (denormalCheck(A, B, env)) return;
+  denormalCheck(A, B, env);
   const c = cmpOrdered(A, B);
   return c < 0 ? CMP_LT : c > 0 ? CMP_GT : CMP_EQ;
 }
