@@ -124,6 +124,10 @@ export const KVM_VCPUEVENT_VALID_SMM = 0x00000008;
 export const KVM_VCPUEVENT_VALID_PAYLOAD = 0x00000010;
 export const KVM_VCPUEVENT_VALID_TRIPLE_FAULT = 0x00000020;
 
+/** struct kvm_signal_mask: len then `len` bytes of sigset (the kernel's sigset_t: 8 bytes). */
+export interface KvmSignalMask { len: number }
+export const kvm_signal_mask = new StructCodec<KvmSignalMask>("kvm_signal_mask", 4, { len: [0, "u32"] });
+
 // ---------------------------------------------------------------- MSRs and CPUID
 export interface KvmMsrEntry { index: number; reserved: number; data: bigint }
 export const kvm_msr_entry = new StructCodec<KvmMsrEntry>("kvm_msr_entry", 16, {

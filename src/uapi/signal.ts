@@ -8,6 +8,7 @@ export const SIGSEGV = 11;
 export const SIGUSR2 = 12;
 export const SIGALRM = 14;
 export const SIGTERM = 15;
+export const SIGSTOP = 19;
 export const SIGCHLD = 17;
 export const SIGIO = 29;
 /** Highest standard signal handled here (1..31). */

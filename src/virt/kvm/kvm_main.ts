@@ -23,7 +23,8 @@ import type { HostProcess } from "../../host/process.js";
 import type { MmStruct } from "../../host/mm.js";
 import type { HostTask } from "../../host/signal.js";
 import { TASK_SIZE } from "../../host/mm.js";
-import { E2BIG, EEXIST, EFAULT, EINTR, EINVAL, EIO, ENOENT, ENOMEM, ENOTTY, ENXIO } from "../../uapi/errno.js";
+import { E2BIG, EEXIST, EFAULT, EINTR, EINVAL, EIO, ENOENT, ENOMEM, ENXIO } from "../../uapi/errno.js";
+import { SIGKILL, SIGSTOP } from "../../uapi/signal.js";
 import * as K from "../../uapi/kvm.js";
 import { KvmRun } from "../../uapi/kvm_run.js";
 import * as S from "../../uapi/kvm_structs.js";
@@ -48,6 +49,7 @@ export const KVM_DIRTY_LOG_MANUAL_CAPS = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | K
 
 const KVM_SET_USER_MEMORY_REGION_V1_FLAGS = K.KVM_MEM_LOG_DIRTY_PAGES | K.KVM_MEM_READONLY;
 const PAGE_SHIFT = 12;
+const KERNEL_SIGSET_SIZE = 8;
 const TWO64 = 1n << 64n;
 
 export interface KvmDevOptions {
@@ -737,6 +739,8 @@ export class KvmVcpu implements KvmVcpuLike, HostFile {
   wantsToRun = false;
   /** A kick arrived while the vCPU was not in the guest: honoured at the next entry check. */
   kicked = false;
+  /** vcpu->sigset when KVM_SET_SIGNAL_MASK is active (bit sig-1 blocked), else null. */
+  sigset: number | null = null;
 
   constructor(
     readonly kvm: Kvm,
@@ -793,7 +797,29 @@ export class KvmVcpu implements KvmVcpuLike, HostFile {
     if (arch.completeUserspaceIo && arch.completeUserspaceIo(this) <= 0) return 0;
     if (!this.wantsToRun) throw new KvmError(EINTR, name, "immediate_exit");
     if (kvmDirtyRingCheckRequest(this)) return 0;
-    return arch.vcpuIoctlRun(this);
+    if (this.sigset === null) return arch.vcpuIoctlRun(this);
+    // kvm_sigset_activate(): the KVM_SET_SIGNAL_MASK set replaces the thread's mask while in KVM_RUN.
+    const task = this.task;
+    const saved = task.blocked;
+    task.blocked = this.sigset;
+    try {
+      return arch.vcpuIoctlRun(this);
+    } finally {
+      task.blocked = saved;
+    }
+  }
+
+  /**
+   * KVM_SET_SIGNAL_MASK (kvm_vcpu_ioctl_set_sigmask): signals blocked while this vCPU is in
+   * KVM_RUN (bit sig-1); null restores the thread's own mask. SIGKILL and SIGSTOP stay deliverable.
+   */
+  setSignalMask(mask: bigint | number | null): void {
+    if (mask === null) {
+      this.sigset = null;
+      return;
+    }
+    const m = Number(BigInt.asUintN(32, BigInt(mask)));
+    this.sigset = (m & ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)))) | 0;
   }
 
   /** KVM_GET_REGS (arch) */
@@ -898,9 +924,20 @@ export class KvmVcpu implements KvmVcpuLike, HostFile {
         return this.run();
       case K.KVM_GET_STATS_FD:
         return this.kvm.proc.files.install(this.getStatsFd());
-      case K.KVM_CHECK_EXTENSION:
-        // Not a vCPU ioctl in Linux either (only system and VM fds answer it).
-        throw new KvmError(ENOTTY, "KVM_CHECK_EXTENSION", "not a vCPU ioctl");
+      case K.KVM_SET_SIGNAL_MASK: {
+        const name = "KVM_SET_SIGNAL_MASK";
+        if (arg === 0) {
+          this.setSignalMask(null);
+          return 0;
+        }
+        const mm = this.kvm.mm;
+        const len = copyIn(mm, S.kvm_signal_mask, arg, name).len;
+        // The kernel's sigset_t is 8 bytes on x86-64.
+        if (len !== KERNEL_SIGSET_SIZE) throw new KvmError(EINVAL, name, `len ${len} != ${KERNEL_SIGSET_SIZE}`);
+        const set = copyInBytes(mm, arg + S.kvm_signal_mask.size, KERNEL_SIGSET_SIZE, name);
+        this.setSignalMask(new DataView(set.buffer).getBigUint64(0, true));
+        return 0;
+      }
       default:
         this.kvm.checkAlive(`ioctl 0x${request.toString(16)}`);
         return archIoctlBytes(this.kvm.mm, request, arg, (a) => this.kvm.dev.arch.vcpuIoctl(this, request, a));

@@ -112,7 +112,16 @@ const ROWS: Row[] = [
   { rule: "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl: unknown request", level: "vcpu", request: 0xaeee, errno: ENOTTY, arg: () => 0 },
   { rule: "kvm_arch_vcpu_ioctl(KVM_GET_REGS): copy_to_user fails", level: "vcpu", request: K.KVM_GET_REGS, errno: EFAULT, arg: (c) => c.unmapped },
   { rule: "kvm_arch_vcpu_ioctl(KVM_SET_REGS): copy_from_user fails", level: "vcpu", request: K.KVM_SET_REGS, errno: EFAULT, arg: (c) => c.unmapped },
-  { rule: "KVM_CHECK_EXTENSION is not a vCPU ioctl", level: "vcpu", request: K.KVM_CHECK_EXTENSION, errno: ENOTTY, arg: () => 0 },
+  { rule: "kvm_vcpu_ioctl(KVM_SET_SIGNAL_MASK): copy_from_user of the header fails", level: "vcpu", request: K.KVM_SET_SIGNAL_MASK, errno: EFAULT, arg: (c) => c.unmapped },
+  { rule: "kvm_vcpu_ioctl(KVM_SET_SIGNAL_MASK): len != sizeof(sigset_t)", level: "vcpu", request: K.KVM_SET_SIGNAL_MASK, errno: EINVAL, arg: (c) => put(c, S.kvm_signal_mask, { len: 128 }) },
+  { rule: "kvm_vcpu_ioctl(KVM_SET_SIGNAL_MASK): sigset copy fails", level: "vcpu", request: K.KVM_SET_SIGNAL_MASK, errno: EFAULT, arg: (c) => { c.proc.mm.writeU32(c.scratch + 4092, 8); return c.scratch + 4092; } },
+  { rule: "kvm_vcpu_ioctl(KVM_SET_SIGNAL_MASK): NULL clears the mask", level: "vcpu", request: K.KVM_SET_SIGNAL_MASK, errno: 0, arg: () => 0 },
+  { rule: "KVM_SET_SIGNAL_MASK: a signal blocked by the vCPU mask does not interrupt KVM_RUN", level: "vcpu", request: K.KVM_RUN, errno: 0, arg: (c) => {
+    c.proc.mm.copyToUser(c.scratch, Uint8Array.of(8, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0)); // len 8, SIGUSR1 (bit 9)
+    c.vcpu.ioctl(K.KVM_SET_SIGNAL_MASK, c.scratch);
+    c.proc.task.kill(10);
+    return 0;
+  } },
 
   // ---- dirty log (kvm_get_dirty_log_protect / kvm_clear_dirty_log_protect)
   { rule: "kvm_vm_ioctl(KVM_GET_DIRTY_LOG): copy_from_user fails", level: "vm", request: K.KVM_GET_DIRTY_LOG, errno: EFAULT, arg: (c) => c.unmapped },
