@@ -1,13 +1,15 @@
 /**
  * eventfd(2) (fs/eventfd.c): a 64-bit counter that write() adds to and read() drains, with
  * a wait-queue so in-kernel users (irqfd, vhost) are called back instead of sleeping in a
- * thread. Descriptors live in one process-wide table (the fd table role), so ioctl structs
- * can carry them as plain numbers, as they do in C (struct kvm_irqfd.fd).
+ * thread. An eventfd is a file of its process (host/file.ts), so ioctl structs carry it as a
+ * plain descriptor, as in C (struct kvm_irqfd.fd), and closing the last descriptor hangs up.
  *
  * Single-threaded: callbacks run synchronously inside write()/signal(). A SharedArrayBuffer +
  * Atomics variant for worker vCPUs is not built yet.
  */
-import { EAGAIN, EBADF, EINVAL } from "../uapi/errno.js";
+import { EAGAIN, EINVAL } from "../uapi/errno.js";
+import { HostError } from "./errors.js";
+import type { FdTable, HostFile } from "./file.js";
 
 export const EFD_SEMAPHORE = 1;
 export const EFD_NONBLOCK = 0o4000;
@@ -19,29 +21,20 @@ export const EPOLLHUP = 0x010;
 
 const ULLONG_MAX = 0xffffffffffffffffn;
 
-/** An errno-carrying failure of a host system call. */
-export class HostError extends Error {
-  constructor(
-    readonly errno: number,
-    readonly syscall: string,
-  ) {
-    super(`${syscall}: errno ${errno}`);
-    this.name = "HostError";
-  }
-}
-
 /** A wait-queue entry (wait_queue_entry_t with its wake function). */
 export type EventfdWaiter = (events: number, ctx: EventfdCtx) => void;
 
-/** struct eventfd_ctx */
-export class EventfdCtx {
+/** struct eventfd_ctx, and the file that holds it. */
+export class EventfdCtx implements HostFile {
+  readonly fileKind = "eventfd";
+  /** The descriptor eventfd() installed it at. */
+  fd = -1;
   /** The counter; never ULLONG_MAX. */
   private count: bigint;
   private readonly waiters: EventfdWaiter[] = [];
   closed = false;
 
   constructor(
-    readonly fd: number,
     initval: number | bigint,
     readonly flags: number,
   ) {
@@ -69,10 +62,18 @@ export class EventfdCtx {
     if (this.count > 0n) this.wake(EPOLLIN);
   }
 
-  /** read(2): the counter (or 1 in semaphore mode); EAGAIN where a blocking read would sleep. */
-  read(): bigint {
+  /** read(2)'s value: the counter (or 1 in semaphore mode); EAGAIN where a blocking read would sleep. */
+  readCount(): bigint {
     if (this.count === 0n) throw new HostError(EAGAIN, "read");
     return this.doRead();
+  }
+
+  /** HostFile.read: read(2) of the file, the value as 8 little-endian bytes; EINVAL below 8 bytes. */
+  read(_offset: number, len: number): Uint8Array {
+    if (len < 8) throw new HostError(EINVAL, "read");
+    const out = new Uint8Array(8);
+    new DataView(out.buffer).setBigUint64(0, this.readCount(), true);
+    return out;
   }
 
   /** eventfd_ctx_do_read(): what read() does, for in-kernel users that already know count > 0. */
@@ -104,30 +105,28 @@ export class EventfdCtx {
     for (let i = 0; i < list.length; i++) list[i](events, this);
   }
 
-  /** close(2) of the last reference: waiters see EPOLLHUP (irqfd shuts itself down on it). */
-  close(): void {
+  /** release(): the last descriptor was closed; waiters see EPOLLHUP (irqfd shuts itself down). */
+  release(): void {
     if (this.closed) return;
     this.closed = true;
-    fdTable.delete(this.fd);
     this.wake(EPOLLHUP);
     this.waiters.length = 0;
   }
 }
 
-const fdTable = new Map<number, EventfdCtx>();
-let nextFd = 3;
-
-/** eventfd2(initval, flags): returns the new context; its `fd` names it in ioctl structs. */
-export function eventfd(initval: number | bigint = 0, flags = 0): EventfdCtx {
+/** eventfd2(initval, flags) in the process owning `files`: returns the context; `ctx.fd` is its descriptor. */
+export function eventfd(files: FdTable, initval: number | bigint = 0, flags = 0): EventfdCtx {
   if (flags & ~(EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC)) throw new HostError(EINVAL, "eventfd2");
-  const ctx = new EventfdCtx(nextFd++, initval, flags);
-  fdTable.set(ctx.fd, ctx);
+  const v = BigInt(initval);
+  if (v < 0n || v > 0xffffffffn) throw new HostError(EINVAL, "eventfd2", "initval is an unsigned int");
+  const ctx = new EventfdCtx(v, flags);
+  ctx.fd = files.install(ctx);
   return ctx;
 }
 
-/** eventfd_ctx_fdget(): the context behind an fd, or EBADF. */
-export function eventfdCtxFdget(fd: number): EventfdCtx {
-  const ctx = fdTable.get(fd);
-  if (!ctx) throw new HostError(EBADF, "eventfd_ctx_fdget");
-  return ctx;
+/** eventfd_ctx_fdget(): the eventfd behind `fd`: EBADF if not open, EINVAL if not an eventfd. */
+export function eventfdCtxFdget(files: FdTable, fd: number): EventfdCtx {
+  const f = files.get(fd);
+  if (!(f instanceof EventfdCtx)) throw new HostError(EINVAL, "eventfd_ctx_fdget", `fd ${fd} is a ${f.fileKind}`);
+  return f;
 }

@@ -16,7 +16,9 @@ import {
   KVM_IRQFD_FLAG_RESAMPLE,
 } from "../../uapi/kvm.js";
 import { KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID, KVM_USERSPACE_IRQ_SOURCE_ID, type KvmIoeventfdArgs, type KvmIrqfdArgs } from "../../uapi/irqchip.js";
-import { EPOLLHUP, EPOLLIN, eventfdCtxFdget, HostError, type EventfdCtx, type EventfdWaiter } from "../../host/eventfd.js";
+import { EPOLLHUP, EPOLLIN, eventfdCtxFdget, type EventfdCtx, type EventfdWaiter } from "../../host/eventfd.js";
+import { HostError } from "../../host/errors.js";
+import type { FdTable } from "../../host/file.js";
 import type { KvmIrqAckNotifier, KvmIrqRouting } from "./irqchip.js";
 import { KvmError } from "./kvm_error.js";
 import { KvmBus, type KvmIoDevice, type KvmVcpuLike } from "./kvm_host.js";
@@ -31,9 +33,9 @@ export interface KvmIoBusRegistry {
   ioBusUnregisterDev(bus: KvmBus, dev: KvmIoDevice): void;
 }
 
-function fdget(fd: number, ioctl: string): EventfdCtx {
+function fdget(files: FdTable, fd: number, ioctl: string): EventfdCtx {
   try {
-    return eventfdCtxFdget(fd);
+    return eventfdCtxFdget(files, fd);
   } catch (e) {
     if (e instanceof HostError) throw new KvmError(e.errno, ioctl, `fd ${fd}`);
     throw e;
@@ -119,11 +121,13 @@ export class KvmEventfds {
 
   /**
    * @param bus where ioeventfds are registered
+   * @param files the VM owner's file table: the descriptors in the ioctl structs are looked up there
    * @param irqRouting the in-kernel irqchip's routing; set it when KVM_CREATE_IRQCHIP succeeds
    *   (kvm_arch_intc_initialized() is `irqRouting !== null`)
    */
   constructor(
     private readonly bus: KvmIoBusRegistry,
+    private readonly files: FdTable,
     public irqRouting: KvmIrqRouting | null = null,
   ) {}
 
@@ -139,11 +143,11 @@ export class KvmEventfds {
   private irqfdAssign(args: KvmIrqfdArgs): number {
     const routing = this.irqRouting;
     if (routing === null) throw new KvmError(EAGAIN, "KVM_IRQFD", "no in-kernel irqchip");
-    const eventfd = fdget(args.fd, "KVM_IRQFD");
+    const eventfd = fdget(this.files, args.fd, "KVM_IRQFD");
     if (this.irqfds.some((i) => i.eventfd === eventfd)) throw new KvmError(EBUSY, "KVM_IRQFD", "eventfd already used for an irqfd");
     const irqfd = new Irqfd(this, eventfd, args.gsi >>> 0);
     if (args.flags & KVM_IRQFD_FLAG_RESAMPLE) {
-      irqfd.resamplefd = fdget(args.resamplefd, "KVM_IRQFD");
+      irqfd.resamplefd = fdget(this.files, args.resamplefd, "KVM_IRQFD");
       let r = this.resamplers.find((x) => x.gsi === irqfd.gsi);
       if (!r) {
         r = new IrqfdResampler(irqfd.gsi, routing);
@@ -162,7 +166,7 @@ export class KvmEventfds {
 
   /** kvm_irqfd_deassign(): detach every irqfd of this eventfd on this GSI; 0 even if none. */
   private irqfdDeassign(args: KvmIrqfdArgs): number {
-    const eventfd = fdget(args.fd, "KVM_IRQFD");
+    const eventfd = fdget(this.files, args.fd, "KVM_IRQFD");
     for (const irqfd of this.irqfds.slice()) if (irqfd.eventfd === eventfd && irqfd.gsi === args.gsi >>> 0) this.irqfdDeactivate(irqfd);
     return 0;
   }
@@ -249,7 +253,7 @@ export class KvmEventfds {
 
   /** kvm_assign_ioeventfd_idx() */
   private assignIoeventfdIdx(busIdx: KvmBus, args: KvmIoeventfdArgs): void {
-    const eventfd = fdget(args.fd, "KVM_IOEVENTFD");
+    const eventfd = fdget(this.files, args.fd, "KVM_IOEVENTFD");
     const wildcard = !(args.flags & KVM_IOEVENTFD_FLAG_DATAMATCH);
     const addr = Number(args.addr);
     const p = new Ioeventfd(busIdx, addr, args.len >>> 0, eventfd, wildcard ? 0n : BigInt.asUintN(64, args.datamatch), wildcard);
@@ -273,7 +277,7 @@ export class KvmEventfds {
 
   /** kvm_deassign_ioeventfd_idx(): 0, or ENOENT when nothing matched. */
   private deassignIoeventfdIdx(busIdx: KvmBus, args: KvmIoeventfdArgs): number {
-    const eventfd = fdget(args.fd, "KVM_IOEVENTFD");
+    const eventfd = fdget(this.files, args.fd, "KVM_IOEVENTFD");
     const wildcard = !(args.flags & KVM_IOEVENTFD_FLAG_DATAMATCH);
     const addr = Number(args.addr);
     for (let i = 0; i < this.ioeventfds.length; i++) {

@@ -11,7 +11,12 @@ import {
   KVM_IRQFD_FLAG_DEASSIGN,
   KVM_IRQFD_FLAG_RESAMPLE,
 } from "../../../src/uapi/kvm.js";
-import { EFD_SEMAPHORE, eventfd, HostError } from "../../../src/host/eventfd.js";
+import { EFD_SEMAPHORE, eventfd as eventfdIn } from "../../../src/host/eventfd.js";
+import { HostError } from "../../../src/host/errors.js";
+import { FdTable } from "../../../src/host/file.js";
+
+const files = new FdTable();
+const eventfd = (initval: number | bigint = 0, flags = 0) => eventfdIn(files, initval, flags);
 import { apicEnable, FakeBus, makeVm } from "../../arch/x86/kvm/irqchip_fixture.js";
 
 const kvmErr = (n: number) => (e: unknown) => e instanceof KvmError && e.errno === n;
@@ -19,22 +24,25 @@ const hostErr = (n: number) => (e: unknown) => e instanceof HostError && e.errno
 
 test("host eventfd: counter semantics of read/write, semaphore mode, EAGAIN/EINVAL", () => {
   const efd = eventfd(0);
-  assert.throws(() => efd.read(), hostErr(EAGAIN));
+  assert.throws(() => efd.readCount(), hostErr(EAGAIN));
   efd.write(3n);
   efd.signal();
-  assert.equal(efd.read(), 4n);
+  assert.equal(efd.readCount(), 4n);
   assert.throws(() => efd.write(0xffffffffffffffffn), hostErr(EINVAL));
   efd.write(0xfffffffffffffffen);
   assert.throws(() => efd.write(1), hostErr(EAGAIN), "counter would pass 2^64-2");
   const sem = eventfd(2, EFD_SEMAPHORE);
-  assert.equal(sem.read(), 1n);
-  assert.equal(sem.read(), 1n);
-  assert.throws(() => sem.read(), hostErr(EAGAIN));
+  assert.equal(sem.readCount(), 1n);
+  assert.equal(sem.readCount(), 1n);
+  assert.throws(() => sem.readCount(), hostErr(EAGAIN));
   const seen: number[] = [];
   sem.addWaiter((ev) => seen.push(ev));
   sem.signal();
-  sem.close();
+  files.close(sem.fd);
   assert.deepEqual(seen, [0x1, 0x10], "EPOLLIN then EPOLLHUP");
+  const byFd = eventfd(0x0102);
+  assert.deepEqual([...files.pread(byFd.fd, 8, 0)], [2, 1, 0, 0, 0, 0, 0, 0], "read(2) through the file table");
+  assert.throws(() => files.pread(byFd.fd, 8, 0), hostErr(EAGAIN));
 });
 
 /** A VM in APIC mode with IOAPIC pin 5 edge (vector 0x35) and pin 10 level (vector 0x3a). */
@@ -49,7 +57,7 @@ function irqfdVm() {
   };
   prog(5, 0x35);
   prog(10, (1 << 15) | 0x3a);
-  const fds = new KvmEventfds(vm.bus, vm.irq.routing);
+  const fds = new KvmEventfds(vm.bus, files, vm.irq.routing);
   return { vm, fds };
 }
 
@@ -74,17 +82,19 @@ test("KVM_IRQFD: signalling injects the GSI edge; deassign and close stop it", (
   fds.irqfd({ fd: efd.fd, gsi: 5, flags: 0, resamplefd: 0 });
   assert.equal(vm.apics[0].findHighestIrr(), 0x35);
   assert.equal(fds.counts.irqfds, 1);
-  efd.close();
+  files.close(efd.fd);
   assert.equal(fds.counts.irqfds, 0);
 });
 
 test("KVM_IRQFD errors: EAGAIN without irqchip, EINVAL flags, EBADF fd, EBUSY reuse", () => {
-  const bare = new KvmEventfds(new FakeBus(), null);
+  const bare = new KvmEventfds(new FakeBus(), files, null);
   const efd = eventfd();
   assert.throws(() => bare.irqfd({ fd: efd.fd, gsi: 1, flags: 0, resamplefd: 0 }), kvmErr(EAGAIN));
   const { fds } = irqfdVm();
   assert.throws(() => fds.irqfd({ fd: efd.fd, gsi: 1, flags: 4, resamplefd: 0 }), kvmErr(EINVAL));
   assert.throws(() => fds.irqfd({ fd: 999999, gsi: 1, flags: 0, resamplefd: 0 }), kvmErr(EBADF));
+  const notEventfd = files.install({ fileKind: "kvm-vm" });
+  assert.throws(() => fds.irqfd({ fd: notEventfd, gsi: 1, flags: 0, resamplefd: 0 }), kvmErr(EINVAL));
   assert.throws(() => fds.irqfd({ fd: 999999, gsi: 1, flags: KVM_IRQFD_FLAG_DEASSIGN, resamplefd: 0 }), kvmErr(EBADF));
   fds.irqfd({ fd: efd.fd, gsi: 1, flags: 0, resamplefd: 0 });
   assert.throws(() => fds.irqfd({ fd: efd.fd, gsi: 2, flags: 0, resamplefd: 0 }), kvmErr(EBUSY));
@@ -112,7 +122,7 @@ test("resample irqfd: the level stays asserted until EOI, then drops and the res
 
 function ioeventfdBus() {
   const bus = new FakeBus();
-  return { bus, fds: new KvmEventfds(bus, null) };
+  return { bus, fds: new KvmEventfds(bus, files, null) };
 }
 
 test("KVM_IOEVENTFD: a PIO write signals the eventfd; datamatch filters; reads are not claimed", () => {

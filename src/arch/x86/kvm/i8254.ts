@@ -11,7 +11,7 @@
 import type { KvmIoDevice, KvmVcpuLike } from "../../../virt/kvm/kvm_host.js";
 import type { KvmIrqAckNotifier, KvmIrqMaskNotifier, KvmIrqRouting } from "../../../virt/kvm/irqchip.js";
 import { KVM_PIT_FLAGS_HPET_LEGACY, KVM_PIT_FLAGS_SPEAKER_DATA_ON, type KvmPitChannelState, type KvmPitState2 } from "../../../uapi/irqchip.js";
-import type { HostClock } from "./lapic.js";
+import type { HostClock } from "../../../host/clock.js";
 
 export const KVM_PIT_FREQ = 1193182;
 export const KVM_PIT_BASE_ADDRESS = 0x40;

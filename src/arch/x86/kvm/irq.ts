@@ -26,7 +26,8 @@ import { KvmPit, KVM_PIT_BASE_ADDRESS, KVM_SPEAKER_BASE_ADDRESS } from "./i8254.
 import { KvmPic } from "./i8259.js";
 import { IOAPIC_MEM_LENGTH, KvmIoapic } from "./ioapic.js";
 import { defaultIrqRouting, kvmIrqDeliveryToApic, X86IrqRoutingArch, type LapicList } from "./irq_comm.js";
-import { KvmLapic, type HostClock, type KvmLapicIrq, type LapicApicBus, type LapicOptions, type LapicVcpuOps } from "./lapic.js";
+import type { HostClock } from "../../../host/clock.js";
+import { KvmLapic, type KvmLapicIrq, type LapicApicBus, type LapicOptions, type LapicVcpuOps } from "./lapic.js";
 
 export interface KvmX86IrqOptions {
   clock: HostClock;

@@ -11,6 +11,7 @@
  */
 import type { KvmIoDevice, KvmVcpuLike } from "../../../virt/kvm/kvm_host.js";
 import { KVM_MP_STATE_INIT_RECEIVED, KVM_MP_STATE_RUNNABLE } from "../../../uapi/kvm.js";
+import type { HostClock } from "../../../host/clock.js";
 
 // Register offsets (SDM Table 11-1 / 11-6)
 export const APIC_ID = 0x20;
@@ -119,10 +120,6 @@ export function newLapicIrq(): KvmLapicIrq {
   return { vector: 0, deliveryMode: 0, destMode: 0, level: 0, trigMode: 0, shorthand: 0, destId: 0, msiRedirHint: false };
 }
 
-/** The VM clock (hrtimer base). Nanoseconds as a double: exact for 104 days. */
-export interface HostClock {
-  nowNs(): number;
-}
 
 /** What the LAPIC needs from its vCPU (kvm_vcpu_kick, kvm_vcpu_reset, SIPI delivery, TSC). */
 export interface LapicVcpuOps {

@@ -283,7 +283,10 @@ test("x2APIC: MSR access, 32-bit IDs, LDR from ID, 64-bit ICR, self IPI, #GP cas
   assert.ok(irrHas(a0, 0x62));
   assert.ok(a0.x2apicMsrWrite(0x808, 0x70, 0));
   assert.equal(a0.hasInterrupt(), -1, "TPR 0x70 blocks 0x62");
-  assert.equal(a0.x2apicMsrWrite(0x830, 0x0861, 0x00010002), true, "logical cluster 1 bit 1");
+  assert.ok(a0.x2apicMsrWrite(0x830, 0x4863, 0x00010002), "logical: cluster 1, member bit 1");
+  assert.ok(!irrHas(a1, 0x63), "APIC 1 is in cluster 0");
+  assert.ok(a0.x2apicMsrWrite(0x830, 0x4863, 0x00000002), "logical: cluster 0, member bit 1");
+  assert.ok(irrHas(a1, 0x63));
   assert.equal(a1.x2apicMsrWrite(0x80b, 0, 0), true);
   // xAPIC-mode LAPIC rejects x2APIC MSRs.
   const vm2 = makeVm();
