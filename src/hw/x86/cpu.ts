@@ -39,6 +39,12 @@ export interface X86CpuOptions {
 }
 
 const CR0_PE = 1, CR0_PG = 0x80000000;
+// Module-local aliases of hot imported bindings: a loader that turns imports into property
+// reads (CommonJS interop) would otherwise pay a getter call per instruction.
+const H = HANDLERS;
+const DC_MASK = DCACHE_MASK;
+const DC_W = DW;
+const ACTIVE = 0;
 const CR4_PAE = 1 << 5, CR4_LA57 = 1 << 12;
 const EFER_LMA = 1 << 10;
 
@@ -346,7 +352,7 @@ export class X86Cpu {
     const hostIrq = this.hostIrq;
     let boundary = 0;
     while (this.icount < end) {
-      if (st.activityState !== ActivityState.ACTIVE || hostIrq[0] !== 0) return;
+      if (st.activityState !== ACTIVE || hostIrq[0] !== 0) return;
       if (this.vmx !== null && (boundary-- <= 0 || this.breakLoop)) {
         boundary = 64;
         this.breakLoop = 0;
@@ -355,7 +361,7 @@ export class X86Cpu {
       if (this.slow) { this.stepSlow(); continue; }
       this.breakLoop = 0;
       this.fetchDecode();
-      HANDLERS[this.w0 & 0x7ff](this);
+      H[this.w0 & 0x7ff](this);
       this.icount++;
     }
   }
@@ -377,9 +383,9 @@ export class X86Cpu {
     else hpa = fetchTranslate(this, la);
     if (hpa >= 0) {
       const key = hpa * 8 + this.dmode;
-      const ci = hpa & DCACHE_MASK;
+      const ci = hpa & DC_MASK;
       if (this.dcTag[ci] === key) {
-        const b = ci * DW, w = this.dcW;
+        const b = ci * DC_W, w = this.dcW;
         this.w0 = w[b]; this.w1 = w[b + 1]; this.w2 = w[b + 2]; this.w3 = w[b + 3]; this.w4 = w[b + 4]; this.w5 = w[b + 5];
       } else {
         decode(this, la, hpa, ci, key);

@@ -154,6 +154,7 @@ export function decode(c: X86Cpu, la: number, hpa: number, ci: number, key: numb
   const f = OPF[idx];
   if (map >= 4 && f === 0) { c.lastUnimplemented = (map << 8) | b; c.raise(UD_VECTOR, -1); }
   if ((f & F_I64) && m64) c.raise(UD_VECTOR, -1);
+  if (map < 4 && (f & F_VEX)) { c.lastUnimplemented = idx; c.raise(UD_VECTOR, -1); }
 
   // ---- operand and address size ----
   let osz: number, asz: number;
@@ -168,6 +169,8 @@ export function decode(c: X86Cpu, la: number, hpa: number, ci: number, key: numb
     osz = d !== (p66 === 1) ? 2 : 1;
     asz = d !== (p67 === 1) ? 2 : 1;
   }
+  // VEX.pp is an opcode extension, not an operand-size prefix; VEX.W selects 64-bit in 64-bit mode.
+  if (map >= 4) osz = m64 && vexW ? 3 : 2;
 
   // ---- ModRM / SIB / displacement ----
   let mod = 0, reg = 0, rm = 0, base = 31, index = 31, scale = 0, disp = 0;

@@ -5,7 +5,7 @@
  * 4-6 VEX 0F/0F38/0F3A (SDM Vol. 2 Appendix A).
  */
 import type { X86Cpu } from "./cpu.js";
-import { def, F_MODRM as M, F_IB as IB, F_IW as IW, F_IZ as IZ, F_IV as IV, F_ENTER, F_MOFFS, F_D64 as D64,
+import { def, F_MODRM as M, F_IB as IB, F_IW as IW, F_IZ as IZ, F_IV as IV, F_ENTER, F_FAR, F_MOFFS, F_D64 as D64,
   F_F64 as F64, F_I64 as I64, F_LOCK as LK, F_GRPIMM } from "./decode.js";
 import * as alu from "./ops/alu.js";
 import * as mov from "./ops/mov.js";
@@ -13,7 +13,13 @@ import * as br from "./ops/branch.js";
 import * as stk from "./ops/stack.js";
 import * as sys from "./ops/system.js";
 import * as io from "./ops/io.js";
-import { UD_VECTOR } from "./fault.js";
+import * as sh from "./ops/shift.js";
+import * as md from "./ops/muldiv.js";
+import * as str from "./ops/string.js";
+import * as far from "./ops/far.js";
+import * as desc from "./ops/desc.js";
+import * as bit from "./ops/bit.js";
+import { NM_VECTOR } from "./fault.js";
 
 // ---- one-byte map ----
 for (let op = 0; op < 8; op++) {
@@ -71,7 +77,40 @@ def(0, 0xff, M | LK, grp5);
 def(0, 0xf6, M | IB | F_GRPIMM | LK, grp3);
 def(0, 0xf7, M | IZ | F_GRPIMM | LK, grp3);
 
+def(0, 0x27, I64, bit.daaDas); def(0, 0x2f, I64, bit.daaDas); def(0, 0x37, I64, bit.aaaAas); def(0, 0x3f, I64, bit.aaaAas);
+def(0, 0x69, M | IZ, md.imulGvEvI); def(0, 0x6b, M | IB, md.imulGvEvI);
+def(0, 0x6c, 0, str.ins); def(0, 0x6d, 0, str.ins); def(0, 0x6e, 0, str.outs); def(0, 0x6f, 0, str.outs);
+def(0, 0x8c, M, far.movFromSreg); def(0, 0x8e, M, far.movToSreg);
+def(0, 0x9a, F_FAR | I64, far.callFarPtr); def(0, 0xea, F_FAR | I64, far.jmpFarPtr);
+def(0, 0xa4, 0, str.movs); def(0, 0xa5, 0, str.movs); def(0, 0xa6, 0, str.cmps); def(0, 0xa7, 0, str.cmps);
+def(0, 0xaa, 0, str.stos); def(0, 0xab, 0, str.stos); def(0, 0xac, 0, str.lods); def(0, 0xad, 0, str.lods);
+def(0, 0xae, 0, str.scas); def(0, 0xaf, 0, str.scas);
+def(0, 0xc0, M | IB, sh.grp2Ib); def(0, 0xc1, M | IB, sh.grp2Ib);
+def(0, 0xd0, M, sh.grp2One); def(0, 0xd1, M, sh.grp2One); def(0, 0xd2, M, sh.grp2Cl); def(0, 0xd3, M, sh.grp2Cl);
+def(0, 0xc4, M | I64, far.loadFarPtr); def(0, 0xc5, M | I64, far.loadFarPtr);
+def(0, 0xca, IW, far.retFar); def(0, 0xcb, 0, far.retFar);
+def(0, 0xcc, 0, far.intN); def(0, 0xcd, IB, far.intN); def(0, 0xce, 0, far.intN); def(0, 0xf1, 0, far.intN);
+def(0, 0xcf, 0, far.iret);
+def(0, 0xd4, IB | I64, bit.aam); def(0, 0xd5, IB | I64, bit.aad);
+for (let b = 0xd8; b <= 0xdf; b++) def(0, b, M, x87);
+def(0, 0xd6, I64, salc);
+
 // ---- 0F map ----
+def(1, 0x00, M, desc.grp6);
+def(1, 0x01, M, grp7);
+def(1, 0x02, M, desc.larLsl); def(1, 0x03, M, desc.larLsl);
+def(1, 0x05, 0, far.syscall); def(1, 0x07, 0, far.sysret);
+def(1, 0x34, 0, far.sysenter); def(1, 0x35, 0, far.sysexit);
+def(1, 0x0d, M, sys.nopEv);
+def(1, 0xa3, M, bit.btEvGv); def(1, 0xab, M | LK, bit.btEvGv); def(1, 0xb3, M | LK, bit.btEvGv); def(1, 0xbb, M | LK, bit.btEvGv);
+def(1, 0xba, M | IB | LK, bit.grp8);
+def(1, 0xbc, M, bit.bsfBsr); def(1, 0xbd, M, bit.bsfBsr); def(1, 0xb8, M, bit.popcnt);
+def(1, 0xa4, M | IB, sh.shld); def(1, 0xa5, M, sh.shld); def(1, 0xac, M | IB, sh.shld); def(1, 0xad, M, sh.shld);
+def(1, 0xaf, M, md.imulGvEv);
+def(1, 0xb2, M, far.loadFarPtr); def(1, 0xb4, M, far.loadFarPtr); def(1, 0xb5, M, far.loadFarPtr);
+def(1, 0xae, M, grp15);
+def(1, 0x78, M, (c) => sys.vmxInsn(c, sys.VMX_REASONS.VMREAD)); def(1, 0x79, M, (c) => sys.vmxInsn(c, sys.VMX_REASONS.VMWRITE));
+
 def(1, 0x06, 0, sys.clts);
 def(1, 0x08, 0, sys.wbinvd); def(1, 0x09, 0, sys.wbinvd);
 def(1, 0x0b, 0, sys.ud); def(1, 0xb9, M, sys.ud); def(1, 0xff, M, sys.ud);
@@ -95,6 +134,17 @@ for (let r = 0; r < 8; r++) def(1, 0xc8 + r, 0, mov.bswap);
 // ---- 0F38 map ----
 def(2, 0xf0, M, movbeOrCrc); def(2, 0xf1, M, movbeOrCrc);
 def(2, 0x82, M, sys.invpcid);
+def(2, 0x80, M, (c) => { if (!c.p66) c.unimplemented(0x280); sys.vmxInsn(c, sys.VMX_REASONS.INVEPT); });
+def(2, 0x81, M, (c) => { if (!c.p66) c.unimplemented(0x281); sys.vmxInsn(c, sys.VMX_REASONS.INVVPID); });
+def(2, 0xf6, M, bit.adcxAdox);
+
+// ---- VEX maps (BMI1/BMI2) ----
+def(5, 0xf2, M, bit.andn);
+def(5, 0xf3, M, bit.blsGroup);
+def(5, 0xf5, M, bit.bzhiPdepPext);
+def(5, 0xf6, M, bit.mulx);
+def(5, 0xf7, M, bit.bextrShx);
+def(6, 0xf0, M | IB, bit.rorx);
 
 function nop90(c: X86Cpu): void {
   if (c.rexB()) { mov.xchgAX(c); return; }
@@ -103,7 +153,7 @@ function nop90(c: X86Cpu): void {
 
 function movsxdOrArpl(c: X86Cpu): void {
   if (c.m64) { mov.movsxd(c); return; }
-  c.unimplemented(0x63);
+  desc.arpl(c);
 }
 
 function rdtsc0(c: X86Cpu): void { sys.rdtsc(c, false); }
@@ -114,7 +164,9 @@ function grp5(c: X86Cpu): void {
     case 0: alu.incDecEv(c, false); return;
     case 1: alu.incDecEv(c, true); return;
     case 2: br.callEv(c); return;
+    case 3: far.farIndirect(c, true); return;
     case 4: br.jmpEv(c); return;
+    case 5: far.farIndirect(c, false); return;
     case 6: stk.pushEv(c); return;
     default: c.unimplemented(0xff00 | (c.reg & 7));
   }
@@ -132,7 +184,10 @@ function grp3(c: X86Cpu): void {
     }
     case 2: alu.notE(c, sz); return;
     case 3: alu.negE(c, sz); return;
-    default: c.unimplemented(c.opb << 8 | (c.reg & 7));
+    case 4: md.mulOne(c, sz, false); return;
+    case 5: md.mulOne(c, sz, true); return;
+    case 6: md.divOne(c, sz, false); return;
+    default: md.divOne(c, sz, true); return;
   }
 }
 
@@ -146,14 +201,82 @@ import { rdE } from "./ops/operand.js";
 function grp9(c: X86Cpu): void {
   switch (c.reg & 7) {
     case 1: mov.cmpxchg8b(c); return;
-    case 6: case 7: sys.rdrand(c); return;
+    case 6:
+      if (c.mod === 3) { sys.rdrand(c); return; }
+      sys.vmxInsn(c, c.p66 ? sys.VMX_REASONS.VMCLEAR : c.rep === 1 ? sys.VMX_REASONS.VMXON : sys.VMX_REASONS.VMPTRLD);
+      return;
+    case 7:
+      if (c.mod === 3) { sys.rdrand(c); return; }
+      sys.vmxInsn(c, sys.VMX_REASONS.VMPTRST);
+      return;
     default: c.unimplemented(0x1c700 | (c.reg & 7));
   }
 }
 
 function movbeOrCrc(c: X86Cpu): void {
-  if (c.rep === 2) c.unimplemented(0x200 | c.opb);
+  if (c.rep === 2) { bit.crc32(c); return; }
   mov.movbe(c);
 }
 
-export { UD_VECTOR };
+/** 0F 01: SGDT/SIDT/LGDT/LIDT/SMSW/LMSW/INVLPG and the register-form system instructions. */
+function grp7(c: X86Cpu): void {
+  const r = c.reg & 7;
+  if (c.mod !== 3) {
+    switch (r) {
+      case 4: sys.smsw(c); return;
+      case 6: sys.lmsw(c); return;
+      case 7: sys.invlpg(c); return;
+      case 5: c.unimplemented(0x10105);
+      default: desc.gdtIdt(c); return;
+    }
+  }
+  const modrm = 0xc0 | (r << 3) | (c.rm & 7);
+  switch (modrm) {
+    case 0xc1: sys.vmxInsn(c, sys.VMX_REASONS.VMCALL); return;
+    case 0xc2: sys.vmxInsn(c, sys.VMX_REASONS.VMLAUNCH); return;
+    case 0xc3: sys.vmxInsn(c, sys.VMX_REASONS.VMRESUME); return;
+    case 0xc4: sys.vmxInsn(c, sys.VMX_REASONS.VMOFF); return;
+    case 0xc8: sys.monitorMwait(c, false); return;
+    case 0xc9: sys.monitorMwait(c, true); return;
+    case 0xca: case 0xcb: clacStac(c); return;
+    case 0xd0: sys.xgetbv(c); return;
+    case 0xd1: sys.xsetbv(c); return;
+    case 0xd4: sys.vmxInsn(c, sys.VMX_REASONS.VMFUNC); return;
+    case 0xf8: sys.swapgs(c); return;
+    case 0xf9: sys.rdtsc(c, true); return;
+  }
+  if (r === 4) { sys.smsw(c); return; }
+  if (r === 6) { sys.lmsw(c); return; }
+  c.unimplemented(0x10100 | modrm);
+}
+
+/** 0F 01 CA CLAC / CB STAC (CPL 0, SMAP) */
+function clacStac(c: X86Cpu): void {
+  if (!(c.state.cr4 & (1 << 21))) c.raise(6, -1);
+  sys.requireCpl0(c);
+  if (c.rm === 2) c.fl &= ~0x40000; else c.fl |= 0x40000;
+  c.modeFlagsChanged();
+}
+
+/** 0F AE: fences (no-ops on this in-order core), CLFLUSH; the FXSAVE/XSAVE family is not implemented. */
+function grp15(c: X86Cpu): void {
+  const r = c.reg & 7;
+  if (c.mod === 3) {
+    if (r >= 5 && !c.rep) return; // LFENCE / MFENCE / SFENCE
+    c.unimplemented(0x1ae00 | (c.rep << 4) | r);
+  }
+  if (r === 7 && !c.rep) return; // CLFLUSH / CLFLUSHOPT: no caches to flush
+  c.unimplemented(0x1ae00 | (c.rep << 4) | r);
+}
+
+/** D8-DF: x87 escape. The FPU is another issue: #NM when CR0.EM or CR0.TS, else #UD recorded as unimplemented. */
+function x87(c: X86Cpu): void {
+  if (c.state.cr0 & 0xc) c.raise(NM_VECTOR, -1);
+  c.unimplemented(c.opb);
+}
+
+/** D6 (undocumented SALC) is #UD on this CPU, recorded as unimplemented. */
+function salc(c: X86Cpu): void {
+  c.unimplemented(0xd6);
+}
+
