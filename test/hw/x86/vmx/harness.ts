@@ -21,9 +21,12 @@ export class Machine {
   readonly pm = new PhysMem(8 << 20);
   readonly cpu: X86Cpu;
   readonly vmx: VmxRoot;
+  /** Host clock in ns; `clockStep` is added on every read (0: time stands still). */
+  now = 0;
+  clockStep = 0;
   constructor(sliceInsns = 100000) {
     for (let c = 0; c < 4; c++) this.pm.populate(c * 512);
-    this.cpu = new X86Cpu(this.pm, { clockNs: () => 0 });
+    this.cpu = new X86Cpu(this.pm, { clockNs: () => (this.now += this.clockStep) });
     this.vmx = new VmxRoot(this.cpu, { sliceInsns });
     this.pm.write32(VMXON_HPA, F.VMCS_REVISION_ID);
     this.pm.write32(VMCS_HPA, F.VMCS_REVISION_ID);

@@ -202,3 +202,34 @@ test("an injected #UD is not subject to the exception bitmap; a #UD raised by th
   assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_EXCEPTION_NMI);
   assert.equal(m.r(F.GUEST_RIP), 0x2000, "the injected #UD was delivered; the handler's ud2 exited");
 });
+
+test("preemption timer counts down with the TSC and saves its value on exit", () => {
+  const m = new Machine(10_000_000);
+  m.poke(0x1000, [0xeb, 0xfe]); // jmp .
+  m.setup({ pin: F.PIN_BASED_VMX_PREEMPTION_TIMER, exit: F.VM_EXIT_SAVE_VMX_PREEMPTION_TIMER });
+  m.w(F.VMX_PREEMPTION_TIMER_VALUE, 1000);
+  m.clockStep = 1000; // 1 us per clock read: 2000 TSC ticks at 2 GHz = 62 timer ticks
+  m.vmx.vmlaunch();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_PREEMPTION_TIMER);
+  assert.equal(m.r(F.VMX_PREEMPTION_TIMER_VALUE), 0);
+  // A host kick before the timer expires: the remaining count is saved.
+  m.w(F.VMX_PREEMPTION_TIMER_VALUE, 1_000_000);
+  Atomics.store(m.cpu.hostIrq, 0, 1);
+  m.vmx.vmresume();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_EXTERNAL_INTERRUPT);
+  const left = m.r(F.VMX_PREEMPTION_TIMER_VALUE);
+  assert.ok(left > 0 && left < 1_000_000, `remaining ${left}`);
+});
+
+test("I/O bitmaps: a port whose bit is set exits, others run on the host bus; a word access checks both ports", () => {
+  const m = new Machine();
+  // out %al,$0x80 ; mov $0x3f7,%dx ; out %ax,(%dx)
+  m.poke(0x1000, [0xe6, 0x80, 0xba, 0xf7, 0x03, 0xef]); // (16-bit code: EF is a word OUT)
+  m.setup({ proc: F.CPU_BASED_USE_IO_BITMAPS });
+  m.pm.write8(0x15000 + (0x3f8 >>> 3), 1 << (0x3f8 & 7));
+  m.vmx.vmlaunch();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_IO_INSTRUCTION);
+  assert.equal(m.r(F.GUEST_RIP), 0x1005, "port 0x80 did not exit");
+  assert.equal(m.r(F.EXIT_QUALIFICATION), (0x3f7 << 16) | 1, "2 bytes at 0x3f7 (reaches 0x3f8), OUT, DX");
+  assert.equal(m.r(F.VM_EXIT_INSTRUCTION_LEN), 1);
+});
