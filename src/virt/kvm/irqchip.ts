@@ -17,6 +17,11 @@ import {
   type KvmMsi,
 } from "../../uapi/irqchip.js";
 import { KvmError } from "./kvm_error.js";
+import type { KvmLike } from "./kvm_host.js";
+
+/** Where irqchip code emits tracepoints (the VM: `kvm.tracing` / `kvm.trace`). */
+export type KvmTracer = Pick<KvmLike, "tracing" | "trace">;
+export const NO_TRACER: KvmTracer = { tracing: false, trace: () => {} };
 
 /**
  * The set function of a routing entry: returns >0 delivered (to that many targets), 0
@@ -98,7 +103,11 @@ export class KvmIrqRouting {
   private readonly routingListeners: (() => void)[] = [];
   private irqSourcesBitmap = (1 << KVM_USERSPACE_IRQ_SOURCE_ID) | (1 << KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID);
 
-  constructor(readonly arch: KvmIrqRoutingArch) {}
+  constructor(
+    readonly arch: KvmIrqRoutingArch,
+    /** Tracepoints of the irqchip devices go here (kvm_set_irq, kvm_pic_set_irq, kvm_ioapic_set_irq, ...). */
+    readonly tracer: KvmTracer = NO_TRACER,
+  ) {}
 
   /** kvm_set_irq_routing() (KVM_SET_GSI_ROUTING, after the ioctl's own nr/flags checks). */
   setIrqRouting(entries: readonly KvmIrqRoutingEntry[], flags = 0): void {
@@ -153,6 +162,7 @@ export class KvmIrqRouting {
    * Returns the KVM_IRQ_LINE_STATUS status: -1 no route took it, 0 coalesced, >0 delivered.
    */
   setIrq(irqSourceId: number, gsi: number, level: number, lineStatus: boolean): number {
+    if (this.tracer.tracing) this.tracer.trace("kvm_set_irq", { gsi, level, irq_source_id: irqSourceId });
     const set = this.irqMapGsi(gsi);
     let ret = -1;
     for (let i = set.length - 1; i >= 0; i--) {
@@ -194,6 +204,7 @@ export class KvmIrqRouting {
 
   /** kvm_notify_acked_irq(): an irqchip pin was EOIed (PIC ISR clear, IOAPIC EOI broadcast). */
   notifyAckedIrq(irqchip: number, pin: number): void {
+    if (this.tracer.tracing) this.tracer.trace("kvm_ack_irq", { irqchip, pin });
     if (this.ackNotifiers.length === 0) return;
     const gsi = this.irqMapChipPin(irqchip, pin);
     if (gsi !== -1) this.notifyAckedGsi(gsi);

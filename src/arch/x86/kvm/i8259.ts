@@ -173,8 +173,11 @@ export class KvmPic {
   /** kvm_pic_set_irq(): drive input `irq` (0-15) from one source. Returns the line status. */
   setIrq(irq: number, irqSourceId: number, level: number): number {
     const irqLevel = kvmIrqLineState(this.irqStates, irq, irqSourceId, level);
-    const ret = picSetIrq1(this.pics[irq >> 3], irq & 7, irqLevel);
+    const s = this.pics[irq >> 3];
+    const ret = picSetIrq1(s, irq & 7, irqLevel);
     this.updateIrq();
+    const tr = this.routing?.tracer;
+    if (tr && tr.tracing) tr.trace("kvm_pic_set_irq", { chip: irq >> 3, pin: irq & 7, elcr: s.elcr, imr: s.imr, coalesced: ret === 0 });
     return ret;
   }
 

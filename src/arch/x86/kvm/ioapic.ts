@@ -177,7 +177,18 @@ export class KvmIoapic implements KvmIoDevice {
   }
 
   /** kvm_ioapic_set_irq(): returns the line status (1 delivered/deasserted, 0 coalesced, -1 masked). */
-  setIrq(irq: number, irqSourceId: number, level: number, _lineStatus: boolean): number {
+  setIrq(irq: number, irqSourceId: number, level: number, lineStatus: boolean): number {
+    const ret = this.setIrqLine(irq, irqSourceId, level, lineStatus);
+    const tr = this.routing?.tracer;
+    if (tr && tr.tracing) {
+      const e = (BigInt(this.redirtbl[2 * irq + 1]) << 32n) | BigInt(this.redirtbl[2 * irq]);
+      tr.trace("kvm_ioapic_set_irq", { e, pin: irq, coalesced: ret === 0 });
+    }
+    return ret;
+  }
+
+  /** ioapic_set_irq() */
+  private setIrqLine(irq: number, irqSourceId: number, level: number, _lineStatus: boolean): number {
     const irqLevel = kvmIrqLineState(this.irqStates, irq, irqSourceId, level);
     const mask = 1 << irq;
     if (!irqLevel) {

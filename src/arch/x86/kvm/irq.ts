@@ -19,7 +19,7 @@ import {
   type KvmPitState2,
 } from "../../../uapi/irqchip.js";
 import type { KvmIoBusRegistry } from "../../../virt/kvm/eventfd.js";
-import { KvmIrqRouting } from "../../../virt/kvm/irqchip.js";
+import { KvmIrqRouting, type KvmTracer } from "../../../virt/kvm/irqchip.js";
 import { KvmError } from "../../../virt/kvm/kvm_error.js";
 import { KvmBus, type KvmIoDevice } from "../../../virt/kvm/kvm_host.js";
 import { KvmPit, KVM_PIT_BASE_ADDRESS, KVM_SPEAKER_BASE_ADDRESS } from "./i8254.js";
@@ -34,7 +34,9 @@ export interface KvmX86IrqOptions {
   /** The VM's io buses (kvm_io_bus_register_dev). */
   bus: KvmIoBusRegistry;
   /** Defaults for every LAPIC (TSC frequency, MAXPHYADDR, x2APIC / TSC-deadline exposure). */
-  lapic?: Omit<LapicOptions, "clock">;
+  lapic?: Omit<LapicOptions, "clock" | "tracer">;
+  /** The VM, for tracepoints (kvm.tracing / kvm.trace). */
+  kvm?: KvmTracer;
 }
 
 /** The vCPU as the irqchip sees it: only its index in kvm->vcpus. */
@@ -66,7 +68,7 @@ export class KvmX86Irq implements LapicApicBus {
     const ioctl = "KVM_CREATE_IRQCHIP";
     if (this.pic) throw new KvmError(EEXIST, ioctl);
     if (createdVcpus > 0) throw new KvmError(EINVAL, ioctl, "vCPUs already exist");
-    const routing = new KvmIrqRouting(new X86IrqRoutingArch(this, this.lapics));
+    const routing = new KvmIrqRouting(new X86IrqRoutingArch(this, this.lapics), this.opts.kvm);
     const pic = new KvmPic(routing, (level) => this.picOutput(level));
     const ioapic = new KvmIoapic(routing, (irq) => this.deliverToApic(null, irq));
     routing.setIrqRouting(defaultIrqRouting());
@@ -102,7 +104,7 @@ export class KvmX86Irq implements LapicApicBus {
 
   /** kvm_create_lapic(): the LAPIC of vCPU `vcpuIdx` (vcpu_id in ops.vcpuId); BSP is vcpu_id 0 unless told. */
   createLapic(vcpuIdx: number, ops: LapicVcpuOps, isBsp = ops.vcpuId === 0): KvmLapic {
-    const apic = new KvmLapic(ops, this, { clock: this.opts.clock, ...this.opts.lapic }, isBsp);
+    const apic = new KvmLapic(ops, this, { clock: this.opts.clock, tracer: this.opts.kvm, ...this.opts.lapic }, isBsp);
     while (this.lapics.length <= vcpuIdx) this.lapics.push(null);
     this.lapics[vcpuIdx] = apic;
     return apic;

@@ -12,6 +12,7 @@
 import type { KvmIoDevice, KvmVcpuLike } from "../../../virt/kvm/kvm_host.js";
 import { KVM_MP_STATE_INIT_RECEIVED, KVM_MP_STATE_RUNNABLE } from "../../../uapi/kvm.js";
 import type { HostClock } from "../../../host/clock.js";
+import { NO_TRACER, type KvmTracer } from "../../../virt/kvm/irqchip.js";
 
 // Register offsets (SDM Table 11-1 / 11-6)
 export const APIC_ID = 0x20;
@@ -155,6 +156,20 @@ export interface LapicOptions {
   tscDeadline?: boolean;
   /** Advertise directed EOI (LVR bit 24): the in-kernel IOAPIC has an EOI register. */
   directedEoi?: boolean;
+  /** Tracepoints (kvm_apic, kvm_apic_accept_irq, kvm_eoi, kvm_apic_ipi) go to the VM. */
+  tracer?: KvmTracer;
+}
+
+/** Register names as kvm_trace_symbol_apic prints them. */
+const APIC_REG_NAMES: Record<number, string> = {
+  0x20: "APIC_ID", 0x30: "APIC_LVR", 0x80: "APIC_TASKPRI", 0x90: "APIC_ARBPRI", 0xa0: "APIC_PROCPRI",
+  0xb0: "APIC_EOI", 0xc0: "APIC_RRR", 0xd0: "APIC_LDR", 0xe0: "APIC_DFR", 0xf0: "APIC_SPIV", 0x100: "APIC_ISR",
+  0x180: "APIC_TMR", 0x200: "APIC_IRR", 0x280: "APIC_ESR", 0x300: "APIC_ICR", 0x310: "APIC_ICR2",
+  0x320: "APIC_LVTT", 0x330: "APIC_LVTTHMR", 0x340: "APIC_LVTPC", 0x350: "APIC_LVT0", 0x360: "APIC_LVT1",
+  0x370: "APIC_LVTERR", 0x380: "APIC_TMICT", 0x390: "APIC_TMCCT", 0x3e0: "APIC_TDCR", 0x3f0: "APIC_SELF_IPI",
+};
+function apicRegName(reg: number): string | number {
+  return APIC_REG_NAMES[reg] ?? reg;
 }
 
 const LVT_MASK = APIC_LVT_MASKED | 0xff;
@@ -227,6 +242,7 @@ export class KvmLapic implements KvmIoDevice {
   private timerModeMask: number;
 
   private readonly clock: HostClock;
+  private readonly tracer: KvmTracer;
   private readonly tscKhz: number;
   private readonly reservedBaseHiMask: number;
   private readonly x2apicSupported: boolean;
@@ -240,6 +256,7 @@ export class KvmLapic implements KvmIoDevice {
     readonly isBsp: boolean,
   ) {
     this.clock = opts.clock;
+    this.tracer = opts.tracer ?? NO_TRACER;
     this.tscKhz = opts.tscKhz ?? 1_000_000;
     const maxPhy = opts.maxPhyAddr ?? 46;
     this.reservedBaseHiMask = maxPhy >= 64 ? 0 : maxPhy <= 32 ? 0xffffffff : (0xffffffff << (maxPhy - 32)) >>> 0;
@@ -431,6 +448,7 @@ export class KvmLapic implements KvmIoDevice {
     if (vector < 0) return;
     this.clearVector(APIC_ISR, vector);
     this.updatePpr();
+    if (this.tracer.tracing) this.tracer.trace("kvm_eoi", { apicid: this.apicId(), vector });
     if (this.bus.ioapicHandlesVector(vector)) {
       const level = this.testVector(APIC_TMR, vector);
       this.bus.ioapicEoi(vector, level, (this.getReg(APIC_SPIV) & APIC_SPIV_DIRECTED_EOI) !== 0);
@@ -450,6 +468,7 @@ export class KvmLapic implements KvmIoDevice {
    * __apic_accept_irq(): this APIC receives a message. Returns 1 if accepted, 0 if not.
    */
   acceptIrq(deliveryMode: number, vector: number, level: number, trigMode: number): number {
+    if (this.tracer.tracing) this.tracer.trace("kvm_apic_accept_irq", { apicid: this.apicId(), dm: deliveryMode, tm: trigMode, vec: vector });
     switch (deliveryMode) {
       case APIC_DM_LOWEST:
         this.arbPrio++;
@@ -562,6 +581,7 @@ export class KvmLapic implements KvmIoDevice {
     irq.shorthand = (icrLow >> 18) & 3;
     irq.msiRedirHint = false;
     irq.destId = this.x2apicMode() ? icrHigh >>> 0 : icrHigh >>> 24;
+    if (this.tracer.tracing) this.tracer.trace("kvm_apic_ipi", { icr_low: icrLow >>> 0, dest_id: irq.destId });
     if ((irq.deliveryMode === APIC_DM_FIXED || irq.deliveryMode === APIC_DM_LOWEST) && irq.vector < 16) {
       this.apicError(APIC_ESR_SEND_ILLEGAL_VECTOR);
       return;
@@ -852,6 +872,7 @@ export class KvmLapic implements KvmIoDevice {
     const offset = addr - this.baseAddress();
     data.fill(0, 0, len);
     this.regRead(offset, len, data);
+    if (this.tracer.tracing) this.tracer.trace("kvm_apic", { rw: 0, reg: apicRegName(offset), val: data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24) });
     return true;
   }
 
@@ -861,7 +882,9 @@ export class KvmLapic implements KvmIoDevice {
     const offset = addr - this.baseAddress();
     // xAPIC registers are written as aligned dwords only (SDM 11.4.1); anything else is dropped.
     if (len !== 4 || offset & 0xf) return true;
-    this.regWrite(offset, (data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24)) >>> 0);
+    const val = (data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24)) >>> 0;
+    if (this.tracer.tracing) this.tracer.trace("kvm_apic", { rw: 1, reg: apicRegName(offset), val });
+    this.regWrite(offset, val);
     return true;
   }
 

@@ -65,3 +65,21 @@ test("run loop view: HLT deadline is the earliest of LAPIC timer and PIT; hasEve
   assert.equal(vm.irq.cpuHasExtint(v1), false, "APs keep LINT0 masked");
   assert.equal(vm.irq.getInterrupt(v0), 0x00);
 });
+
+test("tracepoints: kvm_set_irq, kvm_pic_set_irq, kvm_ioapic_set_irq, kvm_apic, kvm_eoi reach the VM's tracer", () => {
+  const events: [string, Record<string, unknown>][] = [];
+  const kvm = { tracing: true, trace: (name: string, fields: Record<string, unknown>) => void events.push([name, fields]) };
+  const irq = new KvmX86Irq({ clock: new VirtualClock(), bus: new FakeBus(), kvm });
+  irq.createIrqchip(0);
+  const apic = irq.createLapic(0, { vcpuId: 0, kick: () => {} });
+  events.length = 0;
+  irq.irqLine(4, 1);
+  assert.deepEqual(events.map((e) => e[0]).sort(), ["kvm_ioapic_set_irq", "kvm_pic_set_irq", "kvm_set_irq"]);
+  assert.equal(events[0][0], "kvm_set_irq");
+  assert.deepEqual(events[0][1], { gsi: 4, level: 1, irq_source_id: 0 });
+  events.length = 0;
+  apicWrite(apic, 0xf0, 0x1ff);
+  apicWrite(apic, 0xb0, 0);
+  assert.deepEqual(events[0], ["kvm_apic", { rw: 1, reg: "APIC_SPIV", val: 0x1ff }]);
+  assert.equal(events[1][0], "kvm_apic");
+});
