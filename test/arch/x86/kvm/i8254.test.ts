@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { makeVm, type Vm } from "./irqchip_fixture.js";
+import { apicEnable, apicWrite, makeVm, type Vm } from "./irqchip_fixture.js";
 import { KvmError } from "../../../../src/virt/kvm/kvm_error.js";
 import { EEXIST, ENOENT, ENXIO } from "../../../../src/uapi/errno.js";
 import { decodePitState2, encodePitState2 } from "../../../../src/uapi/irqchip.js";
@@ -186,4 +186,36 @@ test("PIT ioctl errors: no irqchip ENOENT, twice EEXIST, no PIT ENXIO", () => {
   assert.throws(() => bare.reinjectControl(1), (e) => e instanceof KvmError && e.errno === ENXIO);
   bare.createPit2(0);
   assert.throws(() => bare.createPit2(0), (e) => e instanceof KvmError && e.errno === EEXIST);
+});
+
+test("APIC mode: PIT ticks reach the LAPIC through IOAPIC pin 0; reinject waits for the LAPIC EOI", () => {
+  const vm = makeVm(1, true);
+  vm.bus.outb(0x21, 0xff);
+  vm.bus.outb(0xa1, 0xff);
+  apicEnable(vm.apics[0]);
+  vm.bus.writel(0xfec00000, 0x10);
+  vm.bus.writel(0xfec00010, 0x30); // pin 0: edge, fixed, vector 0x30, APIC 0
+  load(vm, 0, 0x34, 1193);
+  for (let i = 1; i <= 4; i++) {
+    vm.clock.t = ns(1193 * i);
+    vm.irq.pollTimers(V0, vm.clock.t);
+  }
+  let taken = 0;
+  while (vm.irq.hasInjectableIntr(V0)) {
+    assert.equal(vm.irq.getInterrupt(V0), 0x30);
+    taken++;
+    apicWrite(vm.apics[0], 0xb0, 0);
+  }
+  assert.equal(taken, 4);
+  // Masking and unmasking IRQ0 forgets the ticks owed while masked (pit_mask_notifer).
+  vm.bus.writel(0xfec00000, 0x10);
+  vm.bus.writel(0xfec00010, 0x10030);
+  for (let i = 5; i <= 7; i++) {
+    vm.clock.t = ns(1193 * i);
+    vm.irq.pollTimers(V0, vm.clock.t);
+  }
+  assert.equal(vm.irq.pit!.pending, 3);
+  vm.bus.writel(0xfec00010, 0x30);
+  assert.equal(vm.irq.pit!.pending, 0);
+  assert.equal(vm.irq.pit!.irqAck, true);
 });
