@@ -201,6 +201,7 @@ export const KVM_CAP_NOP_IO_DELAY = 12;
 export const KVM_CAP_PV_MMU = 13;
 export const KVM_CAP_MP_STATE = 14;
 export const KVM_CAP_COALESCED_MMIO = 15;
+export const KVM_CAP_COALESCED_PIO = 162;
 export const KVM_CAP_SYNC_MMU = 16;
 export const KVM_CAP_IOMMU = 18;
 export const KVM_CAP_DESTROY_MEMORY_REGION_WORKS = 21;

@@ -118,8 +118,6 @@ export const ARCH_IOCTL_ARGS = new Map<number, ArgCodec>([
   [K.KVM_CREATE_PIT2, fixed("KVM_CREATE_PIT2", S.kvm_pit_config, K.KVM_CREATE_PIT2)],
   [K.KVM_SET_CLOCK, fixed("KVM_SET_CLOCK", S.kvm_clock_data, K.KVM_SET_CLOCK)],
   [K.KVM_GET_CLOCK, fixed("KVM_GET_CLOCK", S.kvm_clock_data, K.KVM_GET_CLOCK)],
-  [K.KVM_REGISTER_COALESCED_MMIO, fixed("KVM_REGISTER_COALESCED_MMIO", S.kvm_coalesced_mmio_zone, K.KVM_REGISTER_COALESCED_MMIO)],
-  [K.KVM_UNREGISTER_COALESCED_MMIO, fixed("KVM_UNREGISTER_COALESCED_MMIO", S.kvm_coalesced_mmio_zone, K.KVM_UNREGISTER_COALESCED_MMIO)],
   [K.KVM_GET_MSRS, msrsCodec("KVM_GET_MSRS", true)],
   [K.KVM_SET_MSRS, msrsCodec("KVM_SET_MSRS", false)],
   [K.KVM_SET_CPUID2, cpuidCodec("KVM_SET_CPUID2", true)],

@@ -38,6 +38,7 @@ import {
   type KvmArch, type KvmIoDevice, type KvmLike, type KvmMemorySlot, type KvmStatDesc, type KvmVcpuLike,
 } from "./kvm_host.js";
 import { KvmIoBus } from "./kvm_io_bus.js";
+import { CoalescedMmioDev, checkZone, KvmCoalescedMmioRing, type CoalescedZone } from "./coalesced_mmio.js";
 import { KvmMemslots } from "./memslots.js";
 import { KVM_GENERIC_VCPU_STATS, KVM_GENERIC_VM_STATS, KvmStats } from "./stats.js";
 import { KvmTracer, type TraceCallback, type TraceFields, type TraceFilter } from "./trace.js";
@@ -194,6 +195,10 @@ function checkExtensionGeneric(dev: KvmDev, kvm: Kvm | null, cap: number): numbe
       return arch.nrMemslotAsIds ?? 1;
     case K.KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:
       return KVM_DIRTY_LOG_MANUAL_CAPS;
+    case K.KVM_CAP_COALESCED_MMIO:
+      return arch.vcpuMmapSize > K.KVM_COALESCED_MMIO_PAGE_OFFSET * PAGE_SIZE ? K.KVM_COALESCED_MMIO_PAGE_OFFSET : 0;
+    case K.KVM_CAP_COALESCED_PIO:
+      return arch.vcpuMmapSize > K.KVM_COALESCED_MMIO_PAGE_OFFSET * PAGE_SIZE ? 1 : 0;
     case K.KVM_CAP_DIRTY_LOG_RING:
     case K.KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
       return KVM_DIRTY_RING_MAX_ENTRIES * KVM_DIRTY_GFN_SIZE;
@@ -233,6 +238,9 @@ export class Kvm implements KvmLike, HostFile {
   mmuInvalidateInProgress = 0;
   /** The VM is dead after a fatal internal error (KVM_BUG_ON): every ioctl returns EIO. */
   dead = false;
+  /** kvm->coalesced_mmio_ring, when the vCPU mmap area has room for its page. */
+  readonly coalescedMmioRing: KvmCoalescedMmioRing | null;
+  private readonly coalescedZones: CoalescedMmioDev[] = [];
   private readonly unregisterNotifier: () => void;
 
   constructor(
@@ -247,6 +255,7 @@ export class Kvm implements KvmLike, HostFile {
     const nAs = dev.arch.nrMemslotAsIds ?? 1;
     this.memslots = [];
     for (let i = 0; i < nAs; i++) this.memslots.push(new KvmMemslots(i));
+    this.coalescedMmioRing = dev.arch.vcpuMmapSize > K.KVM_COALESCED_MMIO_PAGE_OFFSET * PAGE_SIZE ? new KvmCoalescedMmioRing() : null;
     dev.arch.initVm(this, type);
     this.unregisterNotifier = this.mm.registerMmuNotifier({
       invalidateRangeStart: (s, e) => this.mmuNotifierInvalidateRangeStart(s, e),
@@ -511,6 +520,8 @@ export class Kvm implements KvmLike, HostFile {
       throw e;
     }
     this.vcpus.push(vcpu);
+    const off = K.KVM_COALESCED_MMIO_PAGE_OFFSET * PAGE_SIZE;
+    this.coalescedMmioRing?.addMirror(vcpu.runBytes.subarray(off, off + PAGE_SIZE));
     return vcpu;
   }
 
@@ -602,6 +613,34 @@ export class Kvm implements KvmLike, HostFile {
     }
     if (cleared) this.flushRemoteTlbs();
     return cleared;
+  }
+
+  // ---------------------------------------------------------------- coalesced MMIO
+
+  /** KVM_REGISTER_COALESCED_MMIO (kvm_vm_ioctl_register_coalesced_mmio) */
+  registerCoalescedMmio(zone: CoalescedZone): void {
+    const name = "KVM_REGISTER_COALESCED_MMIO";
+    this.checkAlive(name);
+    if (!this.coalescedMmioRing) throw new KvmError(EINVAL, name, "no coalesced MMIO ring page in the vCPU mmap area");
+    checkZone(zone, name);
+    const dev = new CoalescedMmioDev({ ...zone }, this.coalescedMmioRing);
+    this.buses[zone.pio ? KvmBus.PIO : KvmBus.MMIO].register(zone.addr, zone.size, dev);
+    this.coalescedZones.push(dev);
+  }
+
+  /** KVM_UNREGISTER_COALESCED_MMIO: drops every zone inside the given range (none is not an error). */
+  unregisterCoalescedMmio(zone: CoalescedZone): void {
+    const name = "KVM_UNREGISTER_COALESCED_MMIO";
+    this.checkAlive(name);
+    checkZone(zone, name);
+    for (let i = this.coalescedZones.length - 1; i >= 0; i--) {
+      const d = this.coalescedZones[i];
+      const inside = zone.addr <= d.zone.addr && d.zone.addr + d.zone.size <= zone.addr + zone.size;
+      if (d.zone.pio === zone.pio && inside) {
+        this.buses[zone.pio ? KvmBus.PIO : KvmBus.MMIO].unregister(d);
+        this.coalescedZones.splice(i, 1);
+      }
+    }
   }
 
   // ---------------------------------------------------------------- caps, stats, misc
@@ -702,6 +741,15 @@ export class Kvm implements KvmLike, HostFile {
       }
       case K.KVM_RESET_DIRTY_RINGS:
         return this.resetDirtyRings();
+      case K.KVM_REGISTER_COALESCED_MMIO:
+      case K.KVM_UNREGISTER_COALESCED_MMIO: {
+        const reg = request === K.KVM_REGISTER_COALESCED_MMIO;
+        const z = copyIn(mm, S.kvm_coalesced_mmio_zone, arg, reg ? "KVM_REGISTER_COALESCED_MMIO" : "KVM_UNREGISTER_COALESCED_MMIO");
+        const zone = { addr: Number(z.addr), size: z.size, pio: z.pad };
+        if (reg) this.registerCoalescedMmio(zone);
+        else this.unregisterCoalescedMmio(zone);
+        return 0;
+      }
       case K.KVM_CHECK_EXTENSION:
         return this.checkExtension(arg);
       case K.KVM_ENABLE_CAP:
@@ -797,6 +845,7 @@ export class KvmVcpu implements KvmVcpuLike, HostFile {
     if (arch.completeUserspaceIo && arch.completeUserspaceIo(this) <= 0) return 0;
     if (!this.wantsToRun) throw new KvmError(EINTR, name, "immediate_exit");
     if (kvmDirtyRingCheckRequest(this)) return 0;
+    this.kvm.coalescedMmioRing?.syncFirst();
     if (this.sigset === null) return arch.vcpuIoctlRun(this);
     // kvm_sigset_activate(): the KVM_SET_SIGNAL_MASK set replaces the thread's mask while in KVM_RUN.
     const task = this.task;
