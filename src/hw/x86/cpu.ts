@@ -417,11 +417,13 @@ export class X86Cpu {
     }
     this.pendingDr6 = 0;
     this.eventDelivered = 0;
+    // RF only suppresses the instruction-breakpoint check just made; clearing it now keeps an RF
+    // that this instruction loads itself (IRET) for the next one (SDM 17.3.1.1).
+    this.fl &= ~RF;
     this.fetchDecode();
     HANDLERS[this.w0 & 0x7ff](this);
     this.icount++;
-    // The instruction completed: RF clears, a shadow set before it expires (SDM 6.8.3, 17.3.1.1).
-    this.fl &= ~RF;
+    // The instruction completed: a shadow set before it expires (SDM 6.8.3).
     if (shadow) st.interruptibility &= ~shadow;
     this.modeFlagsChanged();
     let dr6 = this.pendingDr6;
