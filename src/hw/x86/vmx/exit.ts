@@ -67,7 +67,8 @@ export function saveGuestState(v: VmcsCache, st: X86State, rip: number, rflags: 
 /**
  * SDM 28.5: load host state. The host does not execute on the emulated core (KVM is the
  * caller of vmlaunch/vmresume), but the processor state is left as the SDM says: host control
- * registers, selectors, bases, RSP/RIP, RFLAGS = 2, DR7 = 0x400. The other GPRs keep the
+ * registers, selectors, bases, RSP/RIP, RFLAGS = 2, DR7 = 0x400 (in X86State; the core's derived
+ * mode caches are refreshed at the next VM entry, not here). The other GPRs keep the
  * guest's values, as on hardware.
  */
 export function loadHostState(v: VmcsCache, st: X86State, msr: MsrAccess): void {

@@ -350,7 +350,6 @@ export class VmxRoot {
     v.wNum(EXIT_QUALIFICATION, qualification);
     loadHostState(v, this.cpu.state, this.cpu);
     this.cpu.setRflags(2);
-    this.cpu.stateChanged();
     return this.succeed();
   }
 
@@ -452,7 +451,9 @@ export class VmxRoot {
     if (nLoad !== 0 && loadMsrArea(this.physmem, v.rNum(VM_EXIT_MSR_LOAD_ADDR), nLoad, this.writeMsrFn) !== 0) {
       throw new Error("VMX abort: VM-exit MSR-load failed (SDM 28.7)");
     }
-    cpu.stateChanged();
+    // No cpu.stateChanged() here: the host context never executes on the emulated core, and
+    // recomputing its mode caches would flush the TLB twice per exit (guest -> host -> guest
+    // paging modes). The next VM entry refreshes them from the guest state it loads.
     throw VMEXIT;
   }
 
