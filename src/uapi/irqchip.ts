@@ -172,6 +172,17 @@ export function encodePitState2(s: KvmPitState2): Uint8Array {
   v.setUint32(72, s.flags >>> 0, true);
   return out;
 }
+/** struct kvm_pit_state (KVM_GET_PIT / KVM_SET_PIT, 72 bytes): the channels of kvm_pit_state2 without flags. */
+export const SZ_KVM_PIT_STATE = 72;
+export function encodePitState(channels: KvmPitChannelState[]): Uint8Array {
+  return encodePitState2({ channels, flags: 0 }).slice(0, SZ_KVM_PIT_STATE);
+}
+export function decodePitState(b: Uint8Array): KvmPitChannelState[] {
+  const full = new Uint8Array(SZ_KVM_PIT_STATE2);
+  full.set(b.subarray(0, SZ_KVM_PIT_STATE));
+  return decodePitState2(full).channels;
+}
+
 export function decodePitState2(b: Uint8Array): KvmPitState2 {
   const v = view(b);
   const channels: KvmPitChannelState[] = [];

@@ -398,6 +398,12 @@ export class KvmPit {
   setState(s: KvmPitState2): void {
     this.flags = s.flags & KVM_PIT_FLAGS_HPET_LEGACY;
     this.speakerDataOn = s.flags & KVM_PIT_FLAGS_SPEAKER_DATA_ON ? 1 : 0;
+    this.setChannels(s.channels);
+  }
+
+  /** KVM_SET_PIT (struct kvm_pit_state): the channels only; flags stay. */
+  setChannels(channels: readonly KvmPitChannelState[]): void {
+    const s = { channels };
     for (let i = 0; i < 3; i++) {
       const src = s.channels[i];
       const c = this.channels[i];

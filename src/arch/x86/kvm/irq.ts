@@ -16,6 +16,7 @@ import {
   type KvmIrqchip,
   type KvmIrqRoutingEntry,
   type KvmMsi,
+  type KvmPitChannelState,
   type KvmPitState2,
 } from "../../../uapi/irqchip.js";
 import type { KvmIoBusRegistry } from "../../../virt/kvm/eventfd.js";
@@ -183,6 +184,21 @@ export class KvmX86Irq implements LapicApicBus {
     this.pitSpeaker = !(flags & KVM_PIT_SPEAKER_DUMMY);
     if (this.pitSpeaker) this.opts.bus.ioBusRegisterDev(KvmBus.PIO, KVM_SPEAKER_BASE_ADDRESS, 1, pit.speakerDev);
     this.pit = pit;
+  }
+
+  /** KVM_CREATE_PIT (legacy): a PIT whose speaker port is left to userspace. */
+  createPit(): void {
+    this.createPit2(KVM_PIT_SPEAKER_DUMMY);
+  }
+
+  /** KVM_GET_PIT (legacy struct kvm_pit_state: the three channels). */
+  getPit(): KvmPitChannelState[] {
+    return this.requirePit("KVM_GET_PIT").getState().channels;
+  }
+
+  /** KVM_SET_PIT (legacy) */
+  setPit(channels: readonly KvmPitChannelState[]): void {
+    this.requirePit("KVM_SET_PIT").setChannels(channels);
   }
 
   private requirePit(ioctl: string): KvmPit {

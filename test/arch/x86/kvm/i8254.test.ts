@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { apicEnable, apicWrite, makeVm, type Vm } from "./irqchip_fixture.js";
 import { KvmError } from "../../../../src/virt/kvm/kvm_error.js";
 import { EEXIST, ENOENT, ENXIO } from "../../../../src/uapi/errno.js";
-import { decodePitState2, encodePitState2 } from "../../../../src/uapi/irqchip.js";
+import { decodePitState, decodePitState2, encodePitState, encodePitState2 } from "../../../../src/uapi/irqchip.js";
 import { KvmX86Irq } from "../../../../src/arch/x86/kvm/irq.js";
 import { FakeBus, VirtualClock } from "./irqchip_fixture.js";
 
@@ -218,4 +218,19 @@ test("APIC mode: PIT ticks reach the LAPIC through IOAPIC pin 0; reinject waits 
   vm.bus.writel(0xfec00010, 0x30);
   assert.equal(vm.irq.pit!.pending, 0);
   assert.equal(vm.irq.pit!.irqAck, true);
+});
+
+test("legacy KVM_CREATE_PIT / KVM_GET_PIT / KVM_SET_PIT: 72-byte channel state, speaker port left to userspace", () => {
+  const a = pitVm();
+  load(a, 0, 0x34, 3000);
+  const bytes = encodePitState(a.irq.getPit());
+  assert.equal(bytes.length, 72);
+  const bus = new FakeBus();
+  const irq = new KvmX86Irq({ clock: new VirtualClock(), bus });
+  irq.createIrqchip(0);
+  irq.createPit();
+  assert.equal(bus.regs.some((r) => r.addr === 0x61), false);
+  irq.setPit(decodePitState(bytes));
+  assert.deepEqual(irq.getPit(), a.irq.getPit());
+  assert.ok(Math.abs(irq.nextDeadlineNs({ vcpuIdx: 0 }) - (3000 * 1e9) / FREQ) < 1);
 });
