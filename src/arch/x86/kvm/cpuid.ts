@@ -36,6 +36,7 @@ const CPUID_1_EDX_MASK = bits(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 
 const CPUID_1_ECX_MASK = bits(0, 1, 9, 12, 13, 17, 19, 20, 21, 22, 23, 25, 26, 28, 29, 30);
 export const X86_FEATURE_HYPERVISOR_ECX = 1 << 31;
 export const X86_FEATURE_OSXSAVE_ECX = 1 << 27;
+export const X86_FEATURE_X2APIC_ECX = 1 << 21;
 /** CPUID.7.0:EBX: FSGSBASE BMI1 AVX2 SMEP BMI2 ERMS INVPCID ADX SMAP CLFLUSHOPT CLWB SHA */
 const CPUID_7_0_EBX_MASK = bits(0, 3, 5, 7, 8, 9, 10, 19, 20, 23, 24, 29);
 /** CPUID.7.0:ECX: UMIP PKU? (not without PKRU state) -> UMIP, RDPID */
@@ -65,7 +66,8 @@ export function kvmGetSupportedCpuid(host: HostCpuid): CpuidEntry[] {
     switch (fn) {
       case 1:
         host(1, 0, r);
-        r[2] = ((r[2] & CPUID_1_ECX_MASK) | X86_FEATURE_HYPERVISOR_ECX) | 0;
+        // x2APIC is emulated by KVM's LAPIC whatever the host has (kvm_cpu_cap_set(X86_FEATURE_X2APIC)).
+        r[2] = ((r[2] & CPUID_1_ECX_MASK) | X86_FEATURE_HYPERVISOR_ECX | X86_FEATURE_X2APIC_ECX) | 0;
         r[3] &= CPUID_1_EDX_MASK;
         out.push(entry(1, 0, 0, r));
         break;

@@ -25,6 +25,7 @@ import {
   kvmSkipEmulatedInstruction, registerCompleteUserspaceIo,
 } from "./x86.js";
 import { kvmTranslateGva, readGpa, writeGpa } from "./mmu/paging_tmpl.js";
+import { vcpuLapic } from "./x86_irqchip.js";
 
 const TWO32 = 4294967296;
 const insnBuf = new Uint8Array(15);
@@ -412,10 +413,12 @@ export function kvmEmulateMmio(vcpu: X86Vcpu, gpa: number, _write: boolean): Exi
   const o = mmioOp;
   o.gpa = gpa;
   const data = mmioData.subarray(0, o.len);
+  // vcpu_mmio_write/read(): the vCPU's own LAPIC first, then the MMIO bus.
+  const lapic = vcpuLapic(vcpu);
   if (o.isWrite) {
     if (kvm.tracing) traceMmio(vcpu, 2, o.len, gpa, data);
-    if (kvm.ioBusWrite(vcpu, KvmBus.MMIO, gpa, o.len, data)) return completeEmulatedInsn(vcpu);
-  } else if (kvm.ioBusRead(vcpu, KvmBus.MMIO, gpa, o.len, data)) {
+    if ((lapic !== null && lapic.write(vcpu, gpa, o.len, data)) || kvm.ioBusWrite(vcpu, KvmBus.MMIO, gpa, o.len, data)) return completeEmulatedInsn(vcpu);
+  } else if ((lapic !== null && lapic.read(vcpu, gpa, o.len, data)) || kvm.ioBusRead(vcpu, KvmBus.MMIO, gpa, o.len, data)) {
     if (kvm.tracing) traceMmio(vcpu, 1, o.len, gpa, data);
     writebackRead(vcpu, data);
     return completeEmulatedInsn(vcpu);

@@ -194,6 +194,8 @@ export class KvmArchX86 {
   exitOnEmulationFailure = false;
   /** KVM_CAP_X86_DISABLE_EXITS (HLT, PAUSE, ...) */
   disabledExits = 0;
+  /** The interrupt-controller state (x86_irqchip.ts KvmX86IrqchipState); devices exist after KVM_CREATE_IRQCHIP. */
+  irqState: unknown = null;
   /** Vendor-module data for this VM (the VMX module's environment). */
   vendor: unknown = null;
   /** The in-kernel interrupt controller (KVM_CREATE_IRQCHIP), or null: interrupts come from KVM_INTERRUPT. */
@@ -274,6 +276,8 @@ export class KvmVcpuArch {
   readonly insnBytes = new Uint8Array(15);
   insnLen = 0;
 
+  /** The in-kernel LAPIC (vcpu->arch.apic), or null. */
+  lapic: unknown = null;
   /** MSRs KVM emulates without processor state (MTRRs, MCE, misc). */
   readonly msr = new KvmMsrState();
 

@@ -140,6 +140,9 @@ export interface KvmX86Ops {
   /** Fold the pending-to-injected state of the last VM exit back into vcpu.arch (vmx_complete_interrupts). */
   completeInterrupts?(vcpu: X86Vcpu): void;
 
+  /** Make the processor running the vCPU leave the guest (the IPI of kvm_vcpu_kick). */
+  kick?(vcpu: X86Vcpu): void;
+
   // --- hypercalls
   /** patch_hypercall(): the 3-byte hypercall instruction of this vendor (VMCALL 0f 01 c1). */
   patchHypercall(out: Uint8Array): void;

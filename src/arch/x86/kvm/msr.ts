@@ -11,12 +11,14 @@ import { KvmError } from "../../../virt/kvm/kvm_error.js";
 import { ExitResult } from "./kvm_x86_ops.js";
 import { CompleteUserspaceIo, EFER_LMA, EFER_LME, EFER_NX, EFER_SCE, GP_VECTOR, X86_CR0_PG, type X86Vcpu } from "./kvm_host.js";
 import { guestCpuidHas } from "./cpuid.js";
+import { kvmLapicGetMsr, kvmLapicSetMsr } from "./x86_irqchip.js";
 
 export const MSR_IA32_TSC = 0x10;
 export const MSR_IA32_APICBASE = 0x1b;
 export const MSR_IA32_FEAT_CTL = 0x3a;
 export const MSR_IA32_TSC_ADJUST = 0x3b;
 export const MSR_IA32_UCODE_REV = 0x8b;
+export const MSR_IA32_TSC_DEADLINE = 0x6e0;
 export const MSR_MTRRcap = 0xfe;
 export const MSR_IA32_SYSENTER_CS = 0x174;
 export const MSR_IA32_SYSENTER_ESP = 0x175;
@@ -48,7 +50,7 @@ const isMtrr = (i: number): boolean => (i >= 0x200 && i <= 0x20f) || i === 0x250
 export const KVM_MSR_INDEX_LIST: readonly number[] = [
   MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_STAR, MSR_CSTAR,
   MSR_KERNEL_GS_BASE, MSR_SYSCALL_MASK, MSR_LSTAR, MSR_IA32_TSC, MSR_TSC_AUX,
-  MSR_IA32_APICBASE, MSR_IA32_TSC_ADJUST, MSR_IA32_MISC_ENABLE, MSR_IA32_MCG_STATUS, MSR_IA32_MCG_CTL,
+  MSR_IA32_APICBASE, MSR_IA32_TSC_ADJUST, MSR_IA32_TSC_DEADLINE, MSR_IA32_MISC_ENABLE, MSR_IA32_MCG_STATUS, MSR_IA32_MCG_CTL,
   MSR_IA32_CR_PAT, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_MTRRcap, ...MTRR_MSRS,
 ];
 
@@ -78,6 +80,8 @@ function setEfer(vcpu: X86Vcpu, lo: number, hi: number, hostInitiated: boolean):
 /** kvm_get_msr_common() then the vendor's get_msr. out = [lo, hi]. */
 export function kvmGetMsr(vcpu: X86Vcpu, index: number, out: Int32Array, hostInitiated: boolean): boolean {
   const a = vcpu.arch;
+  const apic = kvmLapicGetMsr(vcpu, index >>> 0, out);
+  if (apic !== undefined) return apic;
   const s = a.msr;
   index >>>= 0;
   switch (index) {
@@ -94,6 +98,8 @@ export function kvmGetMsr(vcpu: X86Vcpu, index: number, out: Int32Array, hostIni
       out[1] = 0;
       return true;
     case MSR_IA32_MCG_CAP:
+    case MSR_IA32_TSC_DEADLINE:
+      // TSC_DEADLINE without an in-kernel LAPIC reads as 0 (kvm_get_lapic_tscdeadline_msr).
       out[0] = 0;
       out[1] = 0;
       return true;
@@ -133,6 +139,8 @@ export function kvmGetMsr(vcpu: X86Vcpu, index: number, out: Int32Array, hostIni
 /** kvm_set_msr_common() then the vendor's set_msr. */
 export function kvmSetMsr(vcpu: X86Vcpu, index: number, lo: number, hi: number, hostInitiated: boolean): boolean {
   const a = vcpu.arch;
+  const apic = kvmLapicSetMsr(vcpu, index >>> 0, lo, hi, hostInitiated);
+  if (apic !== undefined) return apic;
   const s = a.msr;
   index >>>= 0;
   switch (index) {
@@ -165,6 +173,8 @@ export function kvmSetMsr(vcpu: X86Vcpu, index: number, lo: number, hi: number, 
       return true;
     case MSR_IA32_UCODE_REV:
       return hostInitiated;
+    case MSR_IA32_TSC_DEADLINE:
+      return true;
     case MSR_MTRRcap:
       return hostInitiated;
     default:

@@ -7,7 +7,7 @@
  * Register/state ioctls live in x86_regs.ts, MSRs in msr.ts, CPUID in cpuid.ts, the MMU in mmu/.
  */
 
-import { EFAULT, EINTR, EINVAL, ENOTTY } from "../../../uapi/errno.js";
+import { EAGAIN, EFAULT, EINTR, EINVAL, ENOTTY } from "../../../uapi/errno.js";
 import * as K from "../../../uapi/kvm.js";
 import { KvmBus, KvmMrChange, type KvmArch, type KvmLike, type KvmMemorySlot, type KvmStatDesc, type KvmVcpuLike } from "../../../virt/kvm/kvm_host.js";
 import { statCounter, statIBoolean, statICounter, statPCounter } from "../../../virt/kvm/stats.js";
@@ -28,6 +28,10 @@ import { kvmGetSupportedCpuid, type HostCpuid } from "./cpuid.js";
 import { x86VcpuIoctl } from "./x86_regs.js";
 import { kvmMmuCommitMemoryRegion, kvmMmuEnableLogDirtyPtMasked, kvmMmuFlushShadowMemslot, kvmMmuUnmapGfnRange } from "./mmu/mmu.js";
 import { completeEmulatedMsr, kvmGetMsrIndexList } from "./msr.js";
+import {
+  kvmCreateLapic, kvmFreeLapic, kvmIrqchipBeforeEntry, kvmIrqchipDestroyVm, kvmIrqchipInitVm, kvmIrqchipVmIoctl,
+  kvmLapicVcpuIoctl, kvmVcpuBlock,
+} from "./x86_irqchip.js";
 
 /** The x86 PIO data page is the second page of the vCPU mmap area (KVM_PIO_PAGE_OFFSET). */
 export const KVM_PIO_DATA_OFFSET = K.KVM_PIO_PAGE_OFFSET * 4096;
@@ -175,7 +179,8 @@ function postKvmRunSave(vcpu: X86Vcpu): void {
   run.ifFlag = a.ops.getIfFlag(vcpu) ? 1 : 0;
   run.cr8 = a.cr8;
   run.apicBase = a.apicBase;
-  run.readyForInterruptInjection = vcpu.kvm.arch.irqchip === null && readyForInterruptInjection(vcpu) ? 1 : 0;
+  // With the PIC in the kernel, userspace never injects: it may always "inject" (post_kvm_run_save).
+  run.readyForInterruptInjection = vcpu.kvm.arch.irqchip !== null || readyForInterruptInjection(vcpu) ? 1 : 0;
   run.flags = 0;
 }
 
@@ -289,7 +294,13 @@ function vcpuEnterGuest(vcpu: X86Vcpu): ExitResult {
 /** vcpu_run(): enter the guest until an exit needs userspace or a signal is pending. */
 function vcpuRun(vcpu: X86Vcpu): number {
   const a = vcpu.arch;
+  const irqchip = vcpu.kvm.arch.irqchip !== null;
   for (;;) {
+    if (irqchip) {
+      kvmIrqchipBeforeEntry(vcpu);
+      // kvm_vcpu_running() is false while halted or waiting for SIPI: vcpu_block().
+      if (a.mpState !== K.KVM_MP_STATE_RUNNABLE && !kvmVcpuBlock(vcpu)) return -EINTR;
+    }
     const r = vcpuEnterGuest(vcpu);
     if (r === ExitResult.ToUserspace) return 0;
     if (dmRequestForIrqInjection(vcpu) && readyForInterruptInjection(vcpu)) {
@@ -307,8 +318,16 @@ export function kvmArchVcpuIoctlRun(vcpu: X86Vcpu): number {
   let r: number;
   try {
     if (a.mpState === K.KVM_MP_STATE_UNINITIALIZED) {
-      // Without an in-kernel LAPIC nothing can wake an uninitialized AP (kvm_vcpu_block + -EAGAIN).
-      throw new KvmError(EINVAL, "KVM_RUN", "vCPU is in KVM_MP_STATE_UNINITIALIZED");
+      // An AP before INIT/SIPI: wait for them; still not started -> -EAGAIN (kvm_arch_vcpu_ioctl_run).
+      const woke = vcpu.kvm.arch.irqchip !== null && kvmVcpuBlock(vcpu);
+      if (!woke) {
+        if (signalPending(vcpu)) {
+          const err = kvmHandleSignalExit(vcpu);
+          postKvmRunSave(vcpu);
+          throw err;
+        }
+        throw new KvmError(EAGAIN, "KVM_RUN", "vCPU waits for INIT/SIPI");
+      }
     }
     r = signalPending(vcpu) ? -EINTR : vcpuRun(vcpu);
   } catch (e) {
@@ -591,7 +610,17 @@ const X86_CAPS: Record<number, number> = {
   [K.KVM_CAP_READONLY_MEM]: 1,
   [K.KVM_CAP_X86_USER_SPACE_MSR]: 1,
   [K.KVM_CAP_EXIT_ON_EMULATION_FAILURE]: 1,
-  [K.KVM_CAP_GET_MSR_FEATURES]: 0,
+  [K.KVM_CAP_IRQCHIP]: 1,
+  [K.KVM_CAP_PIT2]: 1,
+  [K.KVM_CAP_PIT_STATE2]: 1,
+  [K.KVM_CAP_IRQ_ROUTING]: 4096,
+  [K.KVM_CAP_IRQ_INJECT_STATUS]: 1,
+  [K.KVM_CAP_IRQFD]: 1,
+  [K.KVM_CAP_IRQFD_RESAMPLE]: 1,
+  [K.KVM_CAP_IOEVENTFD]: 1,
+  [K.KVM_CAP_SIGNAL_MSI]: 1,
+  [K.KVM_CAP_REINJECT_CONTROL]: 1,
+  [K.KVM_CAP_TSC_DEADLINE_TIMER]: 1,
 };
 
 export class X86KvmArch implements KvmArch {
@@ -634,18 +663,22 @@ export class X86KvmArch implements KvmArch {
     const arch = new KvmArchX86(this.ops, mmu, this.opts.pageAlloc);
     arch.vendor = this.opts.vendor;
     kvm.arch = arch;
+    arch.irqState = kvmIrqchipInitVm(kvm as X86Kvm);
     this.ops.vmInit?.(kvm);
   }
 
   destroyVm(kvm: KvmLike): void {
     const x = kvm as X86Kvm;
     for (const v of x.arch.vcpus) this.ops.vcpuFree(v);
+    kvmIrqchipDestroyVm(x);
     x.arch.mmu.destroy();
   }
 
   /** kvm_arch_vm_ioctl() */
   vmIoctl(kvm: KvmLike, nr: number, arg: number | object): number | object {
     const x = kvm as X86Kvm;
+    const ir = kvmIrqchipVmIoctl(x, nr, arg);
+    if (ir !== undefined) return ir;
     switch (nr) {
       case K.KVM_SET_TSS_ADDR: {
         const addr = Number(arg);
@@ -693,16 +726,24 @@ export class X86KvmArch implements KvmArch {
     v.arch.mpState = K.KVM_MP_STATE_RUNNABLE;
     this.ops.vcpuCreate(v);
     this.ops.vcpuReset(v, false);
+    kvmCreateLapic(v);
     kvmMakeRequest(v, KVM_REQ_LOAD_MMU_PGD);
     v.kvm.arch.vcpus.push(v);
   }
 
   vcpuDestroy(vcpu: KvmVcpuLike): void {
     const v = vcpu as X86Vcpu;
+    kvmFreeLapic(v);
     this.ops.vcpuFree(v);
     const list = v.kvm.arch.vcpus;
     const i = list.indexOf(v);
     if (i >= 0) list.splice(i, 1);
+  }
+
+  /** kvm_vcpu_kick(): a vCPU in the guest leaves it at the next instruction boundary (the reschedule IPI). */
+  vcpuKick(vcpu: KvmVcpuLike): void {
+    const v = vcpu as X86Vcpu;
+    this.ops.kick?.(v);
   }
 
   vcpuIoctlRun(vcpu: KvmVcpuLike): number {
@@ -714,6 +755,8 @@ export class X86KvmArch implements KvmArch {
   }
 
   vcpuIoctl(vcpu: KvmVcpuLike, nr: number, arg: number | object): number | object {
+    const r = kvmLapicVcpuIoctl(vcpu as X86Vcpu, nr, arg);
+    if (r !== undefined) return r;
     return x86VcpuIoctl(vcpu as X86Vcpu, nr, arg, this.supportedCpuid);
   }
 

@@ -14,6 +14,7 @@ import {
 } from "./kvm_host.js";
 import { kvmCpuid, guestCpuidHas, findEntry } from "./cpuid.js";
 import { kvmInjectGp, kvmQueueException, kvmQueueExceptionP, kvmSkipEmulatedInstruction } from "./x86.js";
+import { vcpuLapic } from "./x86_irqchip.js";
 
 const TWO32 = 4294967296;
 
@@ -112,7 +113,14 @@ export function kvmSetCr3(vcpu: X86Vcpu, cr3: number): boolean {
 export function kvmSetCr8(vcpu: X86Vcpu, cr8: number): boolean {
   if (cr8 < 0 || cr8 > 15) return false;
   vcpu.arch.cr8 = cr8;
+  vcpuLapic(vcpu)?.setCr8(cr8);
   return true;
+}
+
+/** kvm_get_cr8(): the TPR from the LAPIC when it is in the kernel. */
+export function kvmGetCr8(vcpu: X86Vcpu): number {
+  const lapic = vcpuLapic(vcpu);
+  return lapic !== null ? lapic.getCr8() : vcpu.arch.cr8;
 }
 
 /** kvm_complete_insn_gp(): #GP(0) on failure, otherwise skip the instruction. */
@@ -159,7 +167,7 @@ export function kvmHandleCrAccess(vcpu: X86Vcpu, q: number): ExitResult {
         return kvmSkipEmulatedInstruction(vcpu);
       }
       if (cr === 8) {
-        gprWrite(vcpu, reg, a.cr8, m64);
+        gprWrite(vcpu, reg, kvmGetCr8(vcpu), m64);
         return kvmSkipEmulatedInstruction(vcpu);
       }
       break;

@@ -966,4 +966,8 @@ export const vmxX86Ops = {
   updateExceptionBitmap: vmxUpdateExceptionBitmap,
   completeInterrupts: vmxCompleteInterrupts,
   patchHypercall: vmxPatchHypercall,
+  kick: (vcpu: X86Vcpu) => {
+    const vmx = vcpu.arch.vendor as VcpuVmx | null;
+    if (vmx !== null) Atomics.store(vmx.pcpu.cpu.hostIrq, 0, 1);
+  },
 } satisfies KvmX86Ops;

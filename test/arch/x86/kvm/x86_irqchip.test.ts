@@ -1,0 +1,75 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as K from "../../../../src/uapi/kvm.js";
+import { createHost } from "../../../../src/host/process.js";
+import { VirtualClock } from "../../../../src/host/clock.js";
+import { openKvm } from "../../../../src/kvm.js";
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../../../src/uapi/mman.js";
+import { KvmError } from "../../../../src/virt/kvm/kvm_error.js";
+import { ZERO_REGS } from "./guest_helpers.js";
+
+const b = (...x: number[]): Uint8Array => Uint8Array.from(x);
+
+function irqchipGuest(code: Uint8Array, handler: Uint8Array, vector: number) {
+  const clock = new VirtualClock();
+  const proc = createHost({ memBytes: 256 << 20, clock }).createProcess("irq-test");
+  const kvm = openKvm(proc);
+  const vm = kvm.createVm(0);
+  vm.archIoctl(K.KVM_CREATE_IRQCHIP, 0);
+  const mem = proc.mm.mmap(0, 0x10000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  proc.mm.copyToUser(mem + 0x1000, code);
+  proc.mm.copyToUser(mem + 0x1100, handler);
+  proc.mm.copyToUser(mem + vector * 4, b(0x00, 0x11, 0x00, 0x00));
+  vm.setUserMemoryRegion({ slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: 0x10000n, userspace_addr: BigInt(mem) });
+  const vcpu = vm.createVcpu(0);
+  const s = vcpu.getSregs();
+  s.cs.base = 0n;
+  s.cs.selector = 0;
+  vcpu.setSregs(s);
+  vcpu.setRegs({ ...ZERO_REGS, rip: 0x1000n });
+  return { kvm, vm, vcpu, clock };
+}
+
+test("with an in-kernel irqchip, a PIT tick wakes a halted vCPU through the PIC and the IVT", () => {
+  const out = (port: number, v: number): number[] => [0xb0, v, 0xe6, port];
+  const code = b(
+    ...out(0x20, 0x11), ...out(0x21, 0x08), ...out(0x21, 0x04), ...out(0x21, 0x01), ...out(0x21, 0xfe), // PIC: base 8, only IRQ0
+    ...out(0x43, 0x34), ...out(0x40, 0x00), ...out(0x40, 0x10), // PIT channel 0, mode 2, count 0x1000
+    0xfb, 0xf4, 0xeb, 0xfd, // sti; hlt; jmp hlt
+  );
+  const handler = b(0xb0, 0x54, 0xe6, 0x10, 0xb0, 0x20, 0xe6, 0x20, 0xcf); // out 0x10 'T'; EOI; iret
+  const g = irqchipGuest(code, handler, 8);
+  assert.equal(g.kvm.checkExtension(K.KVM_CAP_IRQCHIP), 1);
+  assert.throws(() => g.vcpu.interrupt(0x20), (e: unknown) => e instanceof KvmError && e.code === "ENXIO");
+  g.vm.archIoctl(K.KVM_CREATE_PIT2, { flags: 0, pad: new Array(15).fill(0) });
+  const t0 = g.clock.nowNs();
+  g.vcpu.run();
+  assert.equal(g.vcpu.kvmRun.exitReason, K.KVM_EXIT_IO);
+  assert.equal(g.vcpu.kvmRun.ioPort, 0x10);
+  assert.equal(g.vcpu.runBytes[4096], 0x54);
+  assert.ok(g.clock.nowNs() > t0, "the halt waited for the PIT deadline on the VM clock");
+  assert.equal(g.vcpu.stat.halt_exits, 1);
+  assert.ok(g.vcpu.stat.irq_injections >= 1);
+  // Second tick: the guest is back in HLT and the next period wakes it again.
+  g.vcpu.run();
+  assert.equal(g.vcpu.kvmRun.exitReason, K.KVM_EXIT_IO);
+  assert.equal(g.vcpu.runBytes[4096], 0x54);
+});
+
+test("KVM_IRQ_LINE raises a PIC line; KVM_GET_LAPIC returns the 1 KiB register page", () => {
+  const out = (port: number, v: number): number[] => [0xb0, v, 0xe6, port];
+  const code = b(...out(0x20, 0x11), ...out(0x21, 0x20), ...out(0x21, 0x04), ...out(0x21, 0x01), ...out(0x21, 0xf7), 0xfb, 0xf4, 0xeb, 0xfd);
+  const handler = b(0xb0, 0x33, 0xe6, 0x10, 0xcf);
+  const g = irqchipGuest(code, handler, 0x23);
+  // Programs the PIC and halts; nothing can wake it, so KVM_RUN gives the VMM control back: -EINTR / KVM_EXIT_INTR.
+  assert.throws(() => g.vcpu.run(), (e: unknown) => e instanceof KvmError && e.code === "EINTR");
+  assert.equal(g.vcpu.kvmRun.exitReason, K.KVM_EXIT_INTR);
+  assert.equal(g.vcpu.getMpState().mp_state, K.KVM_MP_STATE_HALTED);
+  g.vm.archIoctl(K.KVM_IRQ_LINE, { irq: 3, level: 1 });
+  g.vcpu.run();
+  assert.equal(g.vcpu.kvmRun.exitReason, K.KVM_EXIT_IO);
+  assert.equal(g.vcpu.runBytes[4096], 0x33);
+  const lapic = g.vcpu.archIoctl(K.KVM_GET_LAPIC, 0) as Uint8Array;
+  assert.equal(lapic.byteLength, 1024);
+  assert.equal(g.vcpu.getMsrs({ nmsrs: 1, entries: [{ index: 0x1b, reserved: 0, data: 0n }] }), 1);
+});
