@@ -50,15 +50,17 @@ function fixed<T extends object>(name: string, codec: StructCodec<T>, request: n
   };
 }
 
-/** KVM_MAX_CPUID_ENTRIES / MAX_IO_MSRS bound what the kernel copies from user memory. */
-const MAX_VARLEN_ENTRIES = 0x10000;
+/** MAX_IO_MSRS (x86.c msr_io: nmsrs >= 256 is E2BIG before anything is copied). */
+const MAX_IO_MSRS = 256;
+/** KVM_MAX_CPUID_ENTRIES (KVM_SET_CPUID2: nent > 256 is E2BIG before the entries are copied). */
+const KVM_MAX_CPUID_ENTRIES = 256;
 
 function msrsCodec(name: string, writeBack: boolean): ArgCodec {
   return {
     name,
     read(mm, hva) {
       const h = copyIn(mm, S.kvm_msrs, hva, name);
-      if (h.nmsrs >= MAX_VARLEN_ENTRIES) throw new KvmError(E2BIG, name, `nmsrs ${h.nmsrs}`);
+      if (h.nmsrs >= MAX_IO_MSRS) throw new KvmError(E2BIG, name, `nmsrs ${h.nmsrs}`);
       return S.decodeMsrs(copyInBytes(mm, hva, S.msrsSize(h.nmsrs), name));
     },
     write: writeBack ? (mm, hva, v) => copyOutBytes(mm, hva, S.encodeMsrs(v as S.KvmMsrs), name) : undefined,
@@ -71,7 +73,7 @@ function cpuidCodec(name: string, readEntries: boolean): ArgCodec {
     read(mm, hva) {
       const h = copyIn(mm, S.kvm_cpuid2, hva, name);
       if (!readEntries) return { nent: h.nent, entries: [] };
-      if (h.nent >= MAX_VARLEN_ENTRIES) throw new KvmError(E2BIG, name, `nent ${h.nent}`);
+      if (h.nent > KVM_MAX_CPUID_ENTRIES) throw new KvmError(E2BIG, name, `nent ${h.nent}`);
       return S.decodeCpuid2(copyInBytes(mm, hva, S.cpuid2Size(h.nent), name));
     },
     write: readEntries ? undefined : (mm, hva, v) => copyOutBytes(mm, hva, S.encodeCpuid2(v as S.KvmCpuid2), name),

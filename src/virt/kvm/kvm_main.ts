@@ -565,12 +565,7 @@ export class Kvm implements KvmLike, HostFile {
   /** KVM_CLEAR_DIRTY_LOG (kvm_clear_dirty_log_protect): `bitmap` bit i covers page first_page + i. */
   clearDirtyLog(slotArg: number, firstPage: number, numPages: number, bitmap: Uint8Array): void {
     const name = "KVM_CLEAR_DIRTY_LOG";
-    this.checkAlive(name);
-    const slot = this.dirtyLogSlot(slotArg >>> 0, name);
-    if (firstPage % 64 !== 0) throw new KvmError(EINVAL, name, `first_page ${firstPage} not a multiple of 64`);
-    if (firstPage > slot.npages || numPages > slot.npages - firstPage || (numPages < slot.npages - firstPage && numPages % 64 !== 0)) {
-      throw new KvmError(EINVAL, name, `pages ${firstPage}+${numPages} of ${slot.npages}`);
-    }
+    const slot = this.checkClearDirtyLog(slotArg, firstPage, numPages);
     const bm = slot.dirtyBitmap!;
     const words = Math.ceil(numPages / 32);
     if (bitmap.length < Math.ceil(numPages / 64) * 8) throw new KvmError(EFAULT, name, "bitmap too short");
@@ -589,6 +584,18 @@ export class Kvm implements KvmLike, HostFile {
       reprotect?.call(this.dev.arch, this, slot, w * 32, mask);
     }
     if (flush) this.flushRemoteTlbs();
+  }
+
+  /** The argument checks of kvm_clear_dirty_log_protect(), before the user bitmap is copied. */
+  private checkClearDirtyLog(slotArg: number, firstPage: number, numPages: number): KvmMemorySlot {
+    const name = "KVM_CLEAR_DIRTY_LOG";
+    this.checkAlive(name);
+    const slot = this.dirtyLogSlot(slotArg >>> 0, name);
+    if (firstPage % 64 !== 0) throw new KvmError(EINVAL, name, `first_page ${firstPage} not a multiple of 64`);
+    if (firstPage > slot.npages || numPages > slot.npages - firstPage || (numPages < slot.npages - firstPage && numPages % 64 !== 0)) {
+      throw new KvmError(EINVAL, name, `pages ${firstPage}+${numPages} of ${slot.npages}`);
+    }
+    return slot;
   }
 
   /** KVM_RESET_DIRTY_RINGS: recycle harvested entries of every vCPU; returns how many. */
@@ -732,9 +739,10 @@ export class Kvm implements KvmLike, HostFile {
       }
       case K.KVM_CLEAR_DIRTY_LOG: {
         const log = copyIn(mm, S.kvm_clear_dirty_log, arg, "KVM_CLEAR_DIRTY_LOG");
-        this.dirtyLogSlot(log.slot, "KVM_CLEAR_DIRTY_LOG");
         const first = Number(log.first_page);
         const n = log.num_pages;
+        // Validate before copying: the bitmap's size comes from userspace.
+        this.checkClearDirtyLog(log.slot, first, n);
         const user = copyInBytes(mm, Number(log.dirty_bitmap), Math.ceil(n / 64) * 8, "KVM_CLEAR_DIRTY_LOG");
         this.clearDirtyLog(log.slot, first, n, user);
         return 0;

@@ -116,6 +116,9 @@ const ROWS: Row[] = [
   { rule: "kvm_vcpu_ioctl(KVM_SET_SIGNAL_MASK): len != sizeof(sigset_t)", level: "vcpu", request: K.KVM_SET_SIGNAL_MASK, errno: EINVAL, arg: (c) => put(c, S.kvm_signal_mask, { len: 128 }) },
   { rule: "kvm_vcpu_ioctl(KVM_SET_SIGNAL_MASK): sigset copy fails", level: "vcpu", request: K.KVM_SET_SIGNAL_MASK, errno: EFAULT, arg: (c) => { c.proc.mm.writeU32(c.scratch + 4092, 8); return c.scratch + 4092; } },
   { rule: "kvm_vcpu_ioctl(KVM_SET_SIGNAL_MASK): NULL clears the mask", level: "vcpu", request: K.KVM_SET_SIGNAL_MASK, errno: 0, arg: () => 0 },
+  { rule: "x86.c msr_io: KVM_GET_MSRS nmsrs >= MAX_IO_MSRS", level: "vcpu", request: K.KVM_GET_MSRS, errno: E2BIG, arg: (c) => put(c, S.kvm_msrs, { nmsrs: 256 }) },
+  { rule: "x86.c msr_io: KVM_SET_MSRS entries past the mapping", level: "vcpu", request: K.KVM_SET_MSRS, errno: EFAULT, arg: (c) => { c.proc.mm.writeU32(c.scratch + 4088, 2); return c.scratch + 4088; } },
+  { rule: "x86.c KVM_SET_CPUID2: nent > KVM_MAX_CPUID_ENTRIES", level: "vcpu", request: K.KVM_SET_CPUID2, errno: E2BIG, arg: (c) => put(c, S.kvm_cpuid2, { nent: 257 }) },
   { rule: "KVM_SET_SIGNAL_MASK: a signal blocked by the vCPU mask does not interrupt KVM_RUN", level: "vcpu", request: K.KVM_RUN, errno: 0, arg: (c) => {
     c.proc.mm.copyToUser(c.scratch, Uint8Array.of(8, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0)); // len 8, SIGUSR1 (bit 9)
     c.vcpu.ioctl(K.KVM_SET_SIGNAL_MASK, c.scratch);
@@ -137,6 +140,7 @@ const ROWS: Row[] = [
   { rule: "kvm_clear_dirty_log_protect: num_pages not a multiple of 64 and not reaching the end", level: "vm", request: K.KVM_CLEAR_DIRTY_LOG, errno: EINVAL, arg: (c) => logged(c, { first_page: 0n, num_pages: 10 }) },
   { rule: "kvm_clear_dirty_log_protect: range beyond the slot", level: "vm", request: K.KVM_CLEAR_DIRTY_LOG, errno: EINVAL, arg: (c) => logged(c, { first_page: 64n, num_pages: 64 }) },
   { rule: "kvm_clear_dirty_log_protect: num_pages reaching the slot end need not be a multiple of 64", level: "vm", request: K.KVM_CLEAR_DIRTY_LOG, errno: 0, arg: (c) => logged(c, { first_page: 0n, num_pages: 16 }) },
+  { rule: "kvm_clear_dirty_log_protect: a huge num_pages is refused before any copy", level: "vm", request: K.KVM_CLEAR_DIRTY_LOG, errno: EINVAL, arg: (c) => logged(c, { first_page: 0n, num_pages: 0xffffffc0, dirty_bitmap: BigInt(UNMAPPED) }) },
   { rule: "kvm_clear_dirty_log_protect: user bitmap copy fails", level: "vm", request: K.KVM_CLEAR_DIRTY_LOG, errno: EFAULT, arg: (c) => logged(c, { first_page: 0n, num_pages: 16, dirty_bitmap: BigInt(UNMAPPED) }) },
   { rule: "kvm_get_dirty_log_protect: dirty ring in use (ENXIO)", level: "vm", request: K.KVM_GET_DIRTY_LOG, errno: ENXIO, noVcpu: true, arg: (c) => {
     c.kvm.enableCap({ cap: K.KVM_CAP_DIRTY_LOG_RING, args: [4096n] });
