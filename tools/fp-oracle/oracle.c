@@ -10,7 +10,7 @@
  * "?" for an unknown op.
  *
  * "exec <mxcsr> <instruction bytes> <xmm0> <xmm1> <xmm2> <eax> <edx>" runs one instruction (any
- * encoding using those registers) and prints "<xmm0> <xmm1> <xmm2> <ecx> <eflags>"; 128-bit
+ * encoding using those registers) and prints "<xmm0> <xmm1> <xmm2> <ecx> <eflags> <mxcsr>"; 128-bit
  * values are written as 32 hex digits, most significant first.
  *
  * "x87img <cw> <ops> <k> <f80>..." loads k values, optionally runs FADD ST(1) (ops&1), FFREE ST(2)
@@ -257,7 +257,7 @@ static void exec_one(char *p) {
   char *bytes = tok(&p);
   x128 x0, x1, x2;
   rd128(&p, &x0); rd128(&p, &x1); rd128(&p, &x2);
-  uint32_t eax = (uint32_t)hx(&p), edx = (uint32_t)hx(&p), ecx = 0;
+  uint32_t eax = (uint32_t)hx(&p), edx = (uint32_t)hx(&p), ecx = 0, mo = 0;
   uint64_t fl = 0;
   if (!codebuf) {
     codebuf = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -274,13 +274,13 @@ static void exec_one(char *p) {
     "pushq $0\n\tpopfq\n\t"
     "call *%[fn]\n\t"
     "pushfq\n\tpopq %[fl]\n\tmovl %%ecx, %[ecx]\n\t"
-    "movdqu %%xmm0, %[x0]\n\tmovdqu %%xmm1, %[x1]\n\tmovdqu %%xmm2, %[x2]"
-    : [x0] "+m"(x0), [x1] "+m"(x1), [x2] "+m"(x2), [fl] "=m"(fl), [ecx] "=m"(ecx)
+    "movdqu %%xmm0, %[x0]\n\tmovdqu %%xmm1, %[x1]\n\tmovdqu %%xmm2, %[x2]\n\tstmxcsr %[mo]"
+    : [x0] "+m"(x0), [x1] "+m"(x1), [x2] "+m"(x2), [fl] "=m"(fl), [ecx] "=m"(ecx), [mo] "=m"(mo)
     : [mx] "m"(mx), [eax] "m"(eax), [edx] "m"(edx), [fn] "r"(fn)
     : "rax", "rcx", "rdx", "xmm0", "xmm1", "xmm2", "cc", "memory");
-  printf("%016llx%016llx %016llx%016llx %016llx%016llx %08x %03llx\n",
+  printf("%016llx%016llx %016llx%016llx %016llx%016llx %08x %03llx %08x\n",
     (unsigned long long)x0.hi, (unsigned long long)x0.lo, (unsigned long long)x1.hi, (unsigned long long)x1.lo,
-    (unsigned long long)x2.hi, (unsigned long long)x2.lo, ecx, (unsigned long long)(fl & 0x8d5));
+    (unsigned long long)x2.hi, (unsigned long long)x2.lo, ecx, (unsigned long long)(fl & 0x8d5), mo);
 }
 
 

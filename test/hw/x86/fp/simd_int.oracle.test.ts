@@ -125,7 +125,7 @@ test("SSE integer, shuffle and string operations match the host CPU", { skip: sk
       models.push(() => {
         pre(regs);
         const o = op.model(imm, eax | 0, edx | 0);
-        return `${regHex(0)} ${regHex(1)} ${regHex(2)} ${hex(o.ecx ?? 0, 8)} ${hex(o.flags ?? 0, 3)}`;
+        return `${regHex(0)} ${regHex(1)} ${regHex(2)} ${hex(o.ecx ?? 0, 8)} ${hex(o.flags ?? 0, 3)} 00001f80`;
       });
     }
   }
