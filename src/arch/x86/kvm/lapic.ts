@@ -851,7 +851,8 @@ export class KvmLapic implements KvmIoDevice {
         this.sendIpi(APIC_DEST_SELF << 18 | (val & 0xff), 0);
         return true;
       default:
-        if (!x2) this.apicError(APIC_ESR_ILLEGAL_REGISTER);
+        // Read-only registers ignore writes; an address that is no register at all is an error.
+        if (!x2 && !this.regRead(reg, 4, this.msrScratch) && reg !== APIC_RRR) this.apicError(APIC_ESR_ILLEGAL_REGISTER);
         return false;
     }
   }

@@ -325,3 +325,16 @@ test("KVM_GET/SET_LAPIC: a copy of the register page restores IRR/ISR/TPR and a 
     assert.equal(apic.nextDeadlineNs(), 2_000_000);
   }
 });
+
+test("ESR illegal register address: a reserved offset is an error, a read-only register is not", () => {
+  const vm = makeVm();
+  const a = vm.apics[0];
+  apicEnable(a);
+  apicWrite(a, LVR, 0x12345678);
+  apicWrite(a, ESR, 0);
+  assert.equal(apicRead(a, ESR), 0);
+  assert.equal(apicRead(a, LVR), 0x01050014, "read-only");
+  apicWrite(a, 0x40, 1); // reserved
+  apicWrite(a, ESR, 0);
+  assert.equal(apicRead(a, ESR), 0x80);
+});
