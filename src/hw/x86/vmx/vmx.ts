@@ -30,7 +30,7 @@ import {
   VMCS_REVISION_ID, VMCS_FIELD_WIDTH_U16, VMCS_FIELD_WIDTH_U32, VMCS_FIELD_WIDTH_U64, VMCS_FIELD_TYPE_EXIT_INFO,
   VMCS_FIELD_ACCESS_HIGH, VM_INSTRUCTION_ERROR, VM_EXIT_REASON, EXIT_QUALIFICATION, VM_EXIT_INTR_INFO,
   VM_EXIT_INTR_ERROR_CODE, IDT_VECTORING_INFO_FIELD, IDT_VECTORING_ERROR_CODE, VM_EXIT_INSTRUCTION_LEN,
-  VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE, VM_ENTRY_INSTRUCTION_LEN, GUEST_RFLAGS,
+  VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE, VM_ENTRY_INSTRUCTION_LEN, GUEST_RFLAGS, GUEST_PDPTR0,
   VM_EXIT_CONTROLS, VM_ENTRY_MSR_LOAD_COUNT, VM_ENTRY_MSR_LOAD_ADDR, VM_EXIT_MSR_STORE_COUNT,
   VM_EXIT_MSR_STORE_ADDR, VM_EXIT_MSR_LOAD_COUNT, VM_EXIT_MSR_LOAD_ADDR, EPT_POINTER, VIRTUAL_PROCESSOR_ID,
   VMX_PREEMPTION_TIMER_VALUE, PIN_BASED_VM_EXEC_CONTROL, VM_EXIT_ACK_INTR_ON_EXIT, VM_EXIT_SAVE_VMX_PREEMPTION_TIMER, PIN_BASED_VMX_PREEMPTION_TIMER,
@@ -439,6 +439,7 @@ export class VmxRoot {
     const exitCtl = v.r32(VM_EXIT_CONTROLS);
     if (nr.timerActive && (exitCtl & VM_EXIT_SAVE_VMX_PREEMPTION_TIMER)) v.w32(VMX_PREEMPTION_TIMER_VALUE, nr.timerRemaining());
     saveGuestState(v, st, atBoundary ? st.rip : cpu.curRip, cpu.getRflags(), cpu, this.tmp);
+    if (nr.eptEnabled && (st.cr0 & 0x80000000) && (st.cr4 & 0x20) && !(st.efer & 0x400)) this.savePdptes();
     const nStore = v.r32(VM_EXIT_MSR_STORE_COUNT);
     if (nStore !== 0 && !storeMsrArea(this.physmem, v.rNum(VM_EXIT_MSR_STORE_ADDR), nStore, this.readMsrFn, this.tmp)) {
       throw new Error("VMX abort: VM-exit MSR-store failed (SDM 28.7)");
@@ -455,6 +456,19 @@ export class VmxRoot {
     // recomputing its mode caches would flush the TLB twice per exit (guest -> host -> guest
     // paging modes). The next VM entry refreshes them from the guest state it loads.
     throw VMEXIT;
+  }
+
+  /**
+   * SDM 28.3.4: with EPT and PAE paging the PDPTEs are saved. This core reads PDPTEs from guest
+   * memory on each walk (paging.ts), so the values saved are the ones at CR3 now.
+   */
+  private savePdptes(): void {
+    const v = this.vmcs, pm = this.physmem;
+    const base = (this.cpu.state.cr3 >>> 0) & ~0x1f;
+    for (let i = 0; i < 4; i++) {
+      const hpa = this.ept.translate(base + 8 * i, 1, false, false);
+      if (hpa >= 0) v.w64(GUEST_PDPTR0 + 2 * i, pm.read32(hpa), pm.read32(hpa + 4));
+    }
   }
 
   /** TSC in preemption-timer ticks (SDM 26.5.1: the timer counts down at TSC >> IA32_VMX_MISC[4:0]). */

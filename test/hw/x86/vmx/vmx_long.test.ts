@@ -60,3 +60,29 @@ test("64-bit guest: RIP and RFLAGS round-trip; CPUID exit at a 64-bit RIP", () =
   assert.equal(m.r(F.GUEST_RFLAGS), 0x246);
   assert.equal(m.r(F.GUEST_CS_AR_BYTES), 0xa09b);
 });
+
+test("PAE guest with EPT: the PDPTEs at CR3 are saved on exit", () => {
+  const m = new Machine();
+  m.setup();
+  m.poke(0x3000, [0x01, 0x40, 0, 0, 0, 0, 0, 0, 0x01, 0x50, 0, 0, 0, 0, 0, 0]); // PDPTE0 -> 0x4000, PDPTE1 -> 0x5000
+  m.poke(0x4000, [0x83, 0, 0, 0, 0, 0, 0, 0]);                                 // PDE0: 2 MiB at 0
+  m.poke(0x1000, [0x0f, 0xa2]);
+  m.w(F.GUEST_CR0, 0x80000031);
+  m.w(F.GUEST_CR3, 0x3000);
+  m.w(F.GUEST_CR4, 0x2020);
+  for (let s = 0; s < 6; s++) {
+    m.w(F.GUEST_SEG_SELECTOR_BASE + 2 * s, s === 1 ? 8 : 0x10);
+    m.w(F.GUEST_SEG_LIMIT_BASE + 2 * s, 0xffffffff);
+    m.w(F.GUEST_SEG_AR_BASE + 2 * s, s === 1 ? 0xc09b : 0xc093);
+  }
+  m.vmx.vmlaunch();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_CPUID);
+  assert.equal(m.r(F.GUEST_PDPTR0), 0x4001);
+  assert.equal(m.r(F.GUEST_PDPTR1), 0x5001);
+  assert.equal(m.r(F.GUEST_PDPTR2), 0);
+  // A reserved bit in a present PDPTE field fails the next entry (qualification ENTRY_FAIL_PDPTE).
+  m.vmx.vmwrite64(F.GUEST_PDPTR2, 0x6003, 0);
+  m.vmx.vmresume();
+  assert.equal(m.r(F.VM_EXIT_REASON), (33 | 0x80000000) >>> 0);
+  assert.equal(m.r(F.EXIT_QUALIFICATION), F.ENTRY_FAIL_PDPTE);
+});
