@@ -11,16 +11,18 @@ const CTRL_A = 0x01;
 
 export class SerialSink {
   private buf: number[] = [];
+  /** stdout went away (EPIPE): the guest's output has nowhere to go. */
+  closed = false;
   constructor(private readonly target: string) {
     if (target.startsWith("file:")) writeFileSync(target.slice(5), "");
   }
   push(b: number): void {
-    if (this.target === "none" || this.target === "null") return;
+    if (this.target === "none" || this.target === "null" || this.closed) return;
     this.buf.push(b);
     if (this.buf.length >= 4096) this.flush();
   }
   flush(): void {
-    if (!this.buf.length) return;
+    if (!this.buf.length || this.closed) return;
     const bytes = Uint8Array.from(this.buf);
     this.buf = [];
     if (this.target.startsWith("file:")) appendFileSync(this.target.slice(5), bytes);

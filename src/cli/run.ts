@@ -68,6 +68,12 @@ export async function runVm(o: RunOptions, extras: RunExtras = {}): Promise<numb
     onReset: (_m, why) => host.warn(`${why}: rebooting`),
     onExit: extras.stat ? (reason) => { const n = KVM_EXIT_NAMES[reason] ?? String(reason); exitCounts.set(n, (exitCounts.get(n) ?? 0) + 1); } : undefined,
   });
+  // A closed stdout (e.g. `| head`) ends the VM the way SIGPIPE ends QEMU, without a stack trace.
+  const onStdoutError = (e: NodeJS.ErrnoException) => {
+    serial.closed = true;
+    runner.quit(`stdout: ${e.code ?? e.message}`);
+  };
+  process.stdout.on("error", onStdoutError);
   const monitor = new Monitor(runner, icedDisassembler);
   const con = new Console(() => runner, () => monitor, o.monitor, o.serial === "stdio");
   con.start();
@@ -82,6 +88,7 @@ export async function runVm(o: RunOptions, extras: RunExtras = {}): Promise<numb
     if (timer) clearInterval(timer);
     con.stop();
     serial.flush();
+    process.stdout.off("error", onStdoutError);
     unsubscribe?.();
     if (trace) await new Promise<void>((r) => trace!.end(r));
   }
