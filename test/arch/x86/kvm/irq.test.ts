@@ -83,3 +83,52 @@ test("tracepoints: kvm_set_irq, kvm_pic_set_irq, kvm_ioapic_set_irq, kvm_apic, k
   assert.deepEqual(events[0], ["kvm_apic", { rw: 1, reg: "APIC_SPIV", val: 0x1ff }]);
   assert.equal(events[1][0], "kvm_apic");
 });
+
+test("random guest programming of every irqchip register never throws and keeps registers in range", () => {
+  const vm = makeVm(2, true);
+  let seed = 0x12345678;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const ports = [0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1, 0x40, 0x41, 0x42, 0x43, 0x61];
+  const out = new Uint32Array(2);
+  for (let i = 0; i < 3000; i++) {
+    switch (rnd(6)) {
+      case 0:
+        vm.bus.outb(ports[rnd(ports.length)], rnd(256));
+        break;
+      case 1:
+        vm.bus.inb(ports[rnd(ports.length)]);
+        break;
+      case 2:
+        vm.bus.writel(0xfec00000 + 16 * rnd(5), (rnd(0x10000) << 16) | rnd(0x10000));
+        break;
+      case 3: {
+        const a = vm.apics[rnd(2)];
+        if (a.x2apicMode()) a.x2apicMsrWrite(0x800 + rnd(0x40), rnd(0x10000) | (rnd(0x10000) << 16), rnd(2));
+        else apicWrite(a, 16 * rnd(0x40), (rnd(0x10000) << 16) | rnd(0x10000));
+        a.x2apicMsrRead(0x800 + rnd(0x40), out);
+        break;
+      }
+      case 4:
+        vm.irq.irqLine(rnd(26), rnd(2), true);
+        break;
+      default:
+        vm.clock.advance(rnd(2_000_000));
+        for (const v of [{ vcpuIdx: 0 }, { vcpuIdx: 1 }]) {
+          vm.irq.pollTimers(v, vm.clock.t);
+          if (vm.irq.hasInjectableIntr(v)) vm.irq.getInterrupt(v);
+          vm.apics[v.vcpuIdx].acceptEvents(0);
+        }
+    }
+  }
+  for (const chip of [0, 1] as const) {
+    const s = vm.irq.getIrqchip(chip);
+    if ("pic" in s) for (const v of Object.values(s.pic)) assert.ok(v >= 0 && v <= 0xff);
+  }
+  for (const a of vm.apics) {
+    const v = a.hasInterrupt();
+    assert.ok(v === -1 || (v >= 16 && v <= 255));
+  }
+});
