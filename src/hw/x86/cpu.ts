@@ -91,6 +91,13 @@ export class X86Cpu {
   /** Per segment: 1 readable, 2 writable. */
   readonly segRW = new Uint8Array(8);
 
+  // ---- remembered code page for fetch (fetchDecode) ----
+  fLo = NaN;
+  fKey = 0;
+  fCi = 0;
+  /** CS limit for the fetch check outside 64-bit mode. */
+  csLim = 0xffff;
+
   // ---- the decoded instruction (packed words, see decode.ts) ----
   w0 = 0; w1 = 0; w2 = 0; w3 = 0; w4 = 0; w5 = 0;
   /** RIP of the current instruction's first byte. */
@@ -233,6 +240,7 @@ export class X86Cpu {
     else this.pgMode = st.cr4 & CR4_PAE ? 2 : 1;
     this.canon = this.pgMode === 4 ? 0x100000000000000 : 0x800000000000;
     for (let s = 0; s < 8; s++) this.segCache(s);
+    this.fLo = NaN;
     this.setCpl(!this.pe ? 0 : this.v86 ? 3 : (st.segAr[2] >>> 5) & 3);
     if (oldPg !== this.pgMode) this.tlbFlushAll();
     this.modeFlagsChanged();
@@ -241,6 +249,7 @@ export class X86Cpu {
   /** Recompute the address-formation cache of one segment register (after a load). */
   segCache(s: number): void {
     const st = this.state;
+    if (s === 1) { this.fLo = NaN; this.csLim = st.segLimit[1]; }
     const ar = st.segAr[s];
     if (this.m64) {
       this.effBase[s] = s >= 4 ? st.segBase[s] : 0;
@@ -264,6 +273,7 @@ export class X86Cpu {
 
   setCpl(cpl: number): void {
     this.cpl = cpl;
+    this.fLo = NaN;
     const t = cpl === 3 ? this.tlbUser : this.tlbSup;
     this.tR = t.tagR; this.tW = t.tagW; this.tX = t.tagX; this.tM8 = t.mem8; this.tM32 = t.mem32; this.tOff = t.off; this.tPfn = t.pfn;
   }
@@ -366,39 +376,62 @@ export class X86Cpu {
     }
   }
 
-  /** Fetch and decode the instruction at RIP (through the decoded-instruction cache) and advance RIP past it. */
+  /**
+   * Fetch and decode the instruction at RIP (through the decoded-instruction cache) and advance
+   * RIP past it. The code page of the last fetch is remembered as a RIP range (fLo..fLo+4095)
+   * with its cache key base, so straight-line code skips the TLB lookup entirely; the range is
+   * dropped on every TLB flush, CPL or mode change (invalidateFetch).
+   */
   fetchDecode(): void {
     const st = this.state;
     const rip = st.rip;
     this.curRip = rip;
-    let la: number;
-    if (this.m64) la = rip;
-    else {
-      la = (rip + this.effBase[1]) >>> 0;
+    const off = rip - this.fLo;
+    if (off >= 0 && off < 4096) {
+      const ci = this.fCi | off;
+      const key = this.fKey + off * 8;
+      if (this.dcTag[ci] === key) {
+        const b = ci * DC_W, w = this.dcW;
+        this.w0 = w[b]; this.w1 = w[b + 1]; this.w2 = w[b + 2]; this.w3 = w[b + 3]; this.w4 = w[b + 4]; this.w5 = w[b + 5];
+      } else {
+        decode(this, this.m64 ? rip : (rip + this.effBase[1]) >>> 0, (this.fKey - this.dmode) / 8 + off, ci, key);
+      }
+    } else {
+      this.fetchMiss(rip);
     }
+    const len = (this.w0 >>> 11) & 15;
+    if (this.m64) st.rip = rip + len;
+    else {
+      if (rip + len - 1 > this.csLim) this.raise(GP_VECTOR, 0);
+      st.rip = this.csz === 2 ? (rip + len) >>> 0 : (rip + len) & 0xffff;
+    }
+  }
+
+  /** Fetch from a page other than the remembered one: translate, remember it, decode. */
+  private fetchMiss(rip: number): void {
+    const la = this.m64 ? rip : (rip + this.effBase[1]) >>> 0;
     const vpn = Math.floor(la / 4096);
     const i = vpn & 4095;
     let hpa: number;
     if (this.tX[i] === vpn) hpa = this.tPfn[i] * 4096 + (la & 4095);
     else hpa = fetchTranslate(this, la);
-    if (hpa >= 0) {
-      const key = hpa * 8 + this.dmode;
-      const ci = hpa & DC_MASK;
-      if (this.dcTag[ci] === key) {
-        const b = ci * DC_W, w = this.dcW;
-        this.w0 = w[b]; this.w1 = w[b + 1]; this.w2 = w[b + 2]; this.w3 = w[b + 3]; this.w4 = w[b + 4]; this.w5 = w[b + 5];
-      } else {
-        decode(this, la, hpa, ci, key);
-      }
-    } else {
-      decode(this, la, -1, 0, 0);
-    }
-    const len = (this.w0 >>> 11) & 15;
-    if (this.m64) st.rip = rip + len;
-    else {
-      if (rip + len - 1 > this.segHi[1]) this.raise(GP_VECTOR, 0);
-      st.rip = this.csz === 2 ? (rip + len) >>> 0 : (rip + len) & 0xffff;
-    }
+    if (hpa < 0) { this.fLo = NaN; decode(this, la, -1, 0, 0); return; }
+    const off = la & 4095;
+    const base = hpa - off;
+    // Remember the page only when its RIP range does not wrap around the segment/address space.
+    this.fLo = this.m64 || la - off + 4096 <= 4294967296 ? rip - off : NaN;
+    this.fKey = base * 8 + this.dmode;
+    this.fCi = base & DC_MASK;
+    const ci = this.fCi | off, key = this.fKey + off * 8;
+    if (this.dcTag[ci] === key) {
+      const b = ci * DC_W, w = this.dcW;
+      this.w0 = w[b]; this.w1 = w[b + 1]; this.w2 = w[b + 2]; this.w3 = w[b + 3]; this.w4 = w[b + 4]; this.w5 = w[b + 5];
+    } else decode(this, la, hpa, ci, key);
+  }
+
+  /** Forget the remembered code page (TLB flush, CPL/mode/CS change). */
+  invalidateFetch(): void {
+    this.fLo = NaN;
   }
 
   /** One instruction with the careful checks: instruction breakpoints, single-step, RF, interrupt shadows. */
@@ -481,11 +514,11 @@ export class X86Cpu {
   }
 
   // ---- TLB maintenance (mmu.ts holds the arrays' layout) ----
-  tlbFlushAll(): void { tlbFlushAllSets(this); }
-  tlbFlushNonGlobal(): void { tlbFlushNonGlobalSets(this); }
-  tlbFlushPage(linearAddr: number): void { tlbFlushPageSets(this, linearAddr); }
+  tlbFlushAll(): void { tlbFlushAllSets(this); this.fLo = NaN; }
+  tlbFlushNonGlobal(): void { tlbFlushNonGlobalSets(this); this.fLo = NaN; }
+  tlbFlushPage(linearAddr: number): void { tlbFlushPageSets(this, linearAddr); this.fLo = NaN; }
   /** PCIDs are not tagged in the software TLB, so a PCID flush drops every non-global entry (a superset, which the SDM allows). */
-  tlbFlushPcid(_pcid: number): void { tlbFlushNonGlobalSets(this); }
+  tlbFlushPcid(_pcid: number): void { tlbFlushNonGlobalSets(this); this.fLo = NaN; }
 
   /** Drop cached decoded instructions of one host frame (also for writes made by DMA or the VMM). */
   invalidateCode(pfn: number): void {
