@@ -69,6 +69,8 @@ X87_UN(x_fcos, "fcos")
 X87_UN(x_f2xm1, "f2xm1")
 X87_UN(x_fchs, "fchs")
 X87_UN(x_fabs, "fabs")
+X87_UN(x_fxam, "fxam")
+X87_UN(x_ftst, "ftst")
 
 /* Two results: st0 and st1 after the instruction. */
 #define X87_UN2(name, insn) \
@@ -135,6 +137,15 @@ X87U_BIN(u_fmul, "fmul %%st(1), %%st")
 X87U_BIN(u_fdiv, "fdiv %%st(1), %%st")
 X87U_BIN(u_fsqrt, "fsqrt")
 X87U_BIN(u_fscale, "fscale")
+
+
+/* Constants, FXAM (also on an empty ST(0)) and FTST: status word after the instruction. */
+#define X87_K(name, insn) \
+  static void name(uint16_t cw, f80 *r, uint16_t *sw) { \
+    __asm__ volatile(X87_PRE insn "\n\tfnstsw %[sw]\n\tfstpt %[r]" : [r] "=m"(*r), [sw] "=m"(*sw) : [cw] "m"(cw)); }
+X87_K(k_fld1, "fld1") X87_K(k_fldl2t, "fldl2t") X87_K(k_fldl2e, "fldl2e") X87_K(k_fldpi, "fldpi")
+X87_K(k_fldlg2, "fldlg2") X87_K(k_fldln2, "fldln2") X87_K(k_fldz, "fldz")
+static void x_fxam_empty(uint16_t cw, uint16_t *sw) { __asm__ volatile(X87_PRE "fxam\n\tfnstsw %[sw]" : [sw] "=m"(*sw) : [cw] "m"(cw)); }
 
 /* ---- SSE: scalar ops on xmm0 (first operand) and a memory second operand ---- */
 #define SSE_BIN(name, insn, mov, T) \
@@ -338,6 +349,11 @@ static void run(char *line) {
   UN("fsqrt", x_fsqrt) UN("frndint", x_frndint) UN("fsin", x_fsin) UN("fcos", x_fcos)
   UN("f2xm1", x_f2xm1) UN("fchs", x_fchs) UN("fabs", x_fabs)
 #define UN2(nm, fn) if (eq(op, nm)) { rd80(&p, &a); fn(cw, &a, &r, &r1, &sw); pr80(&r); pr80(&r1); printf("%04x\n", sw); return; }
+  UN("fxam", x_fxam) UN("ftst", x_ftst)
+  if (eq(op, "fxamempty")) { x_fxam_empty(cw, &sw); printf("%04x\n", sw); return; }
+#define KK(nm, fn) if (eq(op, nm)) { fn(cw, &r, &sw); pr80(&r); printf("%04x\n", sw); return; }
+  KK("fld1", k_fld1) KK("fldl2t", k_fldl2t) KK("fldl2e", k_fldl2e) KK("fldpi", k_fldpi)
+  KK("fldlg2", k_fldlg2) KK("fldln2", k_fldln2) KK("fldz", k_fldz)
   UN2("fxtract", x_fxtract) UN2("fsincos", x_fsincos) UN2("fptan", x_fptan)
 #define CMP(nm, fn) if (eq(op, nm)) { rd80(&p, &a); rd80(&p, &b); fn(cw, &a, &b, &sw); printf("%04x\n", sw); return; }
   CMP("fcom", x_fcom) CMP("fucom", x_fucom)

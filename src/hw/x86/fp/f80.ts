@@ -685,3 +685,29 @@ function bcdIndefinite(env: FpEnv, res: Packed): void {
 }
 
 export { FMT_F80, FMT_F64, FMT_F32 };
+
+// ---------------------------------------------------------------------------------------------
+// FXAM / FTST / FCHS / FABS
+
+/**
+ * FXAM classification as C3 C2 C0 in status-word positions (SDM Vol.2 FXAM table), with C1 =
+ * sign. `empty` is the tag of ST(0) being empty.
+ */
+export function f80Examine(se: number, hi: number, lo: number, empty: boolean): number {
+  const c1 = se & 0x8000 ? 0x0200 : 0;
+  if (empty) return c1 | 0x4100;
+  unpackF80(se, hi, lo, A);
+  switch (A.cls) {
+    case CLS_UNSUPPORTED: return c1;
+    case CLS_QNAN:
+    case CLS_SNAN: return c1 | 0x0100;
+    case CLS_INF: return c1 | 0x0500;
+    case CLS_ZERO: return c1 | 0x4000;
+    default: return c1 | (A.den ? 0x4400 : 0x0400);
+  }
+}
+
+/** FTST: compare with +0.0 (any NaN or unsupported operand raises IE). Returns CMP_*. */
+export function f80Test(env: FpEnv, se: number, hi: number, lo: number): number {
+  return f80Compare(env, se, hi, lo, 0, 0, 0, false);
+}

@@ -509,3 +509,36 @@ export function f80Yl2xp1(env: FpEnv, res: Packed, seY: number, hiY: number, loY
   wMul(S, Y, C);
   finish(env, C, res);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Constants (FLD1, FLDL2T, FLDL2E, FLDPI, FLDLG2, FLDLN2, FLDZ): SDM Vol.2 FLD1/FLDL2T/…, rounded
+// per CW.RC from the internal extended-precision values (since the 80387).
+
+export const CONST_ONE = 0;
+export const CONST_L2T = 1;
+export const CONST_L2E = 2;
+export const CONST_PI = 3;
+export const CONST_LG2 = 4;
+export const CONST_LN2 = 5;
+export const CONST_ZERO = 6;
+
+const CONSTS: Unpacked[] = [];
+{
+  const l2t = new Unpacked();
+  log2Kernel(INT[10]!, l2t);
+  const lg2 = new Unpacked();
+  wDiv(ONE, l2t, lg2);
+  CONSTS.push(ONE, l2t, LOG2E, PI, lg2, LN2, new Unpacked());
+}
+const K = new Unpacked();
+const constEnv = new FpEnv();
+
+/** FLD1 … FLDZ: the constant rounded to 64 bits in rounding mode rc; no exception is raised. */
+export function f80LoadConst(res: Packed, which: number, rc: number): void {
+  const c = CONSTS[which];
+  if (c === undefined) throw new RangeError(`f80LoadConst: no constant ${which}`);
+  if (c.cls === CLS_ZERO) return packZero(0, FMT_F80, res);
+  K.copyFrom(c);
+  constEnv.reset(rc, 0x3f);
+  roundPack(K, FMT_F80, 64, constEnv, res);
+}

@@ -5,8 +5,9 @@ import { FpEnv, Packed } from "../../../../src/hw/x86/fp/softfloat.js";
 import {
   f80Add, f80Sub, f80Mul, f80Div, f80Sqrt, f80RoundInt, f80Scale, f80Xtract, f80Prem, premStatus, f80Compare,
   x87CompareCodes, eflagsCompare, f80ToInt, intToF80, f32ToF80, f64ToF80, f80ToF32, f80ToF64, bcdToF80, f80ToBcd,
-  setX87Control, x87ResultDelivered,
+  setX87Control, x87ResultDelivered, f80Examine, f80Test,
 } from "../../../../src/hw/x86/fp/f80.js";
+import { f80LoadConst } from "../../../../src/hw/x86/fp/f80_trans.js";
 import { oracleSkipReason, runOracle, rng, hex, diffLines } from "./oracle.node.js";
 import { genF80, genF80Near, genF32, genF64, type F80 } from "./operands.js";
 
@@ -238,4 +239,21 @@ test("x87 unmasked exceptions: no store on IE/DE/ZE, bias-adjusted results on OE
     });
   }
   check("unmasked", cases, 0x82bf);
+});
+
+test("x87 FLD constants (all rounding modes), FXAM and FTST match the host CPU", { skip: skip ?? false }, () => {
+  const cases: Case[] = [];
+  const names = ["fld1", "fldl2t", "fldl2e", "fldpi", "fldlg2", "fldln2", "fldz"];
+  for (let rc = 0; rc < 4; rc++) {
+    const cw = 0x037f | (rc << 10);
+    names.forEach((n, k) => cases.push({ input: `${n} ${hex(cw, 4)}`, ours: () => { f80LoadConst(res, k, rc); return `${pk(res)} 0000`; } }));
+  }
+  cases.push({ input: "fxamempty 037f", ours: () => hex(f80Examine(0, 0, 0, true) & ~0x200, 4) });
+  const r = rng(0xa100);
+  for (let i = 0; i < 400; i++) {
+    const a = genF80(r);
+    cases.push({ input: `fxam 037f ${f80s(a)}`, ours: () => `${f80s(a)} ${hex(f80Examine(a[0], a[1], a[2], false), 4)}` });
+    cases.push({ input: `ftst 037f ${f80s(a)}`, ours: () => { setX87Control(env, 0x037f); const c = f80Test(env, a[0], a[1], a[2]); return `${f80s(a)} ${hex(env.flags | x87CompareCodes(c), 4)}`; } });
+  }
+  check("constants/fxam/ftst", cases, 0x473f);
 });
