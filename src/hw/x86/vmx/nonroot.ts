@@ -79,6 +79,8 @@ export class NonRoot implements VmxNonRoot {
   mtfPending = false;
   /** The event being injected at VM entry is not subject to the exception bitmap (SDM 27.6). */
   injecting = false;
+  /** Pending debug exceptions being delivered at VM entry (DR6-format bits), else 0. */
+  pendingDebug = 0;
   timerActive = false;
   private timerDeadline = 0;
 
@@ -327,6 +329,12 @@ export class NonRoot implements VmxNonRoot {
   /** Exception bitmap; for #PF the error-code mask/match rule (SDM 25.6.3). */
   exception(vector: number, errorCode: number, extra: number, insnLen: number): void {
     if (this.injecting) { this.injecting = false; return; }
+    if (vector === 1 && this.pendingDebug !== 0) {
+      extra = this.pendingDebug;
+      this.pendingDebug = 0;
+      // Delivered to the guest unless the bitmap says exit: DR6 gets the pending bits (the core ORs in `extra` = 0 next).
+      if (!((this.excBitmap >>> 1) & 1)) { this.cpu.state.dr[6] = (this.cpu.state.dr[6] | extra) >>> 0; return; }
+    }
     let exit = ((this.excBitmap >>> vector) & 1) !== 0;
     if (vector === PF_VECTOR) exit = exit === (((errorCode & this.pfMask) >>> 0) === (this.pfMatch >>> 0));
     if (!exit) return;

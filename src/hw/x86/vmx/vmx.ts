@@ -23,14 +23,15 @@
  */
 import type { PhysMem } from "../../physmem.js";
 import type { X86State } from "../state.js";
-import { ActivityState } from "../state.js";
+import { ActivityState, INTR_BLOCKING_MOV_SS } from "../state.js";
 import { VMEXIT, type VmxNonRoot } from "./hooks.js";
 import {
   VmcsCache, vmcsSlot, setRegionLaunchState, vmcsFieldWidth, vmcsFieldType, validRegionPointer, regionRevision,
   VMCS_REVISION_ID, VMCS_FIELD_WIDTH_U16, VMCS_FIELD_WIDTH_U32, VMCS_FIELD_WIDTH_U64, VMCS_FIELD_TYPE_EXIT_INFO,
   VMCS_FIELD_ACCESS_HIGH, VM_INSTRUCTION_ERROR, VM_EXIT_REASON, EXIT_QUALIFICATION, VM_EXIT_INTR_INFO,
   VM_EXIT_INTR_ERROR_CODE, IDT_VECTORING_INFO_FIELD, IDT_VECTORING_ERROR_CODE, VM_EXIT_INSTRUCTION_LEN,
-  VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE, VM_ENTRY_INSTRUCTION_LEN, GUEST_RFLAGS, GUEST_PDPTR0,
+  VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE, VM_ENTRY_INSTRUCTION_LEN, GUEST_RFLAGS, GUEST_PDPTR0, GUEST_PENDING_DBG_EXCEPTIONS,
+  DEBUG_PENDING_B0_3, DEBUG_PENDING_ENABLED_BP, DEBUG_PENDING_BS,
   VM_EXIT_CONTROLS, VM_ENTRY_MSR_LOAD_COUNT, VM_ENTRY_MSR_LOAD_ADDR, VM_EXIT_MSR_STORE_COUNT,
   VM_EXIT_MSR_STORE_ADDR, VM_EXIT_MSR_LOAD_COUNT, VM_EXIT_MSR_LOAD_ADDR, EPT_POINTER, VIRTUAL_PROCESSOR_ID,
   VMX_PREEMPTION_TIMER_VALUE, PIN_BASED_VM_EXEC_CONTROL, VM_EXIT_ACK_INTR_ON_EXIT, VM_EXIT_SAVE_VMX_PREEMPTION_TIMER, PIN_BASED_VMX_PREEMPTION_TIMER,
@@ -372,9 +373,12 @@ export class VmxRoot {
   private injectEvent(): void {
     const v = this.vmcs;
     const info = v.r32(VM_ENTRY_INTR_INFO_FIELD);
-    if (!(info & INTR_INFO_VALID_MASK)) return;
-    const type = info & 0x700, vector = info & 0xff;
     const nr = this.nonRoot;
+    if (!(info & INTR_INFO_VALID_MASK)) {
+      this.deliverPendingDebug();
+      return;
+    }
+    const type = info & 0x700, vector = info & 0xff;
     if (type === INTR_TYPE_OTHER_EVENT) { nr.mtfPending = true; return; }
     const err = info & INTR_INFO_DELIVER_CODE_MASK ? v.r32(VM_ENTRY_EXCEPTION_ERROR_CODE) : -1;
     const soft = type === INTR_TYPE_SOFT_INTR || type === INTR_TYPE_PRIV_SW_EXCEPTION || type === INTR_TYPE_SOFT_EXCEPTION;
@@ -385,6 +389,25 @@ export class VmxRoot {
       this.cpu.deliverEvent(vector, type >>> 8, err, soft ? v.r32(VM_ENTRY_INSTRUCTION_LEN) : 0);
     } finally {
       nr.injecting = false;
+    }
+  }
+
+  /**
+   * SDM 26.6.3: pending debug exceptions (B0-B3, enabled breakpoint, BS) in the guest state are
+   * delivered as a #DB before the first instruction unless blocked by MOV SS. The #DB is an
+   * ordinary exception (subject to the exception bitmap); NonRoot.exception puts the pending
+   * bits in the exit qualification or in DR6.
+   */
+  private deliverPendingDebug(): void {
+    const st = this.cpu.state;
+    const pend = this.vmcs.r32(GUEST_PENDING_DBG_EXCEPTIONS) & (DEBUG_PENDING_B0_3 | DEBUG_PENDING_ENABLED_BP | DEBUG_PENDING_BS);
+    if (pend === 0 || (st.interruptibility & INTR_BLOCKING_MOV_SS) || st.activityState !== ActivityState.ACTIVE) return;
+    const nr = this.nonRoot;
+    nr.pendingDebug = pend;
+    try {
+      this.cpu.deliverEvent(1, INTR_TYPE_HARD_EXCEPTION >>> 8, -1, 0);
+    } finally {
+      nr.pendingDebug = 0;
     }
   }
 

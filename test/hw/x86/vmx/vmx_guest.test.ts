@@ -233,3 +233,24 @@ test("I/O bitmaps: a port whose bit is set exits, others run on the host bus; a 
   assert.equal(m.r(F.EXIT_QUALIFICATION), (0x3f7 << 16) | 1, "2 bytes at 0x3f7 (reaches 0x3f8), OUT, DX");
   assert.equal(m.r(F.VM_EXIT_INSTRUCTION_LEN), 1);
 });
+
+test("pending debug exceptions are delivered as #DB at entry: an exit with the bits, or DR6 + the guest handler", () => {
+  const m = new Machine();
+  m.poke(0x1000, [0x90]);
+  m.poke(0x2000, [0x0f, 0xa2]);
+  m.poke(1 * 4, [0x00, 0x20, 0x00, 0x00]);
+  m.setup();
+  m.w(F.GUEST_PENDING_DBG_EXCEPTIONS, F.DEBUG_PENDING_BS);
+  m.w(F.EXCEPTION_BITMAP, 1 << 1);
+  m.vmx.vmlaunch();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_EXCEPTION_NMI);
+  assert.equal(m.r(F.VM_EXIT_INTR_INFO), 0x80000301);
+  assert.equal(m.r(F.EXIT_QUALIFICATION), F.DEBUG_PENDING_BS);
+  assert.equal(m.r(F.GUEST_PENDING_DBG_EXCEPTIONS), 0);
+  m.w(F.EXCEPTION_BITMAP, 0);
+  m.w(F.GUEST_PENDING_DBG_EXCEPTIONS, F.DEBUG_PENDING_BS | 1);
+  m.vmx.vmresume();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_CPUID);
+  assert.equal(m.r(F.GUEST_RIP), 0x2000);
+  assert.equal(m.cpu.state.dr[6] & 0x4001, 0x4001);
+});
