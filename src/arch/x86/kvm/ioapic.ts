@@ -11,7 +11,7 @@
 import type { KvmIoDevice, KvmVcpuLike } from "../../../virt/kvm/kvm_host.js";
 import { kvmIrqLineState, type KvmIrqRouting } from "../../../virt/kvm/irqchip.js";
 import { KVM_IOAPIC_DEFAULT_BASE_ADDRESS, KVM_IOAPIC_NUM_PINS, KVM_IRQCHIP_IOAPIC, type KvmIoapicState } from "../../../uapi/irqchip.js";
-import { APIC_DEST_NOSHORT, newLapicIrq, type KvmLapicIrq } from "./lapic.js";
+import { APIC_DEST_NOSHORT, newLapicIrq, type KvmLapic, type KvmLapicIrq } from "./lapic.js";
 
 export const IOAPIC_NUM_PINS = KVM_IOAPIC_NUM_PINS;
 export const IOAPIC_VERSION_ID = 0x20;
@@ -33,8 +33,14 @@ export const IOAPIC_REMOTE_IRR = 1 << 14;
 export const IOAPIC_LEVEL_TRIG = 1 << 15;
 export const IOAPIC_MASKED = 1 << 16;
 
-/** Delivers an interrupt message to the LAPICs (kvm_irq_delivery_to_apic); returns targets reached or -1. */
-export type ApicDeliveryFn = (irq: KvmLapicIrq) => number;
+/**
+ * Delivers an interrupt message to the LAPICs (kvm_irq_delivery_to_apic); returns targets
+ * reached or -1. With `destMap`, the LAPICs that accepted it are appended (struct dest_map).
+ */
+export type ApicDeliveryFn = (irq: KvmLapicIrq, destMap: KvmLapic[] | null) => number;
+
+/** The RTC's GSI: its EOIs are tracked so KVM_IRQ_LINE_STATUS can report coalesced ticks. */
+export const RTC_GSI = 8;
 
 /** struct kvm_ioapic */
 export class KvmIoapic implements KvmIoDevice {
@@ -50,11 +56,26 @@ export class KvmIoapic implements KvmIoDevice {
   private readonly handledVectors = new Uint32Array(8);
   private readonly irqe = newLapicIrq();
 
+  /**
+   * rtc_status: the LAPICs that got the RTC's last interrupt (with line status) and have not
+   * EOIed it yet. While any has not, another RTC tick is reported as coalesced and not sent
+   * (userspace RTCs use this to catch up lost ticks for guests that count them).
+   */
+  private readonly rtcDestMap: KvmLapic[] = [];
+  private rtcVector = -1;
+
   constructor(
     private readonly routing: KvmIrqRouting | null,
     private readonly deliver: ApicDeliveryFn,
+    /** The VM's LAPICs, to rebuild RTC EOI tracking after KVM_SET_IRQCHIP. */
+    private readonly apics: readonly (KvmLapic | null)[] = [],
   ) {
     this.reset();
+  }
+
+  /** rtc_status.pending_eoi */
+  get rtcPendingEoi(): number {
+    return this.rtcDestMap.length;
   }
 
   /** kvm_ioapic_reset() */
@@ -68,6 +89,8 @@ export class KvmIoapic implements KvmIoDevice {
     this.irr = 0;
     this.id = 0;
     this.irqStates.fill(0);
+    this.rtcDestMap.length = 0;
+    this.rtcVector = -1;
     this.recalcHandledVectors();
   }
 
@@ -158,7 +181,7 @@ export class KvmIoapic implements KvmIoDevice {
   }
 
   /** ioapic_service(): send pin `irq`'s message; -1 if masked or awaiting EOI. */
-  private service(irq: number): number {
+  private service(irq: number, lineStatus = false): number {
     const lo = this.redirtbl[2 * irq];
     const hi = this.redirtbl[2 * irq + 1];
     if (lo & IOAPIC_MASKED || (lo & IOAPIC_LEVEL_TRIG && lo & IOAPIC_REMOTE_IRR)) return -1;
@@ -171,7 +194,14 @@ export class KvmIoapic implements KvmIoDevice {
     e.level = 1;
     e.shorthand = APIC_DEST_NOSHORT;
     e.msiRedirHint = false;
-    const ret = this.deliver(e);
+    let ret: number;
+    if (irq === RTC_GSI && lineStatus) {
+      this.rtcDestMap.length = 0;
+      this.rtcVector = e.vector;
+      ret = this.deliver(e, this.rtcDestMap);
+    } else {
+      ret = this.deliver(e, null);
+    }
     if (ret > 0 && e.trigMode) this.redirtbl[2 * irq] = (lo | IOAPIC_REMOTE_IRR) >>> 0;
     return ret;
   }
@@ -188,19 +218,21 @@ export class KvmIoapic implements KvmIoDevice {
   }
 
   /** ioapic_set_irq() */
-  private setIrqLine(irq: number, irqSourceId: number, level: number, _lineStatus: boolean): number {
+  private setIrqLine(irq: number, irqSourceId: number, level: number, lineStatus: boolean): number {
     const irqLevel = kvmIrqLineState(this.irqStates, irq, irqSourceId, level);
     const mask = 1 << irq;
     if (!irqLevel) {
       this.irr &= ~mask;
       return 1;
     }
+    // The RTC's previous tick is still unacknowledged somewhere: this one is coalesced.
+    if (irq === RTC_GSI && lineStatus && this.rtcDestMap.length > 0) return 0;
     const edge = !(this.redirtbl[2 * irq] & IOAPIC_LEVEL_TRIG);
     const oldIrr = this.irr;
     this.irr |= mask;
     // A line already high is no new edge: the interrupt is coalesced.
     if (edge && oldIrr === this.irr) return 0;
-    return this.service(irq);
+    return this.service(irq, lineStatus);
   }
 
   /** kvm_ioapic_clear_all() */
@@ -213,7 +245,12 @@ export class KvmIoapic implements KvmIoDevice {
    * vector run; for a level-triggered EOI, Remote IRR clears (unless the LAPIC uses directed
    * EOI, which leaves it to the guest's EOI-register write) and a still-asserted line fires again.
    */
-  updateEoi(vector: number, levelTriggered: boolean, directedEoi: boolean): void {
+  updateEoi(vector: number, levelTriggered: boolean, directedEoi: boolean, from: KvmLapic | null = null): void {
+    if (vector === this.rtcVector && from !== null) {
+      // rtc_irq_eoi()
+      const i = this.rtcDestMap.indexOf(from);
+      if (i >= 0) this.rtcDestMap.splice(i, 1);
+    }
     for (let pin = 0; pin < IOAPIC_NUM_PINS; pin++) {
       const lo = this.redirtbl[2 * pin];
       if ((lo & 0xff) !== vector) continue;
@@ -238,6 +275,15 @@ export class KvmIoapic implements KvmIoDevice {
     if (lo & IOAPIC_LEVEL_TRIG && !(lo & IOAPIC_MASKED) && this.irr & (1 << pin)) this.service(pin);
   }
 
+  /** kvm_rtc_eoi_tracking_restore_all(): LAPICs with the RTC vector requested or in service owe an EOI. */
+  private rtcEoiTrackingRestore(): void {
+    this.rtcDestMap.length = 0;
+    const lo = this.redirtbl[2 * RTC_GSI];
+    this.rtcVector = lo & 0xff;
+    if (lo & IOAPIC_MASKED) return;
+    for (const apic of this.apics) if (apic && apic.pendingEoi(this.rtcVector)) this.rtcDestMap.push(apic);
+  }
+
   /** KVM_GET_IRQCHIP (chip 2) */
   getState(): KvmIoapicState {
     const redirtbl: bigint[] = [];
@@ -257,6 +303,7 @@ export class KvmIoapic implements KvmIoDevice {
       this.redirtbl[2 * i + 1] = Number(b >> 32n);
     }
     this.recalcHandledVectors();
+    this.rtcEoiTrackingRestore();
     const irr = this.irr;
     for (let i = 0; i < IOAPIC_NUM_PINS; i++) if (irr & (1 << i) && this.redirtbl[2 * i] & IOAPIC_LEVEL_TRIG) this.service(i);
   }

@@ -71,7 +71,7 @@ export class KvmX86Irq implements LapicApicBus {
     if (createdVcpus > 0) throw new KvmError(EINVAL, ioctl, "vCPUs already exist");
     const routing = new KvmIrqRouting(new X86IrqRoutingArch(this, this.lapics), this.opts.kvm);
     const pic = new KvmPic(routing, (level) => this.picOutput(level));
-    const ioapic = new KvmIoapic(routing, (irq) => this.deliverToApic(null, irq));
+    const ioapic = new KvmIoapic(routing, (irq, destMap) => kvmIrqDeliveryToApic(this.lapics, null, irq, destMap), this.lapics);
     routing.setIrqRouting(defaultIrqRouting());
     const b = this.opts.bus;
     const devs: [KvmBus, number, number, KvmIoDevice][] = [
@@ -127,8 +127,8 @@ export class KvmX86Irq implements LapicApicBus {
   ioapicHandlesVector(vector: number): boolean {
     return this.ioapic !== null && this.ioapic.handlesVector(vector);
   }
-  ioapicEoi(vector: number, levelTriggered: boolean, directedEoi: boolean): void {
-    this.ioapic?.updateEoi(vector, levelTriggered, directedEoi);
+  ioapicEoi(vector: number, levelTriggered: boolean, directedEoi: boolean, from: KvmLapic): void {
+    this.ioapic?.updateEoi(vector, levelTriggered, directedEoi, from);
   }
 
   // ------------------------------------------------------------------ VM ioctls

@@ -42,7 +42,7 @@ export type LapicList = (KvmLapic | null)[];
  * APIC with the lowest processor priority (arbitration priority breaking ties). Returns -1 if
  * no LAPIC matched, else the number that accepted the message.
  */
-export function kvmIrqDeliveryToApic(apics: LapicList, src: KvmLapic | null, irq: KvmLapicIrq): number {
+export function kvmIrqDeliveryToApic(apics: LapicList, src: KvmLapic | null, irq: KvmLapicIrq, destMap: KvmLapic[] | null = null): number {
   let r = -1;
   let lowest: KvmLapic | null = null;
   const lowestPrio = irq.deliveryMode === APIC_DM_LOWEST;
@@ -52,12 +52,17 @@ export function kvmIrqDeliveryToApic(apics: LapicList, src: KvmLapic | null, irq
     if (!apic.matchDest(src, irq.shorthand, irq.destId, irq.destMode)) continue;
     if (!lowestPrio) {
       if (r < 0) r = 0;
-      r += apic.acceptIrq(irq.deliveryMode, irq.vector, irq.level, irq.trigMode);
+      const ok = apic.acceptIrq(irq.deliveryMode, irq.vector, irq.level, irq.trigMode);
+      if (ok && destMap) destMap.push(apic);
+      r += ok;
     } else if (apic.swEnabled()) {
       if (lowest === null || compareLowestPrio(apic, lowest) < 0) lowest = apic;
     }
   }
-  if (lowest !== null) r = lowest.acceptIrq(irq.deliveryMode, irq.vector, irq.level, irq.trigMode);
+  if (lowest !== null) {
+    r = lowest.acceptIrq(irq.deliveryMode, irq.vector, irq.level, irq.trigMode);
+    if (r && destMap) destMap.push(lowest);
+  }
   return r;
 }
 

@@ -141,7 +141,7 @@ export interface LapicApicBus {
   deliverToApic(src: KvmLapic | null, irq: KvmLapicIrq): number;
   /** kvm_ioapic_send_eoi(): only called for vectors the IOAPIC handles. */
   ioapicHandlesVector(vector: number): boolean;
-  ioapicEoi(vector: number, levelTriggered: boolean, directedEoi: boolean): void;
+  ioapicEoi(vector: number, levelTriggered: boolean, directedEoi: boolean, from: KvmLapic): void;
 }
 
 export interface LapicOptions {
@@ -400,6 +400,11 @@ export class KvmLapic implements KvmIoDevice {
     this.setReg(APIC_PROCPRI, (tpr & 0xf0) >= (isrv & 0xf0) ? tpr & 0xff : isrv & 0xf0);
   }
 
+  /** kvm_apic_pending_eoi(): `vector` is requested or in service (not yet EOIed). */
+  pendingEoi(vector: number): boolean {
+    return this.testVector(APIC_IRR, vector) || this.testVector(APIC_ISR, vector);
+  }
+
   /** kvm_lapic_find_highest_irr(): the highest requested vector, or -1. */
   findHighestIrr(): number {
     return findHighestVector(this.r32, APIC_IRR);
@@ -451,7 +456,7 @@ export class KvmLapic implements KvmIoDevice {
     if (this.tracer.tracing) this.tracer.trace("kvm_eoi", { apicid: this.apicId(), vector });
     if (this.bus.ioapicHandlesVector(vector)) {
       const level = this.testVector(APIC_TMR, vector);
-      this.bus.ioapicEoi(vector, level, (this.getReg(APIC_SPIV) & APIC_SPIV_DIRECTED_EOI) !== 0);
+      this.bus.ioapicEoi(vector, level, (this.getReg(APIC_SPIV) & APIC_SPIV_DIRECTED_EOI) !== 0, this);
     }
   }
 

@@ -163,3 +163,29 @@ test("KVM_GET/SET_IRQCHIP (IOAPIC) round trip: same table, same pending level in
   b.bus.writel(IOAPIC + 0x40, 0x4c);
   assert.equal(b.irq.getInterrupt(V(0)), 0x4c);
 });
+
+test("RTC (GSI 8) with KVM_IRQ_LINE_STATUS: a tick is coalesced until the previous one is EOIed", () => {
+  const vm = apicVm(2);
+  route(vm, 8, (1 << 11) | 0x38, 0x03); // logical flat: both APICs
+  apicWrite(vm.apics[0], 0xd0, 0x01000000);
+  apicWrite(vm.apics[1], 0xd0, 0x02000000);
+  const tick = () => {
+    const s = vm.irq.irqLine(8, 1, true);
+    vm.irq.irqLine(8, 0, true);
+    return s;
+  };
+  assert.equal(tick(), 2);
+  assert.equal(vm.irq.ioapic!.rtcPendingEoi, 2);
+  assert.equal(tick(), 0, "nobody EOIed yet");
+  for (const [i, a] of vm.apics.entries()) {
+    assert.equal(vm.irq.getInterrupt(V(i)), 0x38);
+    assert.equal(tick(), 0, "still owed by at least one LAPIC");
+    apicWrite(a, 0xb0, 0);
+  }
+  assert.equal(vm.irq.ioapic!.rtcPendingEoi, 0);
+  assert.equal(tick(), 2);
+  // Without line status (plain KVM_IRQ_LINE) ticks are not tracked and always go out.
+  vm.irq.irqLine(8, 1);
+  vm.irq.irqLine(8, 0);
+  assert.equal(vm.irq.ioapic!.rtcPendingEoi, 2);
+});
