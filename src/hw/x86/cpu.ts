@@ -15,7 +15,7 @@ import type { PhysMem } from "../physmem.js";
 import { X86State, AR_L, AR_DB, AR_UNUSABLE, ActivityState, INTR_BLOCKING_STI, INTR_BLOCKING_MOV_SS } from "./state.js";
 import type { VmxNonRoot } from "./vmx/hooks.js";
 import { FAULT, GP_VECTOR, EV_HW_EXC, DB_VECTOR } from "./fault.js";
-import { flagsSync, LOP_NONE, RFLAGS_VALID, VM, TF, RF } from "./flags.js";
+import { flagsSync, LOP_NONE, RFLAGS_VALID, VM, TF, RF, AC } from "./flags.js";
 import { TlbSet, tlbFlushAllSets, tlbFlushNonGlobalSets, tlbFlushPageSets, fetchTranslate } from "./mmu.js";
 import { decode, HANDLERS, DCACHE_SIZE, DCACHE_MASK, DW } from "./decode.js";
 import "./opcodes.js";
@@ -38,7 +38,7 @@ export interface X86CpuOptions {
   io?: X86IoBus;
 }
 
-const CR0_PE = 1, CR0_PG = 0x80000000;
+const CR0_PE = 1, CR0_PG = 0x80000000, CR0_AM = 1 << 18;
 // Module-local aliases of hot imported bindings: a loader that turns imports into property
 // reads (CommonJS interop) would otherwise pay a getter call per instruction.
 const H = HANDLERS;
@@ -120,6 +120,8 @@ export class X86Cpu {
   dbgData = 0;
   /** Some DR7 instruction breakpoint is armed. */
   dbgInsn = 0;
+  /** Alignment checking is on (CR0.AM, EFLAGS.AC, CPL 3: SDM 6.15 #AC): data accesses bypass the TLB so each is checked. */
+  acCheck = 0;
   /** Page-walk results for the TLB fill (paging.ts). */
   walkPerm = 0;
   walkGlobal = 0;
@@ -290,6 +292,8 @@ export class X86Cpu {
     }
     this.dbgInsn = insn;
     if (data !== this.dbgData) { this.dbgData = data; this.tlbFlushAll(); }
+    const ac = this.cpl === 3 && (st.cr0 & CR0_AM) !== 0 && (this.fl & AC) !== 0 ? 1 : 0;
+    if (ac !== this.acCheck) { this.acCheck = ac; this.tlbFlushAll(); }
     this.slow = (this.fl & (TF | RF)) || (st.interruptibility & (INTR_BLOCKING_STI | INTR_BLOCKING_MOV_SS)) || insn || data ? 1 : 0;
     this.breakLoop = 1;
   }

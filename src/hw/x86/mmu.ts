@@ -15,7 +15,7 @@
 import type { X86Cpu } from "./cpu.js";
 import { FRAMES_PER_CHUNK_SHIFT, FRAMES_PER_CHUNK } from "../physmem.js";
 import { walk, WALK_R, WALK_W, WALK_X } from "./paging.js";
-import { GP_VECTOR, SS_VECTOR } from "./fault.js";
+import { GP_VECTOR, SS_VECTOR, AC_VECTOR } from "./fault.js";
 
 export const TLB_BITS = 12;
 export const TLB_SIZE = 1 << TLB_BITS;
@@ -89,6 +89,7 @@ export function xlateFill(c: X86Cpu, la: number, acc: number): number {
   if (acc === WALK_W && c.hasCode[pfn]) c.invalidateCode(pfn);
   let perm = c.walkPerm;
   if (c.dbgData || perm === 0) return hpa;
+  if (c.acCheck) perm &= WALK_X;
   if (c.hasCode[pfn]) perm &= ~WALK_W;
   const set = user ? c.tlbUser : c.tlbSup;
   const vpn = Math.floor(la / 4096);
@@ -138,6 +139,7 @@ function dataBreak(c: X86Cpu, la: number, size: number, kind: number): void {
 
 /** Read of 1-8 bytes that missed the TLB or crosses a page. Returns the low 32 bits; high in c.rhi. */
 export function rdSlow(c: X86Cpu, la: number, size: number, acc: number): number {
+  if (c.acCheck && acc !== WALK_X && (la & (size - 1)) !== 0) c.raise(AC_VECTOR, 0);
   if (c.dbgData) dataBreak(c, la, size, 3);
   let hpa = xlate(c, la, acc);
   let lo = 0, hi = 0;
@@ -154,6 +156,7 @@ export function rdSlow(c: X86Cpu, la: number, size: number, acc: number): number
 
 /** Write of 1-8 bytes that missed the TLB or crosses a page: both pages are checked before any byte is written. */
 export function wrSlow(c: X86Cpu, la: number, size: number, lo: number, hi: number): void {
+  if (c.acCheck && (la & (size - 1)) !== 0) c.raise(AC_VECTOR, 0);
   if (c.dbgData) dataBreak(c, la, size, 1);
   const h1 = xlate(c, la, WALK_W);
   const la2 = c.m64 ? la + size - 1 : (la + size - 1) >>> 0;

@@ -363,3 +363,28 @@ test("deliverEvent injects an external interrupt in each mode and wakes HLT", ()
   assert.equal(rig.cpu.state.activityState, ActivityState.HLT);
 });
 
+
+test("#AC: misaligned access at CPL 3 with CR0.AM and EFLAGS.AC; aligned accesses pass", () => {
+  const rig = makeRig(8);
+  const { mem, cpu } = rig;
+  long64(cpu, 0x1000);
+  writeGdt(mem, 0x8000, [[0, 0], segDesc(0, 0xfffff, 0x9b, 0xa), segDesc(0, 0xfffff, 0x93, 0xc)]);
+  cpu.state.gdtrBase = 0x8000; cpu.state.gdtrLimit = 0x17; cpu.state.idtrBase = 0x9000; cpu.state.idtrLimit = 0xfff;
+  write64(mem, 0x20000 + 4, 0x70000, 0); // RSP0
+  idtGate64(mem, 0x9000, 17, 0x08, 0x2000);
+  writeBytes(mem, 0x2000, [0x5b, 0xf4]); // pop rbx (error code); hlt
+  // user code: mov eax,[0x3000]; mov eax,[0x3001] -> #AC
+  writeBytes(mem, 0x1000, [0x8b, 0x04, 0x25, 0x00, 0x30, 0, 0, 0x8b, 0x04, 0x25, 0x01, 0x30, 0, 0, 0xf4]);
+  const st = cpu.state;
+  st.segSel[1] = 0x2b; st.segAr[1] = 0xa0fb; st.segSel[2] = 0x33; st.segAr[2] = 0xc0f3;
+  st.cr0 |= 1 << 18;
+  cpu.setRflags(0x40002);
+  cpu.stateChanged();
+  assert.equal(cpu.cpl, 3);
+  cpu.run(100);
+  assert.equal(cpu.cpl, 0);
+  assert.equal(cpu.state.rip, 0x2002);
+  assert.equal(getR(cpu, 3), 0n, "#AC(0)");
+  const saved = mem.read32(0x70000 - 40);
+  assert.equal(saved, 0x1007, "faulting RIP is the misaligned load");
+});

@@ -19,6 +19,8 @@ export function branchTo(c: X86Cpu, target: number, osz: number): void {
   target = osz === 1 ? target & 0xffff : target >>> 0;
   if (target > c.segHi[1]) c.raise(GP_VECTOR, 0);
   c.state.rip = target;
+  // A taken branch ends a block: the run loop offers an interrupt window check (hooks.ts instructionBoundary).
+  c.breakLoop = 1;
 }
 
 /** 70-7F / 0F 80-8F: Jcc rel8/rel16/32 */
