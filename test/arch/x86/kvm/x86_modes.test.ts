@@ -116,3 +116,30 @@ test("KVM_GET/SET_VCPU_EVENTS, DEBUGREGS and MP_STATE round trips", () => {
   assert.equal(g.vcpu.getMpState().mp_state, K.KVM_MP_STATE_RUNNABLE);
   assert.throws(() => g.vcpu.setMpState({ mp_state: K.KVM_MP_STATE_HALTED }), (e: unknown) => e instanceof KvmError && e.code === "EINVAL");
 });
+
+test("an MMIO SPTE made before a memslot appeared is recognized as stale: the access then hits RAM", () => {
+  // mov al, [0x3000]; hlt; jmp back
+  const g = realModeGuest({ code: b(0xa0, 0x00, 0x30, HLT, 0xeb, 0xfa), slotSize: 0x2000 });
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_MMIO);
+  g.run.mmioData[0] = 1;
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT);
+  const page = g.proc.mm.mmap(0, 0x1000, 3, 0x22, -1, 0);
+  g.proc.mm.copyToUser(page, b(0x42));
+  g.vm.setUserMemoryRegion({ slot: 1, flags: 0, guest_phys_addr: 0x3000n, memory_size: 0x1000n, userspace_addr: BigInt(page) });
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT);
+  assert.equal(g.vcpu.getRegs().rax & 0xffn, 0x42n);
+});
+
+test("unmapping the memory behind a slot (mmu notifier) makes the next access fail with EFAULT", () => {
+  // mov al, [0x3000]; hlt; jmp back
+  const g = realModeGuest({ code: b(0xa0, 0x00, 0x30, HLT, 0xeb, 0xfa), slotSize: 0x2000 });
+  const page = g.proc.mm.mmap(0, 0x1000, 3, 0x22, -1, 0);
+  g.vm.setUserMemoryRegion({ slot: 1, flags: 0, guest_phys_addr: 0x3000n, memory_size: 0x1000n, userspace_addr: BigInt(page) });
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT);
+  g.proc.mm.munmap(page, 0x1000);
+  assert.throws(() => g.vcpu.run(), (e: unknown) => e instanceof KvmError && e.code === "EFAULT");
+});
