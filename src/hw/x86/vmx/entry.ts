@@ -36,7 +36,7 @@ import {
   GUEST_ACTIVITY_ACTIVE, GUEST_ACTIVITY_HLT,
   ENTRY_FAIL_DEFAULT, ENTRY_FAIL_PDPTE, ENTRY_FAIL_VMCS_LINK_PTR,
   VMXERR_ENTRY_INVALID_CONTROL_FIELD, VMXERR_ENTRY_INVALID_HOST_STATE_FIELD,
-  VMCS_REVISION_ID,
+  VMCS_REVISION_ID, physRangePopulated,
 } from "./vmcs.js";
 import {
   controlsValid, PIN_DEFAULT1, PIN_ALLOWED1, PROC_TRUE_DEFAULT1, PROC_ALLOWED1, PROC2_ALLOWED1,
@@ -288,6 +288,7 @@ export function checkGuestState(v: VmcsCache, physmem: PhysMem): number {
 export function loadMsrArea(physmem: PhysMem, addr: number, count: number, writeMsr: (msr: number, lo: number, hi: number) => boolean): number {
   for (let i = 0; i < count; i++) {
     const a = addr + i * 16;
+    if (!physRangePopulated(physmem, a, 16)) return i + 1;
     const msr = physmem.read32(a);
     if (physmem.read32(a + 4) !== 0) return i + 1;
     // FS/GS base, SMBASE and the x2APIC range may not be loaded this way (SDM 26.4).
@@ -301,7 +302,7 @@ export function loadMsrArea(physmem: PhysMem, addr: number, count: number, write
 export function storeMsrArea(physmem: PhysMem, addr: number, count: number, readMsr: (msr: number, out: Int32Array) => boolean, tmp: Int32Array): boolean {
   for (let i = 0; i < count; i++) {
     const a = addr + i * 16;
-    if (!readMsr(physmem.read32(a), tmp)) return false;
+    if (!physRangePopulated(physmem, a, 16) || !readMsr(physmem.read32(a), tmp)) return false;
     physmem.write32(a + 8, tmp[0]);
     physmem.write32(a + 12, tmp[1]);
   }

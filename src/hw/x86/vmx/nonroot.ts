@@ -9,6 +9,7 @@
 import type { VmxNonRoot } from "./hooks.js";
 import type { VmxRoot, VmxCpu } from "./vmx.js";
 import type { VmcsCache } from "./vmcs.js";
+import { physByteOrOnes } from "./vmcs.js";
 import type { Ept } from "./ept.js";
 import { INTR_BLOCKING_STI, INTR_BLOCKING_MOV_SS, INTR_BLOCKING_NMI } from "../state.js";
 import { EPT_FAULT_MISCONFIG } from "./ept.js";
@@ -218,7 +219,7 @@ export class NonRoot implements VmxNonRoot {
     else return true;
     if (write) base += 0x800;
     const bit = msr & 0x1fff;
-    return ((this.cpu.physmem.read8(this.msrBitmap + base + (bit >>> 3)) >>> (bit & 7)) & 1) !== 0;
+    return ((physByteOrOnes(this.cpu.physmem, this.msrBitmap + base + (bit >>> 3)) >>> (bit & 7)) & 1) !== 0;
   }
 
   rdmsr(msr: number, insnLen: number): void {
@@ -271,7 +272,7 @@ export class NonRoot implements VmxNonRoot {
       for (let p = port; p < port + size; p++) {
         if (p > 0xffff) { exit = true; break; }
         const a = (p < 0x8000 ? this.ioA : this.ioB) + ((p & 0x7fff) >>> 3);
-        if ((pm.read8(a) >>> (p & 7)) & 1) { exit = true; break; }
+        if ((physByteOrOnes(pm, a) >>> (p & 7)) & 1) { exit = true; break; }
       }
     } else exit = (proc & CPU_BASED_UNCOND_IO_EXITING) !== 0;
     if (!exit) return;

@@ -415,6 +415,21 @@ export function validRegionPointer(physmem: PhysMem, hpa: number): boolean {
     physmem.chunks32[Math.floor(hpa / PAGE_SIZE) >>> FRAMES_PER_CHUNK_SHIFT] !== undefined;
 }
 
+/** Byte at `hpa`, or 0xff where no DRAM is populated (reads of nonexistent memory return all ones). */
+export function physByteOrOnes(physmem: PhysMem, hpa: number): number {
+  const pfn = Math.floor(hpa / PAGE_SIZE);
+  if (pfn < 0 || pfn >= physmem.nrFrames || physmem.chunks8[pfn >>> FRAMES_PER_CHUNK_SHIFT] === undefined) return 0xff;
+  return physmem.read8(hpa);
+}
+
+/** True if the `bytes` at `hpa` lie in populated DRAM. */
+export function physRangePopulated(physmem: PhysMem, hpa: number, bytes: number): boolean {
+  for (let pfn = Math.floor(hpa / PAGE_SIZE), last = Math.floor((hpa + bytes - 1) / PAGE_SIZE); pfn <= last; pfn++) {
+    if (pfn < 0 || pfn >= physmem.nrFrames || physmem.chunks8[pfn >>> FRAMES_PER_CHUNK_SHIFT] === undefined) return false;
+  }
+  return true;
+}
+
 /** Set the launch state stored in a (non-current) VMCS region (VMCLEAR). */
 export function setRegionLaunchState(physmem: PhysMem, hpa: number, launched: boolean): void {
   physmem.write32(hpa + OFF_LAUNCH_STATE, launched ? VMCS_LAUNCH_STATE_LAUNCHED : VMCS_LAUNCH_STATE_CLEAR);

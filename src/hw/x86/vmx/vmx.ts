@@ -89,6 +89,14 @@ export const HOST_KICK_VECTOR = 0xfd;
 /** A VMX instruction used where the SDM says #UD (outside VMX operation): a bug in the host. */
 export class VmxUsageError extends Error {}
 
+/** A VMX abort (SDM 28.7): the processor shut down after a failure during a VM exit. */
+export class VmxAbortError extends Error {}
+
+/** VMX-abort indicator values (SDM 28.7). */
+export const VMX_ABORT_SAVE_GUEST_MSR_FAIL = 1;
+export const VMX_ABORT_LOAD_HOST_PDPTE_FAIL = 2;
+export const VMX_ABORT_LOAD_HOST_MSR_FAIL = 4;
+
 export interface VmxRootOptions {
   /** Guest instructions per VM entry before the host's timer tick forces an external-interrupt exit. */
   sliceInsns?: number;
@@ -465,7 +473,7 @@ export class VmxRoot {
     if (nr.eptEnabled && (st.cr0 & 0x80000000) && (st.cr4 & 0x20) && !(st.efer & 0x400)) this.savePdptes();
     const nStore = v.r32(VM_EXIT_MSR_STORE_COUNT);
     if (nStore !== 0 && !storeMsrArea(this.physmem, v.rNum(VM_EXIT_MSR_STORE_ADDR), nStore, this.readMsrFn, this.tmp)) {
-      throw new Error("VMX abort: VM-exit MSR-store failed (SDM 28.7)");
+      this.vmxAbort(VMX_ABORT_SAVE_GUEST_MSR_FAIL);
     }
     cpu.vmx = null;
     nr.end();
@@ -473,12 +481,24 @@ export class VmxRoot {
     cpu.setRflags(2);
     const nLoad = v.r32(VM_EXIT_MSR_LOAD_COUNT);
     if (nLoad !== 0 && loadMsrArea(this.physmem, v.rNum(VM_EXIT_MSR_LOAD_ADDR), nLoad, this.writeMsrFn) !== 0) {
-      throw new Error("VMX abort: VM-exit MSR-load failed (SDM 28.7)");
+      this.vmxAbort(VMX_ABORT_LOAD_HOST_MSR_FAIL);
     }
     // No cpu.stateChanged() here: the host context never executes on the emulated core, and
     // recomputing its mode caches would flush the TLB twice per exit (guest -> host -> guest
     // paging modes). The next VM entry refreshes them from the guest state it loads.
     throw VMEXIT;
+  }
+
+  /**
+   * SDM 28.7: a VMX abort writes the abort indicator of the current VMCS and shuts the logical
+   * processor down; here the shutdown is a VmxAbortError thrown to the host.
+   */
+  private vmxAbort(code: number): never {
+    this.cpu.vmx = null;
+    this.nonRoot.end();
+    this.cpu.state.activityState = ActivityState.SHUTDOWN;
+    this.physmem.write32(this.vmcs.hpa + 4, code);
+    throw new VmxAbortError(`VMX abort ${code} (SDM 28.7)`);
   }
 
   /**

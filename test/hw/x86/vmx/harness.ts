@@ -25,7 +25,7 @@ export class Machine {
   now = 0;
   clockStep = 0;
   constructor(sliceInsns = 100000) {
-    for (let c = 0; c < 4; c++) this.pm.populate(c * 512);
+    for (let c = 0; c < 3; c++) this.pm.populate(c * 512); // 0x600000-0x7fffff stays unpopulated
     this.cpu = new X86Cpu(this.pm, { clockNs: () => (this.now += this.clockStep) });
     this.vmx = new VmxRoot(this.cpu, { sliceInsns });
     this.pm.write32(VMXON_HPA, F.VMCS_REVISION_ID);

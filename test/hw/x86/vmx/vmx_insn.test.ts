@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as F from "../../../../src/hw/x86/vmx/vmcs.js";
-import { VMX_SUCCEED, VMX_FAIL_INVALID, VMX_FAIL_VALID, VmxUsageError } from "../../../../src/hw/x86/vmx/vmx.js";
+import { VMX_SUCCEED, VMX_FAIL_INVALID, VMX_FAIL_VALID, VmxUsageError, VmxAbortError } from "../../../../src/hw/x86/vmx/vmx.js";
 import { vmxCapabilityMsr, MSR_IA32_VMX_BASIC, MSR_IA32_VMX_PROCBASED_CTLS2, MSR_IA32_VMX_VMFUNC } from "../../../../src/hw/x86/vmx/caps.js";
 import { EXIT_REASON_INVALID_STATE, EXIT_REASON_MSR_LOAD_FAIL, EXIT_REASON_CPUID } from "../../../../src/uapi/vmx.js";
 import { Machine, VMXON_HPA, VMCS_HPA } from "./harness.js";
@@ -148,4 +148,19 @@ test("VM-entry MSR-load area: a bad entry fails the entry with reason 34 and its
   m.vmx.vmlaunch();
   assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_CPUID);
   assert.equal(m.pm.read32(store + 8), 0x00070106, "guest PAT loaded on entry and stored on exit");
+});
+
+test("bitmaps in nonexistent memory read as all ones; a failing exit MSR-store area is a VMX abort", () => {
+  const m = new Machine();
+  m.poke(0x1000, [0x0f, 0x32]); // rdmsr
+  m.setup({ proc: F.CPU_BASED_USE_MSR_BITMAPS });
+  m.w(F.MSR_BITMAP, 0x700000);
+  m.setGpr(1, 0x10);
+  assert.equal(m.vmx.vmlaunch(), VMX_SUCCEED);
+  assert.equal(m.r(F.VM_EXIT_REASON), 31);
+  m.w(F.VM_EXIT_MSR_STORE_ADDR, 0x700000);
+  m.w(F.VM_EXIT_MSR_STORE_COUNT, 1);
+  assert.throws(() => m.vmx.vmresume(), VmxAbortError);
+  assert.equal(m.cpu.vmx, null);
+  assert.equal(m.pm.read32(VMCS_HPA + 4), 1, "abort indicator: saving guest MSRs failed");
 });
