@@ -16,6 +16,9 @@ import { D1, D2, readDesc, loadCs, tssStack, checkInnerSs, descLin, loadCache, l
   SEG_CS, SEG_SS, SEG_DS, SEG_ES, SEG_FS, SEG_GS } from "./segment.js";
 
 const stk = new Float64Array(2);
+/** Exceptions of the fault class (SDM Table 6-1). */
+const FAULT_VECTORS = new Set([0, 5, 6, 7, 10, 11, 12, 13, 14, 16, 17, 19, 20, 21]);
+let pushRf = 0;
 
 /** Deliver a hardware exception (fault/abort or #DB trap) raised by the core. */
 export function deliverException(c: X86Cpu, vector: number, errorCode: number, extra: number, insnLen: number): void {
@@ -42,6 +45,9 @@ function deliverLoop(c: X86Cpu, vector: number, type: number, errorCode: number,
       }
       if (v !== null) v.beginEventDelivery(vector, type, errorCode, insnLen);
       const ret = type === EV_SW_INTR || type === EV_SW_EXC || type === EV_PRIV_SW_EXC ? advance(c, rip0, insnLen) : rip0;
+      // Faults save EFLAGS with RF set so the restarted instruction does not re-trigger an
+      // instruction breakpoint (SDM 17.3.1.1); traps, aborts and interrupts save it as is.
+      pushRf = type === EV_HW_EXC && FAULT_VECTORS.has(vector) ? RF : 0;
       if (!c.pe) deliverReal(c, vector, ret);
       else if (st.efer & (1 << 10)) deliverLong(c, vector, type, errorCode, ret);
       else deliverProt(c, vector, type, errorCode, ret);
@@ -147,7 +153,7 @@ function deliverProt(c: X86Cpu, vector: number, type: number, errorCode: number,
   if (fromV86 && newCpl !== 0) c.raise(GP_VECTOR, (sel & 0xfffc) + ext);
   if (off > cd.limit) c.raise(GP_VECTOR, ext);
   flagsSync(c);
-  const fl = c.fl;
+  const fl = c.fl | pushRf;
   const n = gate32 ? 4 : 2;
   const errc = hasErrorCode(vector) && type === EV_HW_EXC && errorCode >= 0;
   if (newCpl < c.cpl) {
@@ -208,7 +214,7 @@ function deliverLong(c: X86Cpu, vector: number, type: number, errorCode: number,
   const conforming = (cd.type & 4) !== 0;
   const newCpl = conforming ? c.cpl : cd.dpl;
   flagsSync(c);
-  const fl = c.fl;
+  const fl = c.fl | pushRf;
   let rsp: number;
   const oldSs = st.segSel[SEG_SS];
   const oldRsp = c.regAddr(4, 3);
