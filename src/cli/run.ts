@@ -65,7 +65,8 @@ export async function runVm(o: RunOptions, extras: RunExtras = {}): Promise<numb
     noReboot: o.noReboot,
     startPaused: o.startPaused,
     yieldToHost: () => new Promise((r) => setImmediate(() => { serial.flush(); r(); })),
-    onReset: (_m, why) => host.warn(`${why}: rebooting`),
+    // QEMU reboots silently; say it once so a reset loop is visible without flooding stderr.
+    onReset: (_m, why) => { if (runner.resets === 1) host.warn(`${why}: rebooting (further resets are not reported)`); },
     onExit: extras.stat ? (reason) => { const n = KVM_EXIT_NAMES[reason] ?? String(reason); exitCounts.set(n, (exitCounts.get(n) ?? 0) + 1); } : undefined,
   });
   // A closed stdout (e.g. `| head`) ends the VM the way SIGPIPE ends QEMU, without a stack trace.
@@ -93,8 +94,16 @@ export async function runVm(o: RunOptions, extras: RunExtras = {}): Promise<numb
     if (trace) await new Promise<void>((r) => trace!.end(r));
   }
   if (extras.stat) process.stderr.write(statTable(runner, exitCounts) + "\n");
-  if (end.kind === "error") process.stderr.write(`tskvm: ${end.message}\n`);
-  else if (process.env.TSKVM_VERBOSE) process.stderr.write(`tskvm: ${end.message}\n`);
+  if (end.kind === "error") {
+    process.stderr.write(`tskvm: ${end.message}\n`);
+    // Like QEMU after a KVM internal error: the registers of the vCPU that stopped.
+    const m = /^vCPU (\d+):/.exec(end.message);
+    if (m) {
+      monitor.cpu = Number(m[1]);
+      process.stderr.write(monitor.execute("info registers") + "\n");
+    }
+  }
+  else if (end.kind === "shutdown" || process.env.TSKVM_VERBOSE) process.stderr.write(`tskvm: ${end.message}\n`);
   runner.machine.destroy();
   return end.status;
 }

@@ -6,7 +6,7 @@
  */
 import type { KvmRun } from "../uapi/kvm_run.js";
 import type { TraceEvent } from "../virt/kvm/trace.js";
-import type { KvmRegs, KvmSregs, KvmUserspaceMemoryRegion } from "../uapi/kvm_structs.js";
+import type { KvmCpuid2, KvmRegs, KvmSregs, KvmUserspaceMemoryRegion } from "../uapi/kvm_structs.js";
 
 export interface KvmStatsFile {
   bytes(): Uint8Array;
@@ -15,6 +15,8 @@ export interface KvmStatsFile {
 export interface KvmSystemApi {
   checkExtension(cap: number): number;
   createVm(type?: number): KvmVmApi;
+  /** KVM_GET_SUPPORTED_CPUID with room for `nent` entries (E2BIG when too small). */
+  getSupportedCpuid(nent: number): KvmCpuid2;
   /** The tracefs role: listen to KVM's tracepoints (names, "kvm_*" prefixes, or null for all). */
   subscribeTrace(filter: readonly string[] | null, cb: (ev: TraceEvent) => void): () => void;
 }
@@ -35,6 +37,7 @@ export interface KvmVcpuApi {
   setRegs(r: KvmRegs): unknown;
   getSregs(): KvmSregs;
   setSregs(s: KvmSregs): unknown;
+  setCpuid2(c: KvmCpuid2): unknown;
   ioctl(request: number, arg: number): unknown;
   getStatsFd(): KvmStatsFile;
 }

@@ -1,11 +1,11 @@
 // A scripted stand-in for the KVM API (test double): records ioctls, keeps registers, and
 // plays back a list of exits from run(). Used to test the VMM without a CPU.
 import { KvmRun } from "../../src/uapi/kvm_run.js";
-import type { KvmRegs, KvmSregs, KvmSegment, KvmUserspaceMemoryRegion } from "../../src/uapi/kvm_structs.js";
+import type { KvmCpuid2, KvmRegs, KvmSregs, KvmSegment, KvmUserspaceMemoryRegion } from "../../src/uapi/kvm_structs.js";
 import type { KvmSystemApi, KvmVcpuApi, KvmVmApi } from "../../src/vmm/kvm_api.js";
 import { KVM_CAP_IRQCHIP, KVM_CAP_PIT2 } from "../../src/uapi/kvm.js";
 import { KvmError } from "../../src/virt/kvm/kvm_error.js";
-import { EINTR } from "../../src/uapi/errno.js";
+import { E2BIG, EINTR } from "../../src/uapi/errno.js";
 
 const seg = (): KvmSegment => ({ base: 0n, limit: 0xffff, selector: 0, type: 3, present: 1, dpl: 0, db: 0, s: 1, l: 0, g: 0, avl: 0, unusable: 0, padding: 0 });
 
@@ -35,6 +35,8 @@ export class FakeVcpu implements KvmVcpuApi {
   setSregs(s: KvmSregs) { this.sregs = structuredClone(s); }
   ioctl(request: number, arg: number): number { return this.vm.onIoctl(request, arg, this); }
   getStatsFd() { return { bytes: () => new Uint8Array(0) }; }
+  cpuid: KvmCpuid2 | null = null;
+  setCpuid2(c: KvmCpuid2) { this.cpuid = c; }
   vm!: FakeVm;
 }
 
@@ -73,6 +75,12 @@ export class FakeKvm implements KvmSystemApi {
     return vm;
   }
   subscribeTrace(): () => void { return () => {}; }
+  /** Two leaves; E2BIG below 2 entries, as KVM_GET_SUPPORTED_CPUID. */
+  getSupportedCpuid(nent: number): KvmCpuid2 {
+    if (nent < 2) throw new KvmError(E2BIG, "KVM_GET_SUPPORTED_CPUID");
+    const e = (fn: number, ebx: number) => ({ function: fn, index: 0, flags: 0, eax: 0, ebx, ecx: 0, edx: 0, padding: [0, 0, 0] });
+    return { nent: 2, entries: [e(0, 0x756e6547), e(1, 0x00010800)] };
+  }
 }
 
 export const withIrqchip = new Set([KVM_CAP_IRQCHIP, KVM_CAP_PIT2]);

@@ -31,6 +31,7 @@ import type { BootFile } from "../loader/options.js";
 import type { BootState, CpuMode } from "../loader/boot_state.js";
 import { installAcpiTables } from "./acpi.js";
 import { applyBootState } from "./boot_regs.js";
+import { cpuidForVcpu, supportedCpuid } from "./cpuid.js";
 import { buildE820, encodeE820, splitRam, type E820Entry } from "./e820.js";
 import { GuestRam } from "./guest_ram.js";
 import { installMpTable } from "./mptable.js";
@@ -185,7 +186,12 @@ export class PcMachine implements MachineControl, IrqSink {
     this.bootFormat = boot.format;
     this.bootState = boot.state;
 
-    for (let id = 0; id < cfg.nrCpus; id++) this.vcpus.push(this.vm.createVcpu(id));
+    const cpuid = supportedCpuid(kvm);
+    for (let id = 0; id < cfg.nrCpus; id++) {
+      const vcpu = this.vm.createVcpu(id);
+      vcpu.setCpuid2(cpuidForVcpu(cpuid, id));
+      this.vcpus.push(vcpu);
+    }
     applyBootState(this.vcpus[0]!, this.bootState);
   }
 

@@ -36,6 +36,12 @@ test("machine layout: RAM memslot, images in guest memory, boot registers, table
   assert.equal(new TextDecoder().decode(m.ram.read(0xe0000, 8)), "RSD PTR ");
   assert.equal(new TextDecoder().decode(m.ram.read(0xf0000, 4)), "_MP_");
   assert.equal(m.irqchip, false);
+  assert.equal(vm.vcpus[0]!.cpuid?.entries[1]!.ebx, 0x00010800, "supported CPUID set, APIC ID 0");
+});
+
+test("each vCPU gets the supported CPUID with its own APIC ID", () => {
+  const { kvm } = setup([[[hlt]], []], { nrCpus: 3 }, withIrqchip);
+  assert.deepEqual(kvm.vms[0]!.vcpus.map((v) => v.cpuid!.entries[1]!.ebx >>> 24), [0, 1, 2]);
 });
 
 test("run loop: serial output, ACPI poweroff ends with status 0", async () => {
