@@ -46,15 +46,17 @@ export function fetchInsnBytes(vcpu: X86Vcpu, out: Uint8Array): number {
   return n;
 }
 
+const csBits = new Int32Array(2);
+
 function isCsLong(vcpu: X86Vcpu): boolean {
-  const o = new Int32Array(2);
+  const o = csBits;
   vcpu.arch.ops.getCsDbLBits(vcpu, o);
   return o[1] === 1;
 }
 
 /** The address size (2, 4 or 8 bytes) of the string instruction at RIP: mode default, flipped by 0x67. */
 function stringAddressSize(vcpu: X86Vcpu): number {
-  const o = new Int32Array(2);
+  const o = csBits;
   vcpu.arch.ops.getCsDbLBits(vcpu, o);
   const m64 = (vcpu.arch.efer & EFER_LMA) !== 0 && o[1] === 1;
   let asz = m64 ? 8 : o[0] === 1 ? 4 : 2;

@@ -19,11 +19,12 @@ import { vcpuLapic } from "./x86_irqchip.js";
 const TWO32 = 4294967296;
 
 /** is_64_bit_mode(): EFER.LMA and CS.L. */
+const csBits = new Int32Array(2);
+
 export function is64BitMode(vcpu: X86Vcpu): boolean {
   if ((vcpu.arch.efer & EFER_LMA) === 0) return false;
-  const out = new Int32Array(2);
-  vcpu.arch.ops.getCsDbLBits(vcpu, out);
-  return out[1] === 1;
+  vcpu.arch.ops.getCsDbLBits(vcpu, csBits);
+  return csBits[1] === 1;
 }
 
 /** kvm_register_read() with the operand size of the current mode (32 bits outside 64-bit mode). */
@@ -74,9 +75,8 @@ export function kvmSetCr0(vcpu: X86Vcpu, cr0: number): boolean {
   if ((a.cr0 & X86_CR0_PG) === 0 && (cr0 & X86_CR0_PG) !== 0 && (a.efer & EFER_LME) !== 0) {
     // Activating long mode needs PAE and a CS that is not already 64-bit (SDM 9.8.5).
     if ((a.cr4 & X86_CR4_PAE) === 0) return false;
-    const out = new Int32Array(2);
-    a.ops.getCsDbLBits(vcpu, out);
-    if (out[1] === 1) return false;
+    a.ops.getCsDbLBits(vcpu, csBits);
+    if (csBits[1] === 1) return false;
   }
   if ((cr0 & X86_CR0_PG) === 0 && (a.cr4 & X86_CR4_PCIDE) !== 0) return false;
   if (!a.ops.isValidCr0(vcpu, cr0)) return false;

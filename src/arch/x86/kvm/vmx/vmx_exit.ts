@@ -152,9 +152,11 @@ const handleRdmsr: ExitHandler = (vcpu) => kvmEmulateRdmsr(vcpu, skip, injectGp0
 const handleWrmsr: ExitHandler = (vcpu) => kvmEmulateWrmsr(vcpu, skip, injectGp0);
 
 /** RDTSC / RDTSCP when intercepted: the processor's TSC plus the VMCS offset (SDM 26.6.5). */
+const tscScratch = new Int32Array(2);
+
 function handleRdtsc(vcpu: X86Vcpu, rdtscp: boolean): ExitResult {
   const vmx = toVmx(vcpu);
-  const off = new Int32Array(2);
+  const off = tscScratch;
   vmx.pcpu.vmx.vmread64(V.TSC_OFFSET, off);
   const tsc = vmx.pcpu.cpu.tsc() + (off[1] * 4294967296 + (off[0] >>> 0));
   const hi = Math.floor(tsc / 4294967296);
@@ -164,9 +166,8 @@ function handleRdtsc(vcpu: X86Vcpu, rdtscp: boolean): ExitResult {
   r[4] = hi | 0;
   r[5] = 0;
   if (rdtscp) {
-    const aux = new Int32Array(2);
-    vmx.pcpu.cpu.readMsr(0xc0000103, aux);
-    r[2] = aux[0];
+    vmx.pcpu.cpu.readMsr(0xc0000103, tscScratch);
+    r[2] = tscScratch[0];
     r[3] = 0;
   }
   return kvmSkipEmulatedInstruction(vcpu);
