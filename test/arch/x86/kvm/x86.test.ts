@@ -277,3 +277,19 @@ test("an unknown exit reason goes to the unexpected-exit path", async () => {
   assert.equal(g.run.internalSuberror, K.KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON);
   assert.equal(g.run.internalData(0), 60n);
 });
+
+test("x86 VM ioctls: machine type, KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR, x86 stats names", () => {
+  const g = realModeGuest({ code: b(HLT) });
+  assert.throws(() => g.kvm.createVm(1), (e: unknown) => e instanceof KvmError && e.code === "EINVAL");
+  assert.equal(g.vm.archIoctl(K.KVM_SET_TSS_ADDR, 0xfffbd000), 0);
+  assert.throws(() => g.vm.archIoctl(K.KVM_SET_TSS_ADDR, 0xfffff000), (e: unknown) => e instanceof KvmError && e.code === "EINVAL");
+  // Once a vCPU exists the identity-map page can no longer move.
+  assert.throws(() => g.vm.archIoctl(K.KVM_SET_IDENTITY_MAP_ADDR, { addr: 0xfeffc000n }), (e: unknown) => e instanceof KvmError && e.code === "EINVAL");
+  const fresh = g.kvm.createVm(0);
+  assert.equal(fresh.archIoctl(K.KVM_SET_IDENTITY_MAP_ADDR, { addr: 0xfeffc000n }), 0);
+  assert.equal(g.kvm.checkExtension(K.KVM_CAP_SET_TSS_ADDR), 1);
+  assert.equal(g.kvm.checkExtension(K.KVM_CAP_VCPU_EVENTS), 1);
+  for (const name of ["exits", "io_exits", "mmio_exits", "halt_exits", "irq_window_exits", "insn_emulation", "pf_fixed"]) assert.ok(name in g.vcpu.stat, name);
+  for (const name of ["pages_4k", "pages_2m", "pages_1g"]) assert.ok(name in g.vm.stat, name);
+  assert.throws(() => g.vcpu.archIoctl(0xaeff, 0), (e: unknown) => e instanceof KvmError && e.code === "ENOTTY");
+});
