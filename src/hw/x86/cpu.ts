@@ -373,7 +373,6 @@ export class X86Cpu {
         this.vmx.instructionBoundary();
       }
       if (this.slow) { this.stepSlow(); continue; }
-      this.breakLoop = 0;
       this.fetchDecode();
       H[this.w0 & 0x7ff](this);
       this.icount++;
