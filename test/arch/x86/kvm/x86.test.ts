@@ -293,3 +293,18 @@ test("x86 VM ioctls: machine type, KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR, 
   for (const name of ["pages_4k", "pages_2m", "pages_1g"]) assert.ok(name in g.vm.stat, name);
   assert.throws(() => g.vcpu.archIoctl(0xaeff, 0), (e: unknown) => e instanceof KvmError && e.code === "ENOTTY");
 });
+
+test("KVM_NMI is delivered through vector 2 even with interrupts disabled", () => {
+  // main: cli; hlt; hlt     NMI handler at 0x1100: mov al, 'N'; out 0x10, al; hlt
+  const g = realModeGuest({ code: b(0xfa, HLT, HLT) });
+  g.poke(0x1100, b(0xb0, 0x4e, 0xe6, 0x10, HLT));
+  g.poke(2 * 4, b(0x00, 0x11, 0x00, 0x00));
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT);
+  g.vcpu.nmi();
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_IO);
+  assert.equal(g.vcpu.runBytes[4096], 0x4e);
+  assert.equal(g.vcpu.stat.nmi_injections, 1);
+  assert.equal(g.vcpu.getVcpuEvents().nmi.masked, 1, "NMIs stay blocked until IRET");
+});
