@@ -11,7 +11,8 @@
  *
  * "exec <mxcsr> <instruction bytes> <xmm0> <xmm1> <xmm2> <eax> <edx>" runs one instruction (any
  * encoding using those registers) and prints "<xmm0> <xmm1> <xmm2> <ecx> <eflags> <mxcsr>"; 128-bit
- * values are written as 32 hex digits, most significant first.
+ * values are written as 32 hex digits, most significant first. With unmasked MXCSR exceptions the
+ * #XM fault is caught, the instruction skipped and " T" appended.
  *
  * "x87img <cw> <ops> <k> <f80>..." loads k values, optionally runs FADD ST(1) (ops&1), FFREE ST(2)
  * (ops&2), FINCSTP (ops&4), and prints the FXSAVE, FXSAVE64, FNSTENV (32- and 16-bit) and FNSAVE
@@ -19,6 +20,9 @@
  *
  * Build: gcc -O1 -mno-red-zone -o build/oracle oracle.c   (x86-64 host)
  */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <ucontext.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +258,15 @@ static void x87img(char *p) {
 /* ---- one arbitrary instruction on xmm0-2/eax/edx, run from an executable buffer ---- */
 typedef struct { uint64_t lo, hi; } x128;
 static uint8_t *codebuf;
+/* An unmasked SIMD exception (#XM -> SIGFPE) resumes at the RET after the instruction. */
+static volatile int trapped;
+static size_t ilen;
+static void on_fpe(int sig, siginfo_t *si, void *ctx) {
+  (void)sig; (void)si;
+  ucontext_t *uc = ctx;
+  uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)(codebuf + ilen);
+  trapped = 1;
+}
 static void rd128(char **p, x128 *v) {
   char *t = tok(p);
   char buf[17];
@@ -278,6 +291,8 @@ static void exec_one(char *p) {
   if (n == 0 || n > 15) { printf("?\n"); return; }
   for (size_t i = 0; i < n; i++) { char b[3] = { bytes[2 * i], bytes[2 * i + 1], 0 }; codebuf[i] = (uint8_t)strtoul(b, NULL, 16); }
   codebuf[n] = 0xc3;
+  ilen = n;
+  trapped = 0;
   void *fn = codebuf;
   __asm__ volatile(
     "ldmxcsr %[mx]\n\tmovdqu %[x0], %%xmm0\n\tmovdqu %[x1], %%xmm1\n\tmovdqu %[x2], %%xmm2\n\t"
@@ -289,9 +304,9 @@ static void exec_one(char *p) {
     : [x0] "+m"(x0), [x1] "+m"(x1), [x2] "+m"(x2), [fl] "=m"(fl), [ecx] "=m"(ecx), [mo] "=m"(mo)
     : [mx] "m"(mx), [eax] "m"(eax), [edx] "m"(edx), [fn] "r"(fn)
     : "rax", "rcx", "rdx", "xmm0", "xmm1", "xmm2", "cc", "memory");
-  printf("%016llx%016llx %016llx%016llx %016llx%016llx %08x %03llx %08x\n",
+  printf("%016llx%016llx %016llx%016llx %016llx%016llx %08x %03llx %08x%s\n",
     (unsigned long long)x0.hi, (unsigned long long)x0.lo, (unsigned long long)x1.hi, (unsigned long long)x1.lo,
-    (unsigned long long)x2.hi, (unsigned long long)x2.lo, ecx, (unsigned long long)(fl & 0x8d5), mo);
+    (unsigned long long)x2.hi, (unsigned long long)x2.lo, ecx, (unsigned long long)(fl & 0x8d5), mo, trapped ? " T" : "");
 }
 
 
@@ -384,6 +399,11 @@ static void run(char *line) {
 
 int main(void) {
   static char line[4096];
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_fpe;
+  sa.sa_flags = SA_SIGINFO;
+  sigaction(SIGFPE, &sa, NULL);
   (void)s_cvtss2sd_raw; (void)s_cvtsd2ss_raw;
   while (fgets(line, sizeof line, stdin)) run(line);
   return 0;

@@ -450,9 +450,12 @@ export function roundPack(u: Unpacked, fmt: number, p: number, env: FpEnv, res: 
       packZero(u.sign, fmt, res);
       return;
     }
-    // Unmasked x87 underflow delivers the result scaled by 2^24576 (SDM Vol.1 8.5.4).
     if (tiny && !ueMasked && env.x87 && fmt === FMT_F80) {
+      // Unmasked x87 underflow delivers the result scaled by 2^24576 (SDM Vol.1 8.5.4).
       u.exp += X87_BIAS_ADJUST;
+    } else if (tiny && !ueMasked && !env.x87) {
+      // Unmasked SSE (or x87 store) underflow: nothing is delivered; PE reports whether the
+      // result rounded with an unbounded exponent is inexact, as the host shows.
     } else {
       shiftRightJam(u, emin - u.exp);
       u.exp = emin;
@@ -476,6 +479,11 @@ export function roundPack(u: Unpacked, fmt: number, p: number, env: FpEnv, res: 
       // Beyond the bias-adjust range (FSCALE): a signed infinity whatever the rounding mode.
       env.flags |= FP_OE | FP_PE;
       env.roundedUp = true;
+      packInf(u.sign, fmt, res);
+      return;
+    } else if (!env.x87 && (env.masks & FP_OE) === 0) {
+      // Unmasked SSE (or x87 store) overflow: nothing is delivered; PE as for the unbounded result.
+      env.flags |= FP_OE;
       packInf(u.sign, fmt, res);
       return;
     } else {

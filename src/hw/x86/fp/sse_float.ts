@@ -6,8 +6,9 @@
  *
  * Scalar entry points: f32Op() returns the single result bits; f64Op() writes the double result
  * to a Packed (hi:lo). Packed forms (…PS/…PD) over the XMM register file: packedF32Op() and
- * packedF64Op(). Flags go to an FpEnv loaded with setMxcsr(); sseResultDelivered() tells whether
- * the destination is written (no unmasked exception, else #XM, SDM Vol.1 11.5.3).
+ * packedF64Op(). Flags go to an FpEnv loaded with setMxcsr(); a scalar instruction ends with
+ * sseFinish(), which settles the flags and tells whether the destination is written (no unmasked
+ * exception, else #XM, SDM Vol.1 11.5.3). The packed drivers call it themselves.
  */
 import {
   CLS_FINITE, CLS_INF, CLS_QNAN, CLS_SNAN, CLS_ZERO, FMT_F32, FMT_F64, FP_DE, FP_IE, FP_PE, FP_ZE, FpEnv, Packed,
@@ -35,6 +36,18 @@ export function setMxcsr(env: FpEnv, mxcsr: number): void {
 /** False when an unmasked exception was raised: no result is written and #XM (or #UD if CR4.OSXMMEXCPT=0) follows. */
 export function sseResultDelivered(env: FpEnv): boolean {
   return (env.flags & ~env.masks & 0x3f) === 0;
+}
+
+/**
+ * End of an SSE instruction (or of one stage of DPPS/DPPD), whose flags were `before` at its
+ * start: when it raised an unmasked pre-computation exception (IE, DE, ZE) in any lane, none of
+ * its post-computation flags (OE, UE, PE) is reported (SDM Vol.1 11.5.2; matches the host).
+ * Returns whether the destination is written (no unmasked exception at all).
+ */
+export function sseFinish(env: FpEnv, before = 0): boolean {
+  const raised = env.flags & ~before;
+  if ((raised & ~env.masks & (FP_IE | FP_DE | FP_ZE)) !== 0) env.flags = before | (raised & (FP_IE | FP_DE | FP_ZE));
+  return sseResultDelivered(env);
 }
 
 /** Operation codes for f32Op/f64Op and the packed drivers. */
@@ -325,7 +338,7 @@ const res64 = new Packed();
 export function packedF32Op(env: FpEnv, op: number, xmm: Int32Array, dst: number, src: number, imm = 0): boolean {
   const d = dst * 4, s = src * 4;
   for (let i = 0; i < 4; i++) tmp[i] = f32Op(env, op, xmm[d + i]!, xmm[s + i]!, imm);
-  if (!sseResultDelivered(env)) return false;
+  if (!sseFinish(env)) return false;
   for (let i = 0; i < 4; i++) xmm[d + i] = tmp[i]!;
   return true;
 }
@@ -338,7 +351,7 @@ export function packedF64Op(env: FpEnv, op: number, xmm: Int32Array, dst: number
     tmp[i] = res64.lo;
     tmp[i + 1] = res64.hi;
   }
-  if (!sseResultDelivered(env)) return false;
+  if (!sseFinish(env)) return false;
   for (let i = 0; i < 4; i++) xmm[d + i] = tmp[i]!;
   return true;
 }

@@ -7,13 +7,13 @@
  * (returns false then, SDM Vol.1 11.5.3); flags accumulate in the FpEnv loaded by setMxcsr().
  */
 import { FpEnv, Packed } from "./softfloat.js";
-import { SSE_ADD, SSE_MUL, SSE_SUB, f32Op, f32ToF64, f32ToInt, f64Op, f64ToF32, f64ToInt, intToF32, intToF64, sseResultDelivered } from "./sse_float.js";
+import { SSE_ADD, SSE_MUL, SSE_SUB, f32Op, f32ToF64, f32ToInt, f64Op, f64ToF32, f64ToInt, intToF32, intToF64, sseFinish } from "./sse_float.js";
 
 const tmp = new Int32Array(4);
 const p = new Packed();
 
-function commit(env: FpEnv, xmm: Int32Array, d: number): boolean {
-  if (!sseResultDelivered(env)) return false;
+function commit(env: FpEnv, xmm: Int32Array, d: number, stageStart = 0): boolean {
+  if (!sseFinish(env, stageStart)) return false;
   const o = d * 4;
   xmm[o] = tmp[0]!;
   xmm[o + 1] = tmp[1]!;
@@ -132,6 +132,10 @@ const sum1 = new Int32Array(4);
  */
 export function dpps(env: FpEnv, xmm: Int32Array, d: number, s: number, imm: number): boolean {
   for (let i = 0; i < 4; i++) prod[i] = (imm >>> (4 + i)) & 1 ? f32Op(env, SSE_MUL, xmm[d * 4 + i]!, xmm[s * 4 + i]!) : 0;
+  // The multiplies and the additions are separate stages for exception reporting: an unmasked
+  // exception in the multiply stage ends the instruction, and each stage settles its own flags.
+  if (!sseFinish(env)) return false;
+  const stage2 = env.flags;
   // Every destination lane sums in its own operand order, which shows only in which NaN
   // propagates. Measured on Intel hardware: s_i = p_(i^1) + p_i, then r_i = s_i + s_(i^2).
   for (let i = 0; i < 4; i++) sum1[i] = f32Op(env, SSE_ADD, prod[i ^ 1]!, prod[i]!);
@@ -140,7 +144,7 @@ export function dpps(env: FpEnv, xmm: Int32Array, d: number, s: number, imm: num
     const v = f32Op(env, SSE_ADD, sum1[i]!, sum1[i ^ 2]!);
     tmp[i] = (imm >>> i) & 1 ? v : 0;
   }
-  return commit(env, xmm, d);
+  return commit(env, xmm, d, stage2);
 }
 
 /** DPPD (SSE4.1): imm[5:4] select the products, imm[1:0] the destination lanes. */
@@ -155,6 +159,8 @@ export function dppd(env: FpEnv, xmm: Int32Array, d: number, s: number, imm: num
       prod[2 * i + 1] = 0;
     }
   }
+  if (!sseFinish(env)) return false;
+  const stage2 = env.flags;
   // Lane i receives p_i + p_(1-i): the operand order only shows in which NaN propagates.
   f64Op(env, SSE_ADD, p, prod[0]!, prod[1]!, prod[2]!, prod[3]!);
   const on0 = imm & 1, on1 = (imm >>> 1) & 1;
@@ -163,5 +169,5 @@ export function dppd(env: FpEnv, xmm: Int32Array, d: number, s: number, imm: num
   f64Op(env, SSE_ADD, p, prod[2]!, prod[3]!, prod[0]!, prod[1]!);
   tmp[2] = on1 ? p.lo : 0;
   tmp[3] = on1 ? p.hi : 0;
-  return commit(env, xmm, d);
+  return commit(env, xmm, d, stage2);
 }
