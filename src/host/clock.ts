@@ -44,6 +44,9 @@ export class VirtualClock implements HostClock {
  */
 export type HrTimerCallback = (nowNs: number) => number | void;
 
+/** Upper bound on callbacks run by one TimerQueue.runExpired() call. */
+export const MAX_FIRES_PER_RUN = 100000;
+
 /** struct hrtimer: a handle returned by TimerQueue.start(). */
 export class HrTimer {
   /** Position in the heap, -1 when not queued. */
@@ -108,10 +111,14 @@ export class TimerQueue {
     return this.heap.length ? this.heap[0].expiresNs : Infinity;
   }
 
-  /** Fire every timer with expiry <= now (the hrtimer interrupt). Returns how many fired. */
+  /**
+   * Fire every timer with expiry <= now (the hrtimer interrupt). Returns how many fired. A timer
+   * that keeps re-arming itself at or before `now` fires at most MAX_FIRES_PER_RUN times in one
+   * call (the rest waits for the next call), so a zero period cannot hang the host.
+   */
   runExpired(now = this.clock.nowNs()): number {
     let n = 0;
-    while (this.heap.length && this.heap[0].expiresNs <= now) {
+    while (this.heap.length && this.heap[0].expiresNs <= now && n < MAX_FIRES_PER_RUN) {
       const t = this.heap[0];
       this.cancel(t);
       n++;

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MonotonicClock, TimerQueue, VirtualClock } from "../../src/host/clock.js";
+import { MAX_FIRES_PER_RUN, MonotonicClock, TimerQueue, VirtualClock } from "../../src/host/clock.js";
 import { createHost } from "../../src/host/process.js";
 import { SIGALRM, SIGIO, SIGUSR1 } from "../../src/uapi/signal.js";
 
@@ -59,4 +59,28 @@ test("signals: pending, blocked, dequeue order, alarm", () => {
   assert.equal(t.signalPending(), false);
   assert.throws(() => t.kill(0), RangeError);
   assert.notEqual(proc.newTask().tid, proc.pid);
+});
+
+test("a timer re-arming itself in the past cannot hang runExpired", () => {
+  const clock = new VirtualClock(10);
+  const q = new TimerQueue(clock);
+  let fired = 0;
+  q.start(5, (now) => { fired++; return now; });
+  assert.equal(q.runExpired(), MAX_FIRES_PER_RUN);
+  assert.equal(fired, MAX_FIRES_PER_RUN);
+  assert.equal(q.size, 1);
+});
+
+test("process exit releases every page and calls the notifiers' release", () => {
+  const host = createHost({ memBytes: 4 << 20 });
+  const proc = host.createProcess();
+  let released = 0;
+  proc.mm.registerMmuNotifier({ invalidateRangeStart: () => {}, invalidateRangeEnd: () => {}, release: () => { released++; } });
+  const a = proc.mm.mmap(0, 64 * 4096, 3, 0x22);
+  for (let i = 0; i < 64; i++) proc.mm.writeU8(a + i * 4096, 1);
+  assert.equal(host.pageAlloc.allocatedFrames, 64);
+  proc.exit();
+  assert.equal(released, 1);
+  assert.equal(host.pageAlloc.allocatedFrames, 0);
+  assert.equal(proc.mm.vmaList.length, 0);
 });
