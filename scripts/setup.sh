@@ -12,3 +12,14 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "setup: please install: ${need[*]}" >&2
   fi
 fi
+
+# QEMU is the reference for the guests whose .expected came from QEMU TCG (`expect=qemu` in
+# their header; regenerate with `node scripts/build-guests.mjs --update-expected`). Peers only:
+# CI never needs it, so it is skipped when CI is set.
+if [ -z "${CI:-}" ] && ! command -v qemu-system-x86_64 >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y -qq qemu-system-x86 >/dev/null || echo "setup: qemu-system-x86 not installed (optional)" >&2
+  else
+    echo "setup: optional: install qemu-system-x86 to regenerate QEMU-sourced guest expectations" >&2
+  fi
+fi

@@ -65,3 +65,20 @@ test("generated cases assemble with the system binutils", (t) => {
     assert.equal(img.length, LAYOUT.data + 0x2000 - LAYOUT.image);
   }
 });
+
+test("comparison: RIP at an IO/MMIO exit may be either side of the instruction, flags are masked", async () => {
+  const { compareExit } = await import("./compare.js");
+  const { REG_NAMES } = await import("./harness.js");
+  const regs = Object.fromEntries(REG_NAMES.map((r) => [r, 0n])) as Record<(typeof REG_NAMES)[number], bigint>;
+  const sregs = { cr0: 0n, cr2: 0n, cr3: 0n, cr4: 0n, efer: 0n, cs: 0, ss: 0, ds: 0, es: 0, fs: 0, gs: 0 };
+  const mmio = { addr: 0x300000n, len: 4, write: 1, data: "00000000" };
+  const a = { n: 1, exit: "MMIO", reason: 6, mmio, regs: { ...regs, rip: 0x4000n, rflags: 0x202n }, sregs, mem: "0" };
+  assert.deepEqual(compareExit(a, { ...a, regs: { ...a.regs, rip: 0x400bn } }), []);
+  assert.deepEqual(compareExit(a, { ...a, regs: { ...a.regs, rip: 0x4010n } }), ["rip 0x4000 vs 0x4010"]);
+  const hlt = { ...a, exit: "HLT", reason: 5, mmio: undefined };
+  assert.deepEqual(compareExit(hlt, { ...hlt, regs: { ...hlt.regs, rip: 0x4001n } }), ["rip 0x4000 vs 0x4001"]);
+  const f = { ...a, regs: { ...a.regs, rflags: 0x203n } };
+  assert.deepEqual(compareExit(a, f), ["rflags 0x202 vs 0x203"]);
+  assert.deepEqual(compareExit(a, f, 0x1), []);
+  assert.deepEqual(compareExit(a, { ...a, regs: { ...a.regs, rflags: 0x10202n } }), []);
+});

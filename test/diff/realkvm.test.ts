@@ -6,8 +6,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 // @ts-expect-error plain .mjs script without type declarations
-import { buildGuests } from "../../scripts/build-guests.mjs";
+import { buildGuests, projectRoot } from "../../scripts/build-guests.mjs";
 import { realKvmUnavailable, runRealKvm } from "./harness.js";
 import { assemble, toolchainUnavailable } from "./asm.js";
 import { compareRuns } from "./compare.js";
@@ -20,7 +21,7 @@ test("real KVM: the hello guest prints 5 and halts, with the exits and registers
   const why = skipReason();
   if (why) return t.skip(why);
   const [hello] = buildGuests({ filter: "hello/hello" }) as { bin: string }[];
-  const r = runRealKvm(new Uint8Array(readFileSync(hello!.bin)), HELLO_INIT);
+  const r = runRealKvm(new Uint8Array(readFileSync(join(projectRoot as string, hello!.bin))), HELLO_INIT);
   assert.equal(r.stop, "hlt");
   assert.equal(r.serial, "5\n");
   assert.deepEqual(r.exits.map((e) => e.exit), ["IO", "IO", "HLT"]);
