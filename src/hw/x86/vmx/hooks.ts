@@ -66,6 +66,15 @@ export interface VmxNonRoot {
   movFromCr(cr: number, gpr: number, insnLen: number): void;
   /** Value software reads for CR0/CR4: host-owned bits (guest/host mask) come from the read shadow. */
   crReadShadow(cr: 0 | 4, actual: number): number;
+  /**
+   * (Added by hw/x86/vmx.) The value CR0/CR4 takes when MOV to CR0/CR4, CLTS or LMSW did not
+   * exit: host-owned bits (guest/host mask) keep their `current` value (SDM 26.3). `value` is
+   * the low 32 bits the instruction would write on bare hardware. The core must write the
+   * result instead of `value`, or a guest that flips a guest-owned bit (CR4.PGE, CR0.TS) also
+   * clears host-owned ones (CR4.VMXE, CR0.NE) and the next VM entry fails. Optional so other
+   * implementers of this interface stay valid; absent means "write `value`".
+   */
+  crWriteValue?(cr: 0 | 4, value: number, current: number): number;
   clts(insnLen: number): void;
   lmsw(source: number, insnLen: number, memOperand: boolean, linearAddr: number): void;
   movDr(dr: number, gpr: number, toDr: boolean, insnLen: number): void;

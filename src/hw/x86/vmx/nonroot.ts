@@ -306,6 +306,11 @@ export class NonRoot implements VmxNonRoot {
     return ((actual & ~mask) | (shadow & mask)) >>> 0;
   }
 
+  crWriteValue(cr: 0 | 4, value: number, current: number): number {
+    const mask = cr === 0 ? this.cr0Mask : this.cr4Mask;
+    return ((value & ~mask) | (current & mask)) >>> 0;
+  }
+
   clts(insnLen: number): void {
     if (this.cr0Mask & this.cr0Shadow & 8) this.exitInsn(EXIT_REASON_CR_ACCESS, CR_ACCESS_TYPE_CLTS << CR_ACCESS_TYPE_SHIFT, insnLen);
   }

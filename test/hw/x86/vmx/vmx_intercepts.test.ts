@@ -128,3 +128,14 @@ test("with VPID the guest's TLB survives VM exits until INVVPID; without VPID ev
     }
   }
 });
+
+test("crWriteValue keeps host-owned CR0/CR4 bits for writes that do not exit (SDM 26.3)", () => {
+  const m = new Machine();
+  m.setup();
+  m.w(F.CR4_GUEST_HOST_MASK, 0x2020); // VMXE, PAE host-owned
+  m.w(F.CR0_GUEST_HOST_MASK, 0x20);   // NE host-owned
+  const nr = m.vmx.nonRoot;
+  nr.begin(); // decode the controls as VM entry does
+  assert.equal(nr.crWriteValue(4, 0x80, 0x2020), 0x20a0, "guest sets PGE; VMXE and PAE stay");
+  assert.equal(nr.crWriteValue(0, 0x11, 0x31), 0x31, "guest clears NE (host-owned): it stays set");
+});
