@@ -20,6 +20,22 @@
  * The host does not execute on the emulated core, so the conditions that make VMX instructions
  * #UD/#GP in root operation at CPL 0 (CR4.VMXE, IA32_FEATURE_CONTROL, CPL) cannot arise except
  * "outside VMX operation", which throws `VmxUsageError` (a host bug, like #UD in the kernel).
+ *
+ * Around a VM entry the register file is shared as on hardware: RSP/RIP/RFLAGS, control, segment
+ * and descriptor-table registers come from the VMCS; every other GPR, CR2, DR0-DR3/DR6 and XCR0
+ * are whatever the caller left in `cpu.state` (and hold the guest's values after the exit).
+ * A VM exit loads the host-state fields into `cpu.state` but the host never runs on the core.
+ *
+ * Host interrupts: the guest runs `sliceInsns` instructions per entry at most; then the host
+ * timer is an external-interrupt exit (vector HOST_TIMER_VECTOR with "acknowledge interrupt on
+ * exit"); `cpu.hostIrq[0] != 0` (a kick from another thread) is one with HOST_KICK_VECTOR, and
+ * acknowledging it clears hostIrq[0] (without acknowledge the host must clear it). A guest in
+ * the HLT state with nothing to wake it also ends the entry with a host-timer exit.
+ *
+ * Not implemented, hence not advertised (entry with them set fails with
+ * VMXERR_ENTRY_INVALID_CONTROL_FIELD): TPR shadow and APIC virtualization, posted interrupts,
+ * PML, VMCS shadowing, VM functions, PAUSE-loop exiting, XSAVES/XRSTORS enabling, TSC scaling,
+ * the wait-for-SIPI and shutdown activity states, INS/OUTS instruction information, SMM.
  */
 import type { PhysMem } from "../../physmem.js";
 import type { X86State } from "../state.js";
