@@ -140,6 +140,9 @@ export interface KvmX86Ops {
   /** Fold the pending-to-injected state of the last VM exit back into vcpu.arch (vmx_complete_interrupts). */
   completeInterrupts?(vcpu: X86Vcpu): void;
 
+  /** The PAE page-directory pointers the processor uses with EPT (kvm_pdptr_read / load_pdptrs): [lo, hi] of PDPTE i. */
+  getPdptr?(vcpu: X86Vcpu, i: number, out: Int32Array): void;
+  setPdptr?(vcpu: X86Vcpu, i: number, lo: number, hi: number): void;
   /** Make the processor running the vCPU leave the guest (the IPI of kvm_vcpu_kick). */
   kick?(vcpu: X86Vcpu): void;
 

@@ -9,6 +9,7 @@
 
 import { E2BIG, EBUSY, EEXIST, EINVAL, ENOTTY, ENXIO } from "../../../uapi/errno.js";
 import * as K from "../../../uapi/kvm.js";
+import { kvm_sregs } from "../../../uapi/kvm_structs.js";
 import type {
   KvmCpuid2, KvmCpuidEntry2, KvmDebugregs, KvmGuestDebug, KvmMpState, KvmMsrs, KvmRegs, KvmSegment, KvmSregs,
   KvmTranslation, KvmVcpuEvents,
@@ -277,6 +278,57 @@ function setGuestDebug(vcpu: X86Vcpu, dbg: KvmGuestDebug): void {
 }
 
 
+/** KVM_SREGS2_FLAGS_PDPTRS_VALID */
+export const KVM_SREGS2_FLAGS_PDPTRS_VALID = 1;
+/** struct kvm_sregs2: kvm_sregs without interrupt_bitmap, then flags and pdptrs[4] (320 bytes). */
+const SREGS2_SIZE = 320;
+const SREGS2_FLAGS = 280;
+const SREGS2_PDPTRS = 288;
+
+function isPaePaging(vcpu: X86Vcpu): boolean {
+  const a = vcpu.arch;
+  return (a.cr0 & X86_CR0_PG) !== 0 && (a.cr4 & X86_CR4_PAE) !== 0 && (a.efer & EFER_LMA) === 0;
+}
+
+const pdptrBuf = new Int32Array(2);
+
+/** __get_sregs2(): as bytes (the core has no codec for struct kvm_sregs2). */
+export function kvmGetSregs2(vcpu: X86Vcpu): Uint8Array {
+  const out = new Uint8Array(SREGS2_SIZE);
+  out.set(kvm_sregs.encode(kvmGetSregs(vcpu)).subarray(0, SREGS2_FLAGS));
+  const dv = new DataView(out.buffer);
+  const ops = vcpu.arch.ops;
+  if (isPaePaging(vcpu) && ops.getPdptr !== undefined) {
+    dv.setUint32(SREGS2_FLAGS, KVM_SREGS2_FLAGS_PDPTRS_VALID, true);
+    for (let i = 0; i < 4; i++) {
+      ops.getPdptr(vcpu, i, pdptrBuf);
+      dv.setInt32(SREGS2_PDPTRS + 8 * i, pdptrBuf[0], true);
+      dv.setInt32(SREGS2_PDPTRS + 8 * i + 4, pdptrBuf[1], true);
+    }
+  }
+  return out;
+}
+
+/** __set_sregs2(): PDPTRS_VALID hands the PDPTEs over instead of reading them from guest memory. */
+export function kvmSetSregs2(vcpu: X86Vcpu, bytes: Uint8Array): void {
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength < SREGS2_SIZE) throw new KvmError(EINVAL, "KVM_SET_SREGS2", "struct kvm_sregs2 is 320 bytes");
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const flagsLo = dv.getUint32(SREGS2_FLAGS, true);
+  if (dv.getUint32(SREGS2_FLAGS + 4, true) !== 0 || (flagsLo & ~KVM_SREGS2_FLAGS_PDPTRS_VALID) !== 0) throw new KvmError(EINVAL, "KVM_SET_SREGS2", "flags");
+  const buf = new Uint8Array(kvm_sregs.size);
+  buf.set(bytes.subarray(0, SREGS2_FLAGS));
+  const s = kvm_sregs.decode(buf);
+  const validPdptrs = (flagsLo & KVM_SREGS2_FLAGS_PDPTRS_VALID) !== 0;
+  const cr0 = Number(s.cr0 & 0xffffffffn);
+  const pae = (cr0 & X86_CR0_PG) !== 0 && (Number(s.cr4 & 0xffffffffn) & X86_CR4_PAE) !== 0 && (Number(s.efer & 0xffffffffn) & EFER_LMA) === 0;
+  if (validPdptrs && !pae) throw new KvmError(EINVAL, "KVM_SET_SREGS2", "PDPTRs given outside PAE paging");
+  kvmSetSregs(vcpu, s);
+  const ops = vcpu.arch.ops;
+  if (validPdptrs && ops.setPdptr !== undefined) {
+    for (let i = 0; i < 4; i++) ops.setPdptr(vcpu, i, dv.getInt32(SREGS2_PDPTRS + 8 * i, true), dv.getInt32(SREGS2_PDPTRS + 8 * i + 4, true));
+  }
+}
+
 /** kvm_arch_vcpu_ioctl(): x86 vCPU ioctls (not KVM_RUN). */
 export function x86VcpuIoctl(vcpu: X86Vcpu, nr: number, arg: number | object, _supported: CpuidEntry[]): number | object {
   const a = vcpu.arch;
@@ -290,6 +342,11 @@ export function x86VcpuIoctl(vcpu: X86Vcpu, nr: number, arg: number | object, _s
       return kvmGetSregs(vcpu);
     case K.KVM_SET_SREGS:
       kvmSetSregs(vcpu, arg as KvmSregs);
+      return 0;
+    case K.KVM_GET_SREGS2:
+      return kvmGetSregs2(vcpu);
+    case K.KVM_SET_SREGS2:
+      kvmSetSregs2(vcpu, arg as Uint8Array);
       return 0;
     case K.KVM_GET_MSRS:
       return msrIo(vcpu, arg as KvmMsrs, false, "KVM_GET_MSRS");

@@ -143,3 +143,29 @@ test("unmapping the memory behind a slot (mmu notifier) makes the next access fa
   g.proc.mm.munmap(page, 0x1000);
   assert.throws(() => g.vcpu.run(), (e: unknown) => e instanceof KvmError && e.code === "EFAULT");
 });
+
+test("KVM_GET/SET_SREGS2: PAE paging carries the PDPTRs; flags are checked", () => {
+  // A 32-bit PAE guest: PDPT at 0x2000 -> PD at 0x3000 with a 2 MiB page at 0; mov eax, [0x1800]; hlt
+  const g = realModeGuest({ code: b(0xa1, 0x00, 0x18, 0x00, 0x00, HLT) });
+  g.poke(0x2000, b(0x01, 0x30, 0, 0, 0, 0, 0, 0));
+  g.poke(0x3000, b(0x83, 0, 0, 0, 0, 0, 0, 0));
+  g.poke(0x1800, b(0x78, 0x56, 0x34, 0x12));
+  const s = g.vcpu.getSregs();
+  const code = { base: 0n, limit: 0xffffffff, selector: 8, type: 0xb, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0, padding: 0 };
+  const data = { ...code, selector: 0x10, type: 0x3 };
+  Object.assign(s, { cs: code, ds: data, es: data, ss: data, fs: data, gs: data, cr3: 0x2000n, cr4: 0x20n, cr0: 0x80000011n });
+  g.vcpu.setSregs(s);
+  assert.equal(g.kvm.checkExtension(K.KVM_CAP_SREGS2), 1);
+  const s2 = g.vcpu.archIoctl(K.KVM_GET_SREGS2, 0) as Uint8Array;
+  assert.equal(s2.byteLength, 320);
+  const dv = new DataView(s2.buffer);
+  assert.equal(dv.getUint32(280, true), 1, "KVM_SREGS2_FLAGS_PDPTRS_VALID");
+  assert.equal(dv.getUint32(288, true), 0x3001, "PDPTE 0 as loaded from CR3");
+  dv.setUint32(280, 2, true);
+  assert.throws(() => g.vcpu.archIoctl(K.KVM_SET_SREGS2, s2), (e: unknown) => e instanceof KvmError && e.code === "EINVAL");
+  dv.setUint32(280, 1, true);
+  g.vcpu.archIoctl(K.KVM_SET_SREGS2, s2);
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT);
+  assert.equal(g.vcpu.getRegs().rax, 0x12345678n);
+});

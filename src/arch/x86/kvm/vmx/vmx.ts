@@ -966,6 +966,10 @@ export const vmxX86Ops = {
   updateExceptionBitmap: vmxUpdateExceptionBitmap,
   completeInterrupts: vmxCompleteInterrupts,
   patchHypercall: vmxPatchHypercall,
+  getPdptr: (vcpu: X86Vcpu, i: number, out: Int32Array) => {
+    toVmx(vcpu).pcpu.vmx.vmread64(V.GUEST_PDPTR0 + 2 * i, out);
+  },
+  setPdptr: (vcpu: X86Vcpu, i: number, lo: number, hi: number) => vmcsWrite64(vcpu, V.GUEST_PDPTR0 + 2 * i, lo, hi),
   kick: (vcpu: X86Vcpu) => {
     const vmx = vcpu.arch.vendor as VcpuVmx | null;
     if (vmx !== null) Atomics.store(vmx.pcpu.cpu.hostIrq, 0, 1);
