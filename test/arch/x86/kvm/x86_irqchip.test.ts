@@ -27,7 +27,7 @@ function irqchipGuest(code: Uint8Array, handler: Uint8Array, vector: number) {
   s.cs.selector = 0;
   vcpu.setSregs(s);
   vcpu.setRegs({ ...ZERO_REGS, rip: 0x1000n });
-  return { kvm, vm, vcpu, clock };
+  return { kvm, vm, vcpu, clock, proc, mem };
 }
 
 test("with an in-kernel irqchip, a PIT tick wakes a halted vCPU through the PIC and the IVT", () => {
@@ -73,3 +73,27 @@ test("KVM_IRQ_LINE raises a PIC line; KVM_GET_LAPIC returns the 1 KiB register p
   assert.equal(lapic.byteLength, 1024);
   assert.equal(g.vcpu.getMsrs({ nmsrs: 1, entries: [{ index: 0x1b, reserved: 0, data: 0n }] }), 1);
 });
+
+test("INIT/SIPI through the xAPIC ICR (LAPIC MMIO emulation) starts an AP at the SIPI vector", () => {
+  const movImm32 = (addr: number, v: number): number[] => [0xc7, 0x05, ...le32(addr), ...le32(v)];
+  const le32 = (v: number): number[] => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
+  // BSP (32-bit flat): ICR high = APIC ID 1; ICR low = INIT (assert); ICR low = SIPI vector 8; hlt
+  const bsp = b(...movImm32(0xfee00310, 0x01000000), ...movImm32(0xfee00300, 0x4500), ...movImm32(0xfee00300, 0x4608), 0xf4);
+  const g = irqchipGuest(bsp, b(), 0x40);
+  const s = g.vcpu.getSregs();
+  const code = { base: 0n, limit: 0xffffffff, selector: 8, type: 0xb, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0, padding: 0 };
+  const data = { ...code, selector: 0x10, type: 0x3 };
+  Object.assign(s, { cs: code, ds: data, es: data, ss: data, cr0: 0x11n });
+  g.vcpu.setSregs(s);
+  const ap = g.vm.createVcpu(1);
+  assert.equal(ap.getMpState().mp_state, K.KVM_MP_STATE_UNINITIALIZED);
+  // AP code at 0x8000: mov al, 'A'; out 0x10, al; hlt
+  g.proc.mm.copyToUser(g.mem + 0x8000, b(0xb0, 0x41, 0xe6, 0x10, 0xf4));
+  assert.throws(() => g.vcpu.run(), (e: unknown) => e instanceof KvmError && e.code === "EINTR"); // BSP halts for good
+  assert.equal(g.vcpu.stat.mmio_exits, 0, "ICR writes went to the in-kernel LAPIC");
+  ap.run();
+  assert.equal(ap.kvmRun.exitReason, K.KVM_EXIT_IO);
+  assert.equal(ap.runBytes[4096], 0x41);
+  assert.equal(ap.getSregs().cs.selector, 0x800);
+});
+
