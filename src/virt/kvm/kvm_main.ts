@@ -850,9 +850,14 @@ export class KvmVcpu implements KvmVcpuLike, HostFile {
     this.wantsToRun = run.immediateExit === 0;
     this.kicked = false;
     // Userspace-served exits complete first, so immediate_exit still completes them (api.rst).
-    if (arch.completeUserspaceIo && arch.completeUserspaceIo(this) <= 0) return 0;
-    if (!this.wantsToRun) throw new KvmError(EINTR, name, "immediate_exit");
-    if (kvmDirtyRingCheckRequest(this)) return 0;
+    // Paths that return without reaching the arch's run loop emit kvm_userspace_exit here (the
+    // arch emits it for the exits it produces).
+    if (arch.completeUserspaceIo && arch.completeUserspaceIo(this) <= 0) return this.userspaceExit(0);
+    if (!this.wantsToRun) {
+      this.userspaceExit(-EINTR);
+      throw new KvmError(EINTR, name, "immediate_exit");
+    }
+    if (kvmDirtyRingCheckRequest(this)) return this.userspaceExit(0);
     this.kvm.coalescedMmioRing?.syncFirst();
     if (this.sigset === null) return arch.vcpuIoctlRun(this);
     // kvm_sigset_activate(): the KVM_SET_SIGNAL_MASK set replaces the thread's mask while in KVM_RUN.
@@ -864,6 +869,12 @@ export class KvmVcpu implements KvmVcpuLike, HostFile {
     } finally {
       task.blocked = saved;
     }
+  }
+
+  /** trace_kvm_userspace_exit(exit_reason, r); returns 0 for `return this.userspaceExit(0)`. */
+  private userspaceExit(r: number): number {
+    if (this.kvm.tracing) this.kvm.trace("kvm_userspace_exit", { reason: this.kvmRun.exitReason, errno: r }, this);
+    return 0;
   }
 
   /**

@@ -49,9 +49,13 @@ test("hello-world flow through the typed API", () => {
 test("KVM_RUN: immediate_exit completes pending I/O first, then EINTR; signals give KVM_EXIT_INTR", () => {
   const { dev, proc, arch } = setup();
   const vcpu = dev.createVm().createVcpu(0);
+  const lines: string[] = [];
+  const off = dev.subscribeTrace(["kvm_userspace_exit"], (e) => lines.push(`${e.fields.errno}`));
   arch.pendingCompletion = true;
   vcpu.kvmRun.immediateExit = 1;
   assert.equal(errno(() => vcpu.run()), EINTR);
+  assert.deepEqual(lines, ["-4"], "kvm_userspace_exit: restart");
+  off();
   assert.ok(arch.calls.includes("complete"));
   assert.ok(!arch.calls.includes("run"));
   vcpu.kvmRun.immediateExit = 0;
