@@ -259,11 +259,12 @@ static void x87img(char *p) {
 typedef struct { uint64_t lo, hi; } x128;
 static uint8_t *codebuf;
 /* An unmasked SIMD exception (#XM -> SIGFPE) resumes at the RET after the instruction. */
-static volatile int trapped;
+static volatile int trapped, in_exec;
 static size_t ilen;
 static void on_fpe(int sig, siginfo_t *si, void *ctx) {
   (void)sig; (void)si;
   ucontext_t *uc = ctx;
+  if (!in_exec) abort(); /* only "exec" knows where to resume */
   uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)(codebuf + ilen);
   trapped = 1;
 }
@@ -293,6 +294,7 @@ static void exec_one(char *p) {
   codebuf[n] = 0xc3;
   ilen = n;
   trapped = 0;
+  in_exec = 1;
   void *fn = codebuf;
   __asm__ volatile(
     "ldmxcsr %[mx]\n\tmovdqu %[x0], %%xmm0\n\tmovdqu %[x1], %%xmm1\n\tmovdqu %[x2], %%xmm2\n\t"
@@ -304,6 +306,7 @@ static void exec_one(char *p) {
     : [x0] "+m"(x0), [x1] "+m"(x1), [x2] "+m"(x2), [fl] "=m"(fl), [ecx] "=m"(ecx), [mo] "=m"(mo)
     : [mx] "m"(mx), [eax] "m"(eax), [edx] "m"(edx), [fn] "r"(fn)
     : "rax", "rcx", "rdx", "xmm0", "xmm1", "xmm2", "cc", "memory");
+  in_exec = 0;
   printf("%016llx%016llx %016llx%016llx %016llx%016llx %08x %03llx %08x%s\n",
     (unsigned long long)x0.hi, (unsigned long long)x0.lo, (unsigned long long)x1.hi, (unsigned long long)x1.lo,
     (unsigned long long)x2.hi, (unsigned long long)x2.lo, ecx, (unsigned long long)(fl & 0x8d5), mo, trapped ? " T" : "");

@@ -2,9 +2,10 @@
 // all lanes, the MXCSR flags, every rounding mode with FTZ/DAZ.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FpEnv } from "../../../../src/hw/x86/fp/softfloat.js";
+import { FpEnv, Packed } from "../../../../src/hw/x86/fp/softfloat.js";
+import { eflagsCompare } from "../../../../src/hw/x86/fp/f80.js";
 import {
-  setMxcsr, sseResultDelivered, packedF32Op, packedF64Op, SSE_ADD, SSE_SUB, SSE_MUL, SSE_DIV, SSE_MIN, SSE_MAX, SSE_SQRT, SSE_CMP, SSE_ROUND,
+  setMxcsr, sseResultDelivered, sseFinish, f32Op, f64Op, f32Compare, f32ToF64, f64ToF32, f32ToInt, intToF32, packedF32Op, packedF64Op, SSE_ADD, SSE_SUB, SSE_MUL, SSE_DIV, SSE_MIN, SSE_MAX, SSE_SQRT, SSE_CMP, SSE_ROUND,
 } from "../../../../src/hw/x86/fp/sse_float.js";
 import * as P from "../../../../src/hw/x86/fp/sse_packed.js";
 import { oracleSkipReason, runOracle, rng, hex } from "./oracle.node.js";
@@ -15,7 +16,8 @@ const N = Number(process.env.FP_ORACLE_N ?? 1500);
 const env = new FpEnv();
 const xmm = new Int32Array(12);
 
-type Op = { name: string; enc: string; imm?: boolean; dbl: boolean; run: (imm: number) => void };
+type Out = { ecx?: number; flags?: number } | void;
+type Op = { name: string; enc: string; imm?: boolean; dbl: boolean; run: (imm: number, eax: number) => Out };
 const ops: Op[] = [];
 const lane = (name: string, enc: string, op: number, dbl: boolean, imm = false): Op => ({
   name, enc, imm, dbl, run: (i) => { if (dbl) packedF64Op(env, op, xmm, 1, 2, i); else packedF32Op(env, op, xmm, 1, 2, i); },
@@ -45,6 +47,20 @@ ops.push({ name: "addsubpd", enc: "660fd0ca", dbl: true, run: () => P.addsubpd(e
 ops.push({ name: "dpps", enc: "660f3a40ca", imm: true, dbl: false, run: (i) => P.dpps(env, xmm, 1, 2, i) });
 ops.push({ name: "dppd", enc: "660f3a41ca", imm: true, dbl: true, run: (i) => P.dppd(env, xmm, 1, 2, i) });
 
+// Scalar forms: lane 0 only, upper lanes preserved; results written only when delivered.
+const sp = new Packed();
+ops.push({ name: "addss", enc: "f30f58ca", dbl: false, run: () => { const v = f32Op(env, SSE_ADD, xmm[4]!, xmm[8]!); if (sseFinish(env)) xmm[4] = v; } });
+ops.push({ name: "divss", enc: "f30f5eca", dbl: false, run: () => { const v = f32Op(env, SSE_DIV, xmm[4]!, xmm[8]!); if (sseFinish(env)) xmm[4] = v; } });
+ops.push({ name: "sqrtss", enc: "f30f51ca", dbl: false, run: () => { const v = f32Op(env, SSE_SQRT, xmm[4]!, xmm[8]!); if (sseFinish(env)) xmm[4] = v; } });
+ops.push({ name: "mulsd", enc: "f20f59ca", dbl: true, run: () => { f64Op(env, SSE_MUL, sp, xmm[4]!, xmm[5]!, xmm[8]!, xmm[9]!); if (sseFinish(env)) { xmm[4] = sp.lo; xmm[5] = sp.hi; } } });
+ops.push({ name: "cvtss2sd", enc: "f30f5aca", dbl: false, run: () => { f32ToF64(env, sp, xmm[8]!); if (sseFinish(env)) { xmm[4] = sp.lo; xmm[5] = sp.hi; } } });
+ops.push({ name: "cvtsd2ss", enc: "f20f5aca", dbl: true, run: () => { const v = f64ToF32(env, xmm[8]!, xmm[9]!); if (sseFinish(env)) xmm[4] = v; } });
+ops.push({ name: "comiss", enc: "0f2fca", dbl: false, run: () => { const c = f32Compare(env, xmm[4]!, xmm[8]!, false); return { flags: sseFinish(env) ? eflagsCompare(c) : 0 }; } });
+ops.push({ name: "ucomiss", enc: "0f2eca", dbl: false, run: () => { const c = f32Compare(env, xmm[4]!, xmm[8]!, true); return { flags: sseFinish(env) ? eflagsCompare(c) : 0 }; } });
+ops.push({ name: "cvtss2si", enc: "f30f2dca", dbl: false, run: () => { f32ToInt(env, sp, xmm[8]!, 32, false); return { ecx: sseFinish(env) ? sp.lo : 0 }; } });
+ops.push({ name: "cvttss2si", enc: "f30f2cca", dbl: false, run: () => { f32ToInt(env, sp, xmm[8]!, 32, true); return { ecx: sseFinish(env) ? sp.lo : 0 }; } });
+ops.push({ name: "cvtsi2ss", enc: "f30f2ac8", dbl: false, run: (_i, eax) => { const v = intToF32(env, eax, eax >> 31); if (sseFinish(env)) xmm[4] = v; } });
+
 const regHex = (n: number) => hex(xmm[n * 4 + 3]!, 8) + hex(xmm[n * 4 + 2]!, 8) + hex(xmm[n * 4 + 1]!, 8) + hex(xmm[n * 4]!, 8);
 
 function runAll(seed: number, unmasked: boolean) {
@@ -64,12 +80,13 @@ function runAll(seed: number, unmasked: boolean) {
       const imm = op.name.startsWith("cmp") ? r() % 8 : op.name.startsWith("round") ? r() % 16 : r() & 0xff;
       const load = () => { for (let k = 0; k < 12; k++) xmm[k] = regs[k]!; };
       load();
-      inputs.push(`exec ${hex(mx, 4)} ${op.enc}${op.imm ? hex(imm, 2) : ""} ${regHex(0)} ${regHex(1)} ${regHex(2)} 0 0`);
+      const eax = r() % 2 ? r() : (r() % 2000) - 1000;
+      inputs.push(`exec ${hex(mx, 4)} ${op.enc}${op.imm ? hex(imm, 2) : ""} ${regHex(0)} ${regHex(1)} ${regHex(2)} ${hex(eax, 8)} 0`);
       models.push(() => {
         load();
         setMxcsr(env, mx);
-        op.run(imm);
-        return `${regHex(0)} ${regHex(1)} ${regHex(2)} 00000000 000 ${hex(mx | env.flags, 8)}${sseResultDelivered(env) ? "" : " T"}`;
+        const o = op.run(imm, eax | 0) || {};
+        return `${regHex(0)} ${regHex(1)} ${regHex(2)} ${hex(o.ecx ?? 0, 8)} ${hex(o.flags ?? 0, 3)} ${hex(mx | env.flags, 8)}${sseResultDelivered(env) ? "" : " T"}`;
       });
     }
   }
