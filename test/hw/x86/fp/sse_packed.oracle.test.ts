@@ -16,7 +16,7 @@ const N = Number(process.env.FP_ORACLE_N ?? 1500);
 const env = new FpEnv();
 const xmm = new Int32Array(12);
 
-type Out = { ecx?: number; flags?: number } | void;
+type Out = { ecx?: number; flags?: number } | boolean | void;
 type Op = { name: string; enc: string; imm?: boolean; dbl: boolean; run: (imm: number, eax: number) => Out };
 const ops: Op[] = [];
 const lane = (name: string, enc: string, op: number, dbl: boolean, imm = false): Op => ({
@@ -85,7 +85,8 @@ function runAll(seed: number, unmasked: boolean) {
       models.push(() => {
         load();
         setMxcsr(env, mx);
-        const o = op.run(imm, eax | 0) || {};
+        const ran = op.run(imm, eax | 0);
+        const o = typeof ran === "object" ? ran : {};
         return `${regHex(0)} ${regHex(1)} ${regHex(2)} ${hex(o.ecx ?? 0, 8)} ${hex(o.flags ?? 0, 3)} ${hex(mx | env.flags, 8)}${sseResultDelivered(env) ? "" : " T"}`;
       });
     }
