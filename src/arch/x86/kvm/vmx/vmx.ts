@@ -110,6 +110,8 @@ export class VcpuVmx {
   /** Guest-owned CR0/CR4 bits, read back from the VMCS after an exit. */
   cr0GuestOwned = KVM_POSSIBLE_CR0_GUEST_BITS;
   cr4GuestOwned = KVM_POSSIBLE_CR4_GUEST_BITS;
+  /** vcpu->mode == IN_GUEST_MODE: between VM entry and VM exit (a kick must then interrupt the processor). */
+  inGuest = false;
   /** The exit's instruction length, needed to re-inject software events (event_exit_inst_len). */
   eventExitInstLen = 0;
   constructor(
@@ -393,10 +395,9 @@ function vmxVcpuReset(vcpu: X86Vcpu, initEvent: boolean): void {
   vmcsWrite(vcpu, V.GUEST_CR3, 0);
   a.cr8 = 0;
   a.xcr0 = 1;
-  if (!initEvent) {
-    a.apicBase = (0xfee00000 | (vcpu.vcpuIdx === 0 ? 0x900 : 0x800)) >>> 0;
-    vmxSetEfer(vcpu, 0);
-  }
+  if (!initEvent) a.apicBase = (0xfee00000 | (vcpu.vcpuIdx === 0 ? 0x900 : 0x800)) >>> 0;
+  // Both RESET and INIT leave the processor in real mode with EFER clear (kvm_vcpu_reset).
+  vmxSetEfer(vcpu, 0);
   vmxSetCr0(vcpu, 0x60000010);
   vmxSetCr4(vcpu, 0);
   a.exception.pending = a.exception.injected = false;
@@ -841,7 +842,13 @@ function vmxVcpuRun(vcpu: X86Vcpu): number {
   st.dr[3] = db[3];
   st.dr[6] = a.dr6;
 
-  const r = vmx.launched ? vmx.pcpu.vmx.vmresume() : vmx.pcpu.vmx.vmlaunch();
+  vmx.inGuest = true;
+  let r: number;
+  try {
+    r = vmx.launched ? vmx.pcpu.vmx.vmresume() : vmx.pcpu.vmx.vmlaunch();
+  } finally {
+    vmx.inGuest = false;
+  }
   if (r !== 0) {
     vmx.fail = true;
     vmx.exitReason = R.VMX_EXIT_REASONS_FAILED_VMENTRY;
@@ -971,7 +978,8 @@ export const vmxX86Ops = {
   },
   setPdptr: (vcpu: X86Vcpu, i: number, lo: number, hi: number) => vmcsWrite64(vcpu, V.GUEST_PDPTR0 + 2 * i, lo, hi),
   kick: (vcpu: X86Vcpu) => {
+    // kvm_vcpu_kick() only IPIs a vCPU that is in guest mode; otherwise it sees its requests at the next entry.
     const vmx = vcpu.arch.vendor as VcpuVmx | null;
-    if (vmx !== null) Atomics.store(vmx.pcpu.cpu.hostIrq, 0, 1);
+    if (vmx !== null && vmx.inGuest) Atomics.store(vmx.pcpu.cpu.hostIrq, 0, 1);
   },
 } satisfies KvmX86Ops;
