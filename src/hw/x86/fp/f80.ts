@@ -25,9 +25,8 @@ export function setX87Control(env: FpEnv, cw: number): void {
   env.daz = false;
   env.flags = 0;
   env.roundedUp = false;
-  x87Precision = PC_BITS[(cw >>> 8) & 3]!;
+  env.precision = PC_BITS[(cw >>> 8) & 3]!;
 }
-let x87Precision = 64;
 
 /**
  * True if the result of the last operation is written to its destination: an unmasked invalid,
@@ -122,7 +121,7 @@ function addSub(env: FpEnv, res: Packed, seA: number, hiA: number, loA: number, 
   if (A.cls === CLS_ZERO) R.copyFrom(B);
   else if (B.cls === CLS_ZERO) R.copyFrom(A);
   else addFinite(A, B, R, env.rc);
-  roundPack(R, FMT_F80, x87Precision, env, res);
+  roundPack(R, FMT_F80, env.precision, env, res);
 }
 
 /** FADD: res = a + b. */
@@ -152,7 +151,7 @@ export function f80Mul(env: FpEnv, res: Packed, seA: number, hiA: number, loA: n
     return;
   }
   mulFinite(A, B, R);
-  roundPack(R, FMT_F80, x87Precision, env, res);
+  roundPack(R, FMT_F80, env.precision, env, res);
 }
 
 /** FDIV: res = a / b. */
@@ -185,7 +184,7 @@ export function f80Div(env: FpEnv, res: Packed, seA: number, hiA: number, loA: n
     return;
   }
   divFinite(A, B, R);
-  roundPack(R, FMT_F80, x87Precision, env, res);
+  roundPack(R, FMT_F80, env.precision, env, res);
 }
 
 /** FSQRT. */
@@ -203,7 +202,7 @@ export function f80Sqrt(env: FpEnv, res: Packed, se: number, hi: number, lo: num
   }
   if (denormalCheck(A, null, env)) return;
   sqrtFinite(A, R);
-  roundPack(R, FMT_F80, x87Precision, env, res);
+  roundPack(R, FMT_F80, env.precision, env, res);
 }
 
 /**

@@ -54,6 +54,8 @@ export class FpEnv {
   daz = false;
   /** x87 response to unmasked OE/UE on register results: bias-adjusted result is delivered. */
   x87 = false;
+  /** x87 precision control in significand bits (24, 53, 64) for FADD/FSUB/FMUL/FDIV/FSQRT. */
+  precision = 64;
   flags = 0;
   /** x87 C1 after an inexact result: 1 when the magnitude was rounded up. */
   roundedUp = false;
