@@ -202,7 +202,7 @@ export class X86Cpu {
   reset(): void {
     const st = this.state;
     st.gpr.fill(0);
-    st.gpr[2 * 2] = 0x600; // EDX: family/model/stepping signature
+    st.gpr[2 * 2] = 0x000806f0; // EDX: the CPUID.1 EAX signature (SDM 9.1.4)
     st.rip = 0xfff0;
     for (let i = 0; i < 8; i++) { st.segSel[i] = 0; st.segBase[i] = 0; st.segLimit[i] = 0xffff; st.segAr[i] = 0x93; }
     st.segSel[1] = 0xf000; st.segBase[1] = 0xffff0000; st.segAr[1] = 0x9b;
@@ -221,9 +221,11 @@ export class X86Cpu {
   }
 
   setRflags(v: number): void {
+    const old = this.fl;
     this.fl = (v & RFLAGS_VALID) | 2;
     this.lop = LOP_NONE;
-    this.modeFlagsChanged();
+    if ((old ^ this.fl) & VM) this.stateChanged(); // entering/leaving virtual-8086 mode
+    else this.modeFlagsChanged();
   }
 
   /** Recompute every cached mode bit after state was written from outside (VM entry, tests). */

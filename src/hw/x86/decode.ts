@@ -224,6 +224,14 @@ export function decode(c: X86Cpu, la: number, hpa: number, ci: number, key: numb
     }
   }
 
+  // FF /2 /4 (near CALL/JMP Ev) are 64-bit in 64-bit mode and FF /6 (PUSH Ev) defaults to it;
+  // the other members of group 5 keep the normal operand size (SDM Vol. 2 Table A-6 note).
+  if (m64 && idx === 0xff) {
+    const r = reg & 7;
+    if (r === 2 || r === 4) osz = 3;
+    else if (r === 6) osz = p66 ? 1 : 3;
+  }
+
   // ---- LOCK legality (SDM Vol. 2 LOCK: #UD unless a listed RMW instruction with a memory destination) ----
   if (lock) {
     let ok = (f & F_LOCK) !== 0 && (f & F_MODRM) !== 0 && mod !== 3;

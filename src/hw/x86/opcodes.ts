@@ -19,7 +19,9 @@ import * as str from "./ops/string.js";
 import * as far from "./ops/far.js";
 import * as desc from "./ops/desc.js";
 import * as bit from "./ops/bit.js";
-import { NM_VECTOR } from "./fault.js";
+import { NM_VECTOR, BR_VECTOR } from "./fault.js";
+import { eaLin } from "./ops/operand.js";
+import { rdL } from "./mmu.js";
 
 // ---- one-byte map ----
 for (let op = 0; op < 8; op++) {
@@ -46,6 +48,7 @@ for (let r = 0; r < 8; r++) {
   def(0, 0xb8 + r, IV, mov.movRvIv);
 }
 def(0, 0x60, I64, stk.pusha); def(0, 0x61, I64, stk.popa);
+def(0, 0x62, M | I64, bound);
 def(0, 0x63, M, movsxdOrArpl);
 def(0, 0x68, IZ | D64, stk.pushImm); def(0, 0x6a, IB | D64, stk.pushImm);
 for (let cc = 0; cc < 16; cc++) def(0, 0x70 + cc, IB | F64, br.jcc);
@@ -157,6 +160,17 @@ function movsxdOrArpl(c: X86Cpu): void {
 }
 
 function rdtsc0(c: X86Cpu): void { sys.rdtsc(c, false); }
+
+/** 62: BOUND Gv, Ma (outside 64-bit mode): #BR unless lower <= index <= upper (signed). */
+function bound(c: X86Cpu): void {
+  if (c.mod === 3) c.raise(6, -1);
+  const sz = c.osz, n = sz === 1 ? 2 : 4;
+  const la = eaLin(c, 2 * n, 1);
+  const sx = (v: number): number => (sz === 1 ? (v << 16) >> 16 : v | 0);
+  const lower = sx(rdL(c, sz, la)), upper = sx(rdL(c, sz, (la + n) >>> 0));
+  const idx = sx(c.getReg(sz, c.reg));
+  if (idx < lower || idx > upper) c.raise(BR_VECTOR, -1);
+}
 
 /** FF: INC/DEC/CALL/CALLF/JMP/JMPF/PUSH Ev */
 function grp5(c: X86Cpu): void {

@@ -192,3 +192,17 @@ test("CRC32, BCD, LAHF/SAHF, CBW family, XADD/CMPXCHG", () => {
   assert.equal(cx.cpu.state.gpr[2], 4);
   assert.equal(cx.cpu.getRflags() & ZF, ZF);
 });
+
+test("64-bit LEA is exact over the whole 64-bit range; FF /2 near CALL is 64-bit in 64-bit mode", () => {
+  const l = run64([0x49, 0x8d, 0x3c, 0x18], (c) => { setR(c, 8, 0x7fffffffffffffffn); setR(c, 3, 0n); }); // lea rdi,[r8+rbx]
+  assert.equal(getR(l.cpu, 7), 0x7fffffffffffffffn);
+  const l2 = run64([0x48, 0x8d, 0x44, 0x8b, 0xff], (c) => { setR(c, 3, 0x1234567890abcdefn); setR(c, 1, -2n); }); // lea rax,[rbx+rcx*4-1]
+  assert.equal(getR(l2.cpu, 0), BigInt.asUintN(64, 0x1234567890abcdefn - 8n - 1n));
+  // call rax -> target: pop rcx; hlt. RSP moves by 8 and the return address is 64-bit.
+  const { cpu } = run64([0xff, 0xd0], (c) => {
+    setR(c, 0, 0x1100n);
+    c.physmem.write8(0x1100, 0x59); c.physmem.write8(0x1101, 0xf4);
+  });
+  assert.equal(getR(cpu, 1), 0x1002n);
+  assert.equal(getR(cpu, 4), 0x80000n);
+});

@@ -50,10 +50,33 @@ export function movMoffs(c: X86Cpu): void {
 /** 8D: LEA Gv, M */
 export function lea(c: X86Cpu): void {
   if (c.mod === 3) c.raise(UD_VECTOR, -1);
-  const a = ea(c);
   const sz = c.osz;
-  if (sz === 3) wrG(c, 3, a | 0, Math.floor(a / 4294967296) | 0);
+  if (sz === 3 && c.asz === 3) { lea64(c); return; }
+  const a = ea(c);
+  if (sz === 3) wrG(c, 3, a | 0, 0);
   else wrG(c, sz, a | 0, 0);
+}
+
+/**
+ * 64-bit LEA with exact lo/hi arithmetic: ea() works in doubles, which is exact for every
+ * canonical address but not for the arbitrary 64-bit sums LEA is used to compute.
+ */
+function lea64(c: X86Cpu): void {
+  const g = c.state.gpr;
+  const base = c.base, index = c.index, scale = c.scale;
+  let lo = c.disp, hi = c.disp >> 31;
+  let xl = 0, xh = 0;
+  if (base < 16) { xl = g[base << 1]; xh = g[(base << 1) | 1]; }
+  else if (base === 16) { const r = c.state.rip; xl = r | 0; xh = Math.floor(r / 4294967296) | 0; }
+  let t = (lo >>> 0) + (xl >>> 0);
+  lo = t | 0; hi = (hi + xh + (t > 0xffffffff ? 1 : 0)) | 0;
+  if (index < 16) {
+    let il = g[index << 1], ih = g[(index << 1) | 1];
+    if (scale) { ih = (ih << scale) | (il >>> (32 - scale)); il <<= scale; }
+    t = (lo >>> 0) + (il >>> 0);
+    lo = t | 0; hi = (hi + ih + (t > 0xffffffff ? 1 : 0)) | 0;
+  }
+  wrG(c, 3, lo, hi);
 }
 /** 86/87: XCHG E, G (implicitly locked) */
 export function xchgEG(c: X86Cpu): void {
