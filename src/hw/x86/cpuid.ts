@@ -35,7 +35,7 @@ export function cpuid(c: X86Cpu, leaf: number, subleaf: number, out: Int32Array)
       out[3] = L1_EDX;
       return;
     }
-    case 7: if ((subleaf >>> 0) === 0) { out[0] = 0; out[1] = L7_EBX; } return;
+    case 7: if ((subleaf >>> 0) === 0) { out[0] = 0; out[1] = L7_EBX; out[2] = 1 << 2 /* UMIP */; } return;
     case 0xd:
       if (subleaf === 0) { out[0] = 1; out[1] = 512 + 64; out[2] = 512 + 64; out[3] = 0; }
       return;

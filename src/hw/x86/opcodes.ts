@@ -277,10 +277,29 @@ function grp15(c: X86Cpu): void {
   const r = c.reg & 7;
   if (c.mod === 3) {
     if (r >= 5 && !c.rep) return; // LFENCE / MFENCE / SFENCE
+    if (r < 4 && c.rep === 1) { fsgsbase(c, r); return; }
     c.unimplemented(0x1ae00 | (c.rep << 4) | r);
   }
   if (r === 7 && !c.rep) return; // CLFLUSH / CLFLUSHOPT: no caches to flush
   c.unimplemented(0x1ae00 | (c.rep << 4) | r);
+}
+
+/** F3 0F AE /0-/3 (register): RDFSBASE, RDGSBASE, WRFSBASE, WRGSBASE (64-bit mode, CR4.FSGSBASE). */
+function fsgsbase(c: X86Cpu, r: number): void {
+  if (!c.m64 || !(c.state.cr4 & (1 << 16))) c.raise(6, -1);
+  const st = c.state;
+  const s = r & 1 ? 5 : 4;
+  const sz = c.osz === 3 ? 3 : 2;
+  if (r < 2) {
+    const b = st.segBase[s];
+    c.setReg(sz, c.rm, b | 0, Math.floor(b / 4294967296) | 0);
+    return;
+  }
+  const lo = c.getReg(sz, c.rm), hi = sz === 3 ? c.rhi : 0;
+  const v = hi * 4294967296 + (lo >>> 0);
+  if (v < -c.canon || v >= c.canon) c.raise(13, 0);
+  st.segBase[s] = v;
+  c.segCache(s);
 }
 
 /** D8-DF: x87 escape. The FPU is another issue: #NM when CR0.EM or CR0.TS, else #UD recorded as unimplemented. */

@@ -388,3 +388,13 @@ test("#AC: misaligned access at CPL 3 with CR0.AM and EFLAGS.AC; aligned accesse
   const saved = mem.read32(0x70000 - 40);
   assert.equal(saved, 0x1007, "faulting RIP is the misaligned load");
 });
+
+test("FSGSBASE instructions need CR4.FSGSBASE; WRGSBASE then RDGSBASE round-trips", () => {
+  // wrgsbase rax; rdgsbase rbx
+  const ok = run64([0xf3, 0x48, 0x0f, 0xae, 0xd8, 0xf3, 0x48, 0x0f, 0xae, 0xcb], (c) => {
+    c.state.cr4 |= 1 << 16; c.stateChanged(); setR(c, 0, 0xffff888000001000n);
+  });
+  assert.equal(getR(ok.cpu, 3), 0xffff888000001000n);
+  const ud = run64([0xf3, 0x48, 0x0f, 0xae, 0xd8], (c) => { c.state.idtrLimit = 0; });
+  assert.equal(ud.cpu.state.activityState, ActivityState.SHUTDOWN, "#UD without CR4.FSGSBASE");
+});
