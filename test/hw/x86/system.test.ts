@@ -398,3 +398,47 @@ test("FSGSBASE instructions need CR4.FSGSBASE; WRGSBASE then RDGSBASE round-trip
   const ud = run64([0xf3, 0x48, 0x0f, 0xae, 0xd8], (c) => { c.state.idtrLimit = 0; });
   assert.equal(ud.cpu.state.activityState, ActivityState.SHUTDOWN, "#UD without CR4.FSGSBASE");
 });
+
+test("DR1 data write breakpoint traps after the store with DR6.B1", () => {
+  const rig = makeRig();
+  const { mem, cpu } = rig;
+  // mov [0x3002], ax (inside the 4-byte watched range); inc ecx; hlt
+  writeBytes(mem, 0x1000, [0x66, 0xa3, 0x02, 0x30, 0x00, 0x00, 0x41, 0xf4]);
+  flat32(cpu, 0x1000);
+  writeGdt(mem, 0x8000, [[0, 0], segDesc(0, 0xfffff, 0x9b, 0xc), segDesc(0, 0xfffff, 0x93, 0xc)]);
+  cpu.state.gdtrBase = 0x8000; cpu.state.gdtrLimit = 0x17; cpu.state.idtrBase = 0x9000; cpu.state.idtrLimit = 0x7ff;
+  idtGate32(mem, 0x9000, 1, 0x08, 0x2000);
+  writeBytes(mem, 0x2000, [0x8b, 0x1c, 0x24, 0xf4]); // mov ebx,[esp] (saved EIP); hlt
+  cpu.state.gpr[0] = 0x1234;
+  cpu.state.dr[1] = 0x3000;
+  cpu.state.dr[7] = 0x400 | (1 << 2) | (0xd << 20); // L1, R/W1 = 01 (write), LEN1 = 11 (4 bytes)
+  cpu.stateChanged();
+  cpu.run(100);
+  assert.equal(mem.read8(0x3002), 0x34, "the store happened");
+  assert.equal(cpu.state.gpr[6], 0x1006, "trap: saved EIP is the next instruction");
+  assert.equal(cpu.state.dr[6] & 0xf, 2, "DR6.B1");
+  assert.equal(cpu.state.gpr[2], 0, "INC not yet executed");
+});
+
+test("unreal mode: a 4 GiB DS limit cached in real mode survives and allows 32-bit offsets", () => {
+  const rig = makeRig();
+  const { mem, cpu } = rig;
+  // mov eax, [esi] (67 prefix: 32-bit address) with ESI = 0x200000; hlt
+  writeBytes(mem, 0x1000, [0x66, 0x67, 0x8b, 0x06, 0xf4]);
+  write32(mem, 0x200000, 0xfeedface);
+  realMode(cpu, 0x1000);
+  cpu.state.segLimit[3] = 0xffffffff;
+  cpu.stateChanged();
+  cpu.state.gpr[12] = 0x200000;
+  cpu.run(10);
+  assert.equal(cpu.state.gpr[0] >>> 0, 0xfeedface);
+  // with the normal 64 KiB limit the same access is #GP (real-mode IVT vector 13)
+  const r2 = makeRig();
+  writeBytes(r2.mem, 0x1000, [0x66, 0x67, 0x8b, 0x06, 0xf4]);
+  write32(r2.mem, 13 * 4, 0x00002000);
+  writeBytes(r2.mem, 0x2000, [0xbb, 0x0d, 0x00, 0xf4]);
+  realMode(r2.cpu, 0x1000);
+  r2.cpu.state.gpr[12] = 0x200000;
+  r2.cpu.run(10);
+  assert.equal(r2.cpu.state.gpr[6] & 0xffff, 13);
+});
