@@ -28,6 +28,7 @@ export const DCACHE_SIZE = 1 << DCACHE_BITS;
 export const DCACHE_MASK = DCACHE_SIZE - 1;
 /** Words per cache entry (6 used). */
 export const DW = 8;
+const NMAPS_SPEC_BASE = 7 * 256;
 
 // Operand-format flags per opcode.
 export const F_MODRM = 1 << 0;
@@ -47,18 +48,28 @@ export const F_REGONLY_OK = 1 << 13;
 export const F_BYTE = 1 << 14;   // byte operation (for F_IZ-less groups: informational)
 export const F_VEX = 1 << 15;    // valid only VEX-encoded (map 4+)
 
+/** Handler indices above the opcode maps for specialized forms (see the end of decode()). */
+export const SPEC_ALU_RR32 = NMAPS_SPEC_BASE;
+export const SPEC_MOV_RR32 = NMAPS_SPEC_BASE + 1;
+
 /** Handler signature: executes the decoded instruction in c. */
 export type Handler = (c: X86Cpu) => void;
 
 /** Maps: 0 one-byte, 1 0F, 2 0F38, 3 0F3A, 4 VEX 0F, 5 VEX 0F38, 6 VEX 0F3A. */
 export const NMAPS = 7;
 export const OPF = new Uint32Array(NMAPS * 256);
-export const HANDLERS: Handler[] = new Array<Handler>(NMAPS * 256);
+/** Handlers by index: map * 256 + opcode, then the specialized forms from NMAPS_SPEC_BASE. */
+export const HANDLERS: Handler[] = new Array<Handler>(NMAPS * 256 + 16);
 
 function undefinedOpcode(c: X86Cpu): void {
   c.unimplemented(c.op);
 }
 HANDLERS.fill(undefinedOpcode);
+
+/** Register the handler of a specialized form (index SPEC_*). */
+export function defSpecial(index: number, h: Handler): void {
+  HANDLERS[index] = h;
+}
 
 /** Register a handler for opcode `opc` of map `map` with format flags. */
 export function def(map: number, opc: number, flags: number, h: Handler): void {
@@ -269,7 +280,15 @@ export function decode(c: X86Cpu, la: number, hpa: number, ci: number, key: numb
   }
   if (n > 15) c.raise(GP_VECTOR, 0);
 
-  c.w0 = idx | (n << 11) | (osz << 15) | (asz << 17) | (rep << 19) | (lock << 21) | ((rex ? 1 : 0) << 22) | (p66 << 23) | (b << 24);
+  // Register-register forms of the hottest 32-bit instructions get dedicated handlers (the
+  // opcode byte stays in w0 so the handlers and lastUnimplemented still see it).
+  let h = idx;
+  if (map === 0 && mod === 3 && osz === 2 && !lock) {
+    if (b < 0x40 && (b & 5) === 1) h = SPEC_ALU_RR32;
+    else if (b === 0x89 || b === 0x8b) h = SPEC_MOV_RR32;
+  }
+
+  c.w0 = h | (n << 11) | (osz << 15) | (asz << 17) | (rep << 19) | (lock << 21) | ((rex ? 1 : 0) << 22) | (p66 << 23) | (b << 24);
   c.w1 = mod | (reg << 2) | (rm << 6) | (base << 10) | (index << 15) | (scale << 20) | (seg << 22) | (segOvr << 25) | (vexL << 28) | (vexW << 29);
   c.w2 = disp; c.w3 = imm; c.w4 = imm2; c.w5 = vexV;
 

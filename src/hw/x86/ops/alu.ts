@@ -212,3 +212,14 @@ export function negE(c: X86Cpu, sz: number): void {
   if (sz === 3) { const r = alu64(c, ALU_SUB, 0, 0, v, c.rhi); wrERmw(c, 3, r, c.rhi); return; }
   wrERmw(c, sz, alu(c, ALU_SUB, sz, 0, v), 0);
 }
+
+/** Specialized 32-bit register-register form of 01/03/09/../3B (decode.ts SPEC_ALU_RR32). */
+export function aluRR32(c: X86Cpu): void {
+  const b = c.opb, op = (b >> 3) & 7;
+  const w1 = c.w1;
+  const rm = (w1 >>> 6) & 15, reg = (w1 >>> 2) & 15;
+  const d = b & 2 ? reg : rm, s = b & 2 ? rm : reg;
+  const g = c.state.gpr;
+  const r = alu(c, op, 2, g[d << 1], g[s << 1]);
+  if (op !== ALU_CMP) { g[d << 1] = r; g[(d << 1) | 1] = 0; }
+}

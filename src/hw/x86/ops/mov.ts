@@ -227,3 +227,12 @@ export function movbe(c: X86Cpu): void {
   }
 }
 
+
+/** Specialized 32-bit MOV r, r (89/8B with a register operand: decode.ts SPEC_MOV_RR32). */
+export function movRR32(c: X86Cpu): void {
+  const w1 = c.w1;
+  const rm = (w1 >>> 6) & 15, reg = (w1 >>> 2) & 15;
+  const g = c.state.gpr;
+  if (c.opb === 0x89) { g[rm << 1] = g[reg << 1]; g[(rm << 1) | 1] = 0; }
+  else { g[reg << 1] = g[rm << 1]; g[(reg << 1) | 1] = 0; }
+}
