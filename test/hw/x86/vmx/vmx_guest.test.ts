@@ -254,3 +254,16 @@ test("pending debug exceptions are delivered as #DB at entry: an exit with the b
   assert.equal(m.r(F.GUEST_RIP), 0x2000);
   assert.equal(m.cpu.state.dr[6] & 0x4001, 0x4001);
 });
+
+test("injecting #PF leaves CR2 as software set it (SDM 27.6.1)", () => {
+  const m = new Machine();
+  m.poke(0x2000, [0x0f, 0xa2]);
+  m.poke(14 * 4, [0x00, 0x20, 0x00, 0x00]);
+  m.setup();
+  m.cpu.state.cr2 = 0xdead000;
+  m.w(F.VM_ENTRY_INTR_INFO_FIELD, 0x80000b0e & ~F.INTR_INFO_DELIVER_CODE_MASK); // real mode: no error code
+  m.vmx.vmlaunch();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_CPUID);
+  assert.equal(m.r(F.GUEST_RIP), 0x2000);
+  assert.equal(m.cpu.state.cr2, 0xdead000);
+});
