@@ -51,6 +51,8 @@ export const F_VEX = 1 << 15;    // valid only VEX-encoded (map 4+)
 /** Handler indices above the opcode maps for specialized forms (see the end of decode()). */
 export const SPEC_ALU_RR32 = NMAPS_SPEC_BASE;
 export const SPEC_MOV_RR32 = NMAPS_SPEC_BASE + 1;
+export const SPEC_ALU_RR64 = NMAPS_SPEC_BASE + 2;
+export const SPEC_MOV_RR64 = NMAPS_SPEC_BASE + 3;
 
 /** Handler signature: executes the decoded instruction in c. */
 export type Handler = (c: X86Cpu) => void;
@@ -283,9 +285,10 @@ export function decode(c: X86Cpu, la: number, hpa: number, ci: number, key: numb
   // Register-register forms of the hottest 32-bit instructions get dedicated handlers (the
   // opcode byte stays in w0 so the handlers and lastUnimplemented still see it).
   let h = idx;
-  if (map === 0 && mod === 3 && osz === 2 && !lock) {
-    if (b < 0x40 && (b & 5) === 1) h = SPEC_ALU_RR32;
-    else if (b === 0x89 || b === 0x8b) h = SPEC_MOV_RR32;
+  if (map === 0 && mod === 3 && osz >= 2 && !lock) {
+    const w = osz === 3 ? 1 : 0;
+    if (b < 0x40 && (b & 5) === 1) h = SPEC_ALU_RR32 + 2 * w;
+    else if (b === 0x89 || b === 0x8b) h = SPEC_MOV_RR32 + 2 * w;
   }
 
   c.w0 = h | (n << 11) | (osz << 15) | (asz << 17) | (rep << 19) | (lock << 21) | ((rex ? 1 : 0) << 22) | (p66 << 23) | (b << 24);

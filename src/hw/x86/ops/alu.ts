@@ -223,3 +223,14 @@ export function aluRR32(c: X86Cpu): void {
   const r = alu(c, op, 2, g[d << 1], g[s << 1]);
   if (op !== ALU_CMP) { g[d << 1] = r; g[(d << 1) | 1] = 0; }
 }
+
+/** Specialized 64-bit register-register form of 01/03/09/../3B with REX.W (SPEC_ALU_RR64). */
+export function aluRR64(c: X86Cpu): void {
+  const b = c.opb, op = (b >> 3) & 7;
+  const w1 = c.w1;
+  const rm = (w1 >>> 6) & 15, reg = (w1 >>> 2) & 15;
+  const d = (b & 2 ? reg : rm) << 1, s = (b & 2 ? rm : reg) << 1;
+  const g = c.state.gpr;
+  const r = alu64(c, op, g[d], g[d | 1], g[s], g[s | 1]);
+  if (op !== ALU_CMP) { g[d] = r; g[d | 1] = c.rhi; }
+}

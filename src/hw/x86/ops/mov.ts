@@ -236,3 +236,12 @@ export function movRR32(c: X86Cpu): void {
   if (c.opb === 0x89) { g[rm << 1] = g[reg << 1]; g[(rm << 1) | 1] = 0; }
   else { g[reg << 1] = g[rm << 1]; g[(reg << 1) | 1] = 0; }
 }
+
+/** Specialized 64-bit MOV r, r (REX.W 89/8B, register operand: SPEC_MOV_RR64). */
+export function movRR64(c: X86Cpu): void {
+  const w1 = c.w1;
+  const rm = ((w1 >>> 6) & 15) << 1, reg = ((w1 >>> 2) & 15) << 1;
+  const g = c.state.gpr;
+  if (c.opb === 0x89) { g[rm] = g[reg]; g[rm | 1] = g[reg | 1]; }
+  else { g[reg] = g[rm]; g[reg | 1] = g[rm | 1]; }
+}
