@@ -234,3 +234,13 @@ export function aluRR64(c: X86Cpu): void {
   const r = alu64(c, op, g[d], g[d | 1], g[s], g[s | 1]);
   if (op !== ALU_CMP) { g[d] = r; g[d | 1] = c.rhi; }
 }
+
+/** Specialized FF /0 /1 on a 32/64-bit register (SPEC_INCDEC_R). */
+export function incDecR(c: X86Cpu): void {
+  const w1 = c.w1;
+  const r = ((w1 >>> 6) & 15) << 1;
+  const g = c.state.gpr;
+  const dec = (w1 & (1 << 2)) !== 0;
+  if (c.osz === 3) { const v = incDec(c, 3, g[r], g[r | 1], dec); g[r] = v; g[r | 1] = c.rhi; }
+  else { g[r] = incDec(c, 2, g[r], 0, dec); g[r | 1] = 0; }
+}
