@@ -29,7 +29,7 @@ export const WORKLOADS: Workload[] = [
   },
   {
     name: "mem", guest: "mem", ring: "3", what: "pointer chase over 32 MiB, a node per 256 B",
-    scale: { tskvm: [2, 1], kvm: [40, 10], qemu: [20, 5] }, phases: ["mem"],
+    scale: { tskvm: [2, 1], kvm: [10, 4], qemu: [10, 4] }, phases: ["mem"],
   },
   {
     name: "branchy", guest: "branchy", ring: "3", what: "bytecode interpreter (switch dispatch), Collatz program",
@@ -37,11 +37,11 @@ export const WORKLOADS: Workload[] = [
   },
   {
     name: "fp", guest: "fp", ring: "3", what: "SSE2 double: 32x32 matmul + 256-point FFT",
-    scale: { tskvm: [1, 1], kvm: [200, 50], qemu: [20, 5] }, phases: ["fp"],
+    scale: { tskvm: [1, 1], kvm: [1000, 200], qemu: [100, 20] }, phases: ["fp"],
   },
   {
     name: "exits", guest: "exits", ring: "0 (PIO), 3 (MMIO)", what: "OUT to port 0x80; MMIO write to an unbacked GPA; at N and 4N",
-    scale: { tskvm: [2, 1], kvm: [4, 2], qemu: [4000, 2000] }, phases: ["pio-1x", "pio-4x", "mmio-1x", "mmio-4x"],
+    scale: { tskvm: [2, 1], kvm: [4, 2], qemu: [2000, 1000] }, phases: ["pio-1x", "pio-4x", "mmio-1x", "mmio-4x"],
   },
   {
     name: "pagefault", guest: "pagefault", ring: "3", what: "first write to each 4 KiB page of fresh RAM, 8 MiB then 32 MiB",

@@ -123,7 +123,11 @@ export function runOnTskvm(image: Uint8Array, memBytes: number, maxMs: number): 
       break;
     } else {
       detail = KVM_EXIT_NAMES[reason] ?? `exit ${reason}`;
-      if (reason === KVM_EXIT_INTERNAL_ERROR) detail += ` suberror ${run.internalSuberror}`;
+      if (reason === KVM_EXIT_INTERNAL_ERROR) {
+        detail += ` suberror ${run.internalSuberror} data [`;
+        for (let i = 0; i < Math.min(run.internalNdata, 16); i++) detail += `${i ? " " : ""}0x${run.internalData(i).toString(16)}`;
+        detail += "]";
+      }
       if (reason === KVM_EXIT_FAIL_ENTRY) detail += ` hardware_entry_failure_reason 0x${run.failEntryHardwareEntryFailureReason.toString(16)}`;
       const r = vcpu.getRegs();
       detail += ` at rip 0x${r.rip.toString(16)}`;
