@@ -170,7 +170,8 @@ export class X86Cpu {
   }
 
   // ---- decoded-field accessors (decode.ts packs them) ----
-  get op(): number { return this.w0 & 0x7ff; }
+  /** Opcode as map * 256 + byte (specialized handler indices, all one-byte-map forms, map back to their opcode). */
+  get op(): number { const h = this.w0 & 0x7ff; return h >= 0x700 ? this.w0 >>> 24 : h; }
   get ilen(): number { return (this.w0 >>> 11) & 15; }
   get osz(): number { return (this.w0 >>> 15) & 3; }
   get asz(): number { return (this.w0 >>> 17) & 3; }

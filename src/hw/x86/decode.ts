@@ -54,6 +54,7 @@ export const SPEC_MOV_RR32 = NMAPS_SPEC_BASE + 1;
 export const SPEC_ALU_RR64 = NMAPS_SPEC_BASE + 2;
 export const SPEC_MOV_RR64 = NMAPS_SPEC_BASE + 3;
 export const SPEC_INCDEC_R = NMAPS_SPEC_BASE + 4;
+export const SPEC_MOV_RM = NMAPS_SPEC_BASE + 5;
 
 /** Handler signature: executes the decoded instruction in c. */
 export type Handler = (c: X86Cpu) => void;
@@ -291,6 +292,8 @@ export function decode(c: X86Cpu, la: number, hpa: number, ci: number, key: numb
     if (b < 0x40 && (b & 5) === 1) h = SPEC_ALU_RR32 + 2 * w;
     else if (b === 0x89 || b === 0x8b) h = SPEC_MOV_RR32 + 2 * w;
     else if (b === 0xff && (reg & 7) < 2) h = SPEC_INCDEC_R;
+  } else if (map === 0 && mod !== 3 && osz >= 2 && !lock && (b === 0x89 || b === 0x8b)) {
+    h = SPEC_MOV_RM;
   }
 
   c.w0 = h | (n << 11) | (osz << 15) | (asz << 17) | (rep << 19) | (lock << 21) | ((rex ? 1 : 0) << 22) | (p66 << 23) | (b << 24);

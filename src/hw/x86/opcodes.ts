@@ -5,7 +5,7 @@
  * 4-6 VEX 0F/0F38/0F3A (SDM Vol. 2 Appendix A).
  */
 import type { X86Cpu } from "./cpu.js";
-import { def, defSpecial, SPEC_ALU_RR32, SPEC_MOV_RR32, SPEC_ALU_RR64, SPEC_MOV_RR64, SPEC_INCDEC_R, F_MODRM as M, F_IB as IB, F_IW as IW, F_IZ as IZ, F_IV as IV, F_ENTER, F_FAR, F_MOFFS, F_D64 as D64,
+import { def, defSpecial, SPEC_ALU_RR32, SPEC_MOV_RR32, SPEC_ALU_RR64, SPEC_MOV_RR64, SPEC_INCDEC_R, SPEC_MOV_RM, F_MODRM as M, F_IB as IB, F_IW as IW, F_IZ as IZ, F_IV as IV, F_ENTER, F_FAR, F_MOFFS, F_D64 as D64,
   F_F64 as F64, F_I64 as I64, F_LOCK as LK, F_GRPIMM } from "./decode.js";
 import * as alu from "./ops/alu.js";
 import * as mov from "./ops/mov.js";
@@ -104,6 +104,7 @@ defSpecial(SPEC_MOV_RR32, mov.movRR32);
 defSpecial(SPEC_ALU_RR64, alu.aluRR64);
 defSpecial(SPEC_MOV_RR64, mov.movRR64);
 defSpecial(SPEC_INCDEC_R, alu.incDecR);
+defSpecial(SPEC_MOV_RM, mov.movRM);
 
 // ---- 0F map ----
 def(1, 0x00, M, desc.grp6);

@@ -4,7 +4,7 @@
  */
 import type { X86Cpu } from "../cpu.js";
 import { cond, flagsSync, ZF, CF, PF, AF, SF } from "../flags.js";
-import { linAddr, rdL, rdLW, wrL, rdS } from "../mmu.js";
+import { linAddr, rdL, rdLW, wrL, rdS, rd32, rd64, wr32, wr64 } from "../mmu.js";
 import { ea, eaLin, rdE, wrE, rdERmw, wrERmw, rdG, wrG } from "./operand.js";
 import { alu, alu64, ALU_SUB, ALU_ADD } from "./alu.js";
 import { GP_VECTOR, UD_VECTOR } from "../fault.js";
@@ -244,4 +244,20 @@ export function movRR64(c: X86Cpu): void {
   const g = c.state.gpr;
   if (c.opb === 0x89) { g[rm] = g[reg]; g[rm | 1] = g[reg | 1]; }
   else { g[reg] = g[rm]; g[reg | 1] = g[rm | 1]; }
+}
+
+/** Specialized 32/64-bit MOV between a register and memory (89/8B with a memory operand: SPEC_MOV_RM). */
+export function movRM(c: X86Cpu): void {
+  const w1 = c.w1;
+  const reg = ((w1 >>> 2) & 15) << 1;
+  const g = c.state.gpr;
+  const q = c.osz === 3;
+  if (c.opb === 0x8b) {
+    const la = linAddr(c, (w1 >>> 22) & 7, ea(c), q ? 8 : 4, 1);
+    if (q) { const lo = rd64(c, la); g[reg] = lo; g[reg | 1] = c.rhi; }
+    else { g[reg] = rd32(c, la); g[reg | 1] = 0; }
+  } else {
+    const la = linAddr(c, (w1 >>> 22) & 7, ea(c), q ? 8 : 4, 2);
+    if (q) wr64(c, la, g[reg], g[reg | 1]); else wr32(c, la, g[reg]);
+  }
 }
