@@ -104,7 +104,7 @@ export interface KvmArch {
   readonly name: string;
   /** kvm_vm_ioctl_check_extension() for arch caps; return 0 for unknown caps. */
   checkExtension(kvm: KvmLike | null, cap: number): number;
-  /** kvm_arch_dev_ioctl(): system-level arch ioctls (e.g. KVM_GET_MSR_INDEX_LIST). Throw KvmError(ENOTTY) if unknown. */
+  /** kvm_arch_dev_ioctl(): system-level arch ioctls (e.g. KVM_GET_MSR_INDEX_LIST). Throw the arch's errno for an unknown request (x86: EINVAL). */
   devIoctl(nr: number, arg: number | object): number | object;
   /** kvm_arch_init_vm() */
   initVm(kvm: KvmLike, type: number): void;
@@ -120,7 +120,7 @@ export interface KvmArch {
   vcpuDestroy?(vcpu: KvmVcpuLike): void;
   /** kvm_arch_vcpu_ioctl_run(): enter the guest until an exit needs userspace. Returns 0 or throws KvmError. */
   vcpuIoctlRun(vcpu: KvmVcpuLike): number;
-  /** kvm_arch_vcpu_ioctl(): vCPU-level arch ioctls (GET/SET_REGS live here too). Throw KvmError(ENOTTY) if unknown. */
+  /** kvm_arch_vcpu_ioctl(): vCPU-level arch ioctls (GET/SET_REGS live here too). Throw the arch's errno for an unknown request (x86: EINVAL). */
   vcpuIoctl(vcpu: KvmVcpuLike, nr: number, arg: number | object): number | object;
   /** kvm_arch_prepare_memory_region(): may veto with a KvmError. */
   prepareMemoryRegion?(kvm: KvmLike, old: KvmMemorySlot | null, next: KvmMemorySlot | null, change: KvmMrChange): void;

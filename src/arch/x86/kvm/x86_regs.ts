@@ -7,7 +7,7 @@
  * Arguments and results are the decoded structs of uapi/kvm_structs.ts (u64 fields as bigint).
  */
 
-import { E2BIG, EBUSY, EEXIST, EINVAL, ENOTTY, ENXIO } from "../../../uapi/errno.js";
+import { E2BIG, EBUSY, EEXIST, EINVAL, ENXIO } from "../../../uapi/errno.js";
 import * as K from "../../../uapi/kvm.js";
 import { kvm_sregs } from "../../../uapi/kvm_structs.js";
 import type {
@@ -410,6 +410,7 @@ export function x86VcpuIoctl(vcpu: X86Vcpu, nr: number, arg: number | object, _s
       } satisfies KvmTranslation;
     }
     default:
-      throw new KvmError(ENOTTY, `ioctl 0x${(nr >>> 0).toString(16)}`);
+      // x86's kvm_arch_vcpu_ioctl() answers an unknown request with EINVAL (only the VM level says ENOTTY).
+      throw new KvmError(EINVAL, `ioctl 0x${(nr >>> 0).toString(16)}`);
   }
 }
