@@ -189,7 +189,7 @@ export function expectedBody(text) {
 /** kvm-runner arguments for a guest manifest (the initial state its header names). */
 export function runnerArgsFor(m) {
   const args = ["--mode", m.mode, "--gpa", `0x${m.gpa.toString(16)}`, "--entry", `0x${m.entry.toString(16)}`,
-    "--mem", `0x${m.mem.toString(16)}`, "--max-exits", "200000", "--timeout", "120", "--quiet"];
+    "--mem", `0x${m.mem.toString(16)}`, "--max-exits", "200000", "--timeout", "120", "--quiet", "--hash", "0:0"];
   for (const [r, v] of Object.entries(m.regs ?? {})) args.push("--reg", `${r}=${v}`);
   return [...args, join(root, m.bin)];
 }

@@ -1,5 +1,6 @@
 /*
- * Shifts and rotates: SHL SHR SAR ROL ROR RCL RCR by CL = 0 .. width-1, in every operand
+ * Shifts and rotates: SHL SHR SAR ROL ROR RCL RCR by CL = 0, 1, 2, 3, 7, width/2 - 1,
+ * width/2, width - 2, width - 1 (0 and 1 are special cases; the rest are alike), in every operand
  * size, against the SDM's definitions (Vol 2B "SAL/SAR/SHL/SHR", "RCL/RCR/ROL/ROR"): result,
  * CF, OF for 1-bit counts, SF/ZF/PF for shifts; a zero count changes nothing. AF after a shift
  * and OF after multi-bit counts are undefined and not compared.
@@ -123,8 +124,11 @@ static long run(long unused)
 		for (int op = 0; op < NOPS; op++) {
 			struct group *g = &groups[s][op];
 			for (unsigned i = 0; i < REF_NVALUES; i++)
-				for (unsigned c = 0; c < (unsigned)bits; c++)
+				for (unsigned ci = 0; ci < 9; ci++)
 					for (int k = 0; k < 2; k++) {
+						const unsigned counts[9] = { 0, 1, 2, 3, 7, (unsigned)bits / 2 - 1,
+							(unsigned)bits / 2, (unsigned)bits - 2, (unsigned)bits - 1 };
+						unsigned c = counts[ci];
 						u64 a = ref_values[i];
 						ulong fin = 0x202 | (k ? FL_STATUS : 0);
 						ulong fl;

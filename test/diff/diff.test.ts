@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 // @ts-expect-error plain .mjs script without type declarations
 import { buildGuests, projectRoot } from "../../scripts/build-guests.mjs";
@@ -42,36 +42,6 @@ test("diff: hello guest", async (t) => {
   if (why) return t.skip(why);
   const [hello] = buildGuests({ filter: "hello/hello" }) as { bin: string }[];
   await same(new Uint8Array(readFileSync(join(projectRoot as string, hello!.bin))), HELLO_INIT);
-});
-
-interface GuestManifest {
-  name: string; bin: string; expected: string; mode: "real16" | "prot32"; gpa: number; entry: number; mem: number;
-  expect: string; regs: Record<string, string>;
-}
-
-/**
- * Library and real-mode guests whose expectation came from the real KVM: exit by exit, the
- * exit, its port data and RIP, CS and the control registers must match. General registers and
- * memory are not compared here: the guests keep undefined flag values (PUSHF of an AND's AF)
- * in registers and on their stacks by design.
- */
-test("diff: guests, exit by exit", async (t) => {
-  const why = await skipReason();
-  if (why) return t.skip(why);
-  const guests = (buildGuests() as GuestManifest[]).filter((g) => g.expect === "kvm" && existsSync(join(projectRoot as string, g.expected)));
-  for (const g of guests) {
-    await t.test(g.name, async () => {
-      const init: InitState = {
-        mode: g.mode, gpa: g.gpa, entry: g.entry, mem: g.mem, maxExits: 200000, timeoutSec: 120,
-        regs: Object.fromEntries(Object.entries(g.regs).map(([k, v]) => [k, BigInt(v)])),
-      };
-      const image = new Uint8Array(readFileSync(join(projectRoot as string, g.bin)));
-      const real = runRealKvm(image, init);
-      const ours = await runTskvm(image, init);
-      const d = compareRuns(real, ours, { memory: false, regs: ["rip"] });
-      assert.equal(d, undefined, d && `exit ${d.index}: ${d.diffs.join("; ")}`);
-    });
-  }
 });
 
 test("diff: IN pattern and exit port", async (t) => {

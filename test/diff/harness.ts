@@ -55,7 +55,8 @@ export interface InitState {
   exitPort?: number;
   /** An MMIO write to this GPA ends the run. */
   exitMmio?: number;
-  /** [base, length] summarised by ExitRecord.mem; default all RAM. */
+  /** [base, length] summarised by ExitRecord.mem at every exit; default none (it costs a pass
+   *  over the range per exit). */
   hash?: [number, number];
   /** Wall-clock guard for the real KVM (seconds). */
   timeoutSec?: number;
@@ -169,7 +170,8 @@ export function runnerArgs(init: InitState, imagePath: string): string[] {
   args.push("--gdt", `${hex(sregs.gdt.base)}:${hex(sregs.gdt.limit)}`, "--idt", `${hex(sregs.idt.base)}:${hex(sregs.idt.limit)}`);
   args.push("--max-exits", String(init.maxExits ?? 1000), "--exit-port", hex(init.exitPort ?? 0xf4));
   if (init.exitMmio !== undefined) args.push("--exit-mmio", hex(init.exitMmio));
-  if (init.hash) args.push("--hash", `${hex(init.hash[0])}:${hex(init.hash[1])}`);
+  const [hb, hl] = init.hash ?? [0, 0];
+  args.push("--hash", `${hex(hb)}:${hex(hl)}`);
   args.push("--timeout", String(init.timeoutSec ?? 20), imagePath);
   return args;
 }

@@ -96,7 +96,7 @@ export async function runTskvm(image: Uint8Array, init: InitState): Promise<RunR
   vcpu.setSregs(next);
   vcpu.setRegs({ ...regs });
 
-  const [hashBase, hashLen] = init.hash ?? [0, init.mem];
+  const [hashBase, hashLen] = init.hash ?? [0, 0];
   const exits: ExitRecord[] = [];
   let serial = "";
   let stop = "max-exits";
@@ -136,7 +136,7 @@ export async function runTskvm(image: Uint8Array, init: InitState): Promise<RunR
     } else if (reason === KVM_EXIT_INTERNAL_ERROR) {
       rec.internal = { suberror: run.internalSuberror, data: [] };
     }
-    rec.mem = fnv1a(mm.copyFromUser(hva + hashBase, hashLen));
+    rec.mem = fnv1a(hashLen ? mm.copyFromUser(hva + hashBase, hashLen) : new Uint8Array(0));
     exits.push(rec);
     if (reason === KVM_EXIT_HLT) { stop = "hlt"; break; }
     if (reason === KVM_EXIT_SHUTDOWN) { stop = "shutdown"; break; }
