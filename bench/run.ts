@@ -149,7 +149,13 @@ const fmt = (x: number, digits = 3): string => {
   return x.toPrecision(digits);
 };
 
-function rateOf(p: PhaseResult): number { return p.units / p.seconds; }
+/**
+ * Phases shorter than this have no rate: QEMU's times come through a pipe, and a phase whose
+ * begin and end lines arrive in one read is not measurable.
+ */
+const MIN_PHASE_S = 0.005;
+
+function rateOf(p: PhaseResult): number { return p.seconds >= MIN_PHASE_S ? p.units / p.seconds : NaN; }
 
 /** A short name for why a run failed (the full text goes under the table). */
 function failureNote(r: PeerResult): string {
@@ -168,7 +174,8 @@ function ratios(results: Map<string, PeerResult[]>): Record<string, number> {
       if (t.phases.length === 0 && t.ok && p.ok) r[`${name}/first-byte/${p.peer}`] = p.firstByteMs / t.firstByteMs;
       for (const ph of t.phases) {
         const q = p.phases.find((x) => x.phase === ph.phase);
-        if (q) r[`${name}/${ph.phase}/${p.peer}`] = rateOf(ph) / rateOf(q);
+        const v = q ? rateOf(ph) / rateOf(q) : NaN;
+        if (Number.isFinite(v)) r[`${name}/${ph.phase}/${p.peer}`] = v;
       }
     }
   }
@@ -204,10 +211,10 @@ function table(results: Map<string, PeerResult[]>, peers: PeerName[]): string {
       const unit = peers.map((p) => ph(p)?.unit).find((u) => u !== undefined) ?? "?";
       rows.push(`| ${w.name} | ${w.ring} | ${phase} | ${unit} | ${peers.map((p) => cell(p, () => {
         const q = ph(p);
-        return q ? fmt(rateOf(q)) : "-";
+        return q ? (Number.isNaN(rateOf(q)) ? `(< ${MIN_PHASE_S * 1000} ms)` : fmt(rateOf(q))) : "-";
       }, phase)).join(" | ")} | ${peers.map((p) => {
         const q = ph(p);
-        return q && q.insns !== null ? `${fmt(q.insns / q.seconds / 1e6)}${q.insnsSource === "analytic" ? "" : " (ctr)"}` : "-";
+        return q && q.insns !== null && q.seconds >= MIN_PHASE_S ? `${fmt(q.insns / q.seconds / 1e6)}${q.insnsSource === "analytic" ? "" : " (ctr)"}` : "-";
       }).join(" | ")} | ${others.map((p) => {
         const t = ph("tskvm");
         const q = ph(p);
@@ -226,7 +233,7 @@ function growth(results: Map<string, PeerResult[]>): string {
     for (const r of results.get(w) ?? []) {
       const pa = r.phases.find((x) => x.phase === a);
       const pb = r.phases.find((x) => x.phase === b);
-      if (pa && pb) lines.push(`- ${r.peer} ${b} vs ${a}: rate x${fmt(rateOf(pb) / rateOf(pa))}, time x${fmt(pb.seconds / pa.seconds)} for x${fmt(pb.units / pa.units)} the work`);
+      if (pa && pb && Number.isFinite(rateOf(pa)) && Number.isFinite(rateOf(pb))) lines.push(`- ${r.peer} ${b} vs ${a}: rate x${fmt(rateOf(pb) / rateOf(pa))}, time x${fmt(pb.seconds / pa.seconds)} for x${fmt(pb.units / pa.units)} the work`);
     }
   }
   return lines.join("\n");
