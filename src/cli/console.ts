@@ -1,7 +1,7 @@
 // The terminal side of a running VM: guest serial output to stdout (batched per host turn),
 // terminal input to the UART, QEMU's Ctrl-a escapes (c: monitor <-> console, x: quit,
 // h: help, Ctrl-a Ctrl-a: a literal Ctrl-a), and the monitor on stdio or a unix socket.
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { rmSync, writeFileSync, appendFileSync } from "node:fs";
 import type { Monitor } from "../vmm/monitor.js";
 import type { VmRunner } from "../vmm/vm_runner.js";
@@ -35,6 +35,7 @@ export class Console {
   private monitorMode: boolean;
   private line = "";
   private server: Server | null = null;
+  private readonly clients = new Set<Socket>();
   private socketPath: string | null = null;
   private readonly onData = (chunk: Buffer) => this.input(chunk);
 
@@ -59,6 +60,7 @@ export class Console {
     if (process.stdin.isTTY) process.stdin.setRawMode(false);
     process.stdin.pause();
     this.server?.close();
+    for (const c of this.clients) c.destroy();
     if (this.socketPath) rmSync(this.socketPath, { force: true });
   }
 
@@ -123,6 +125,8 @@ export class Console {
     rmSync(path, { force: true });
     this.socketPath = path;
     this.server = createServer((sock) => {
+      this.clients.add(sock);
+      sock.on("close", () => this.clients.delete(sock));
       sock.write("QEMU-style monitor - type 'help' for commands\n(qemu) ");
       let pending = "";
       sock.on("data", (d) => {
@@ -138,6 +142,5 @@ export class Console {
       sock.on("error", () => sock.destroy());
     });
     this.server.listen(path);
-    this.server.unref();
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The demo guest `tskvm demo` boots: 16-bit real-mode code at 0x1000 that prints a banner
  * on COM1 one byte per OUT (each one a KVM_EXIT_IO), then powers the machine off through the
- * ACPI PM1a control register (SLP_TYP 5 | SLP_EN), which the VMM turns into a clean exit.
+ * ACPI PM1a control register (SLP_TYP 0 | SLP_EN), which the VMM turns into a clean exit.
  *
  *   1000: be 18 10     mov  $msg, %si
  *   1003: ba f8 03     mov  $0x3f8, %dx
@@ -12,7 +12,7 @@
  *   100d: ee           out  %al, (%dx)
  *   100e: eb f6        jmp  1006
  *   1010: ba 04 06     mov  $0x604, %dx
- *   1013: b8 00 34     mov  $0x3400, %ax
+ *   1013: b8 00 20     mov  $0x2000, %ax      (SLP_TYP 0 = S5, SLP_EN)
  *   1016: ef           out  %ax, (%dx)
  *   1017: f4           hlt
  *   1018: msg
@@ -26,7 +26,7 @@ export const DEMO_MESSAGE =
   "Powering off through ACPI S5...\n";
 
 export function demoGuestImage(): Uint8Array {
-  const code = [0xbe, 0x18, 0x10, 0xba, 0xf8, 0x03, 0x8a, 0x04, 0x46, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf6, 0xba, 0x04, 0x06, 0xb8, 0x00, 0x34, 0xef, 0xf4];
+  const code = [0xbe, 0x18, 0x10, 0xba, 0xf8, 0x03, 0x8a, 0x04, 0x46, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf6, 0xba, 0x04, 0x06, 0xb8, 0x00, 0x20, 0xef, 0xf4];
   const msg = new TextEncoder().encode(DEMO_MESSAGE + "\0");
   const img = new Uint8Array(code.length + msg.length);
   img.set(code);

@@ -113,3 +113,38 @@ test("stat prints per-VM and per-vCPU counters and exit reasons to stderr; an em
   assert.equal(e.status, 1);
   assert.match(e.stderr, /empty image/);
 });
+
+
+test("-S with a unix-socket monitor: inspect the stopped guest, then cont", { skip: SKIP, timeout: 90_000 }, async () => {
+  const { spawn } = await import("node:child_process");
+  const { createConnection } = await import("node:net");
+  const dir = mkdtempSync(join(tmpdir(), "tskvm-"));
+  const img = join(dir, "hello.bin");
+  writeFileSync(img, Uint8Array.from([0xba, 0xf8, 0x03, 0xb0, 0x34, 0xee, 0xb0, 0x0a, 0xee, 0xba, 0xf4, 0x00, 0xb0, 0x03, 0xee, 0xf4]));
+  const sock = join(dir, "mon.sock");
+  const vm = spawn(process.execPath, [BIN, "run", "-S", "-monitor", `unix:${sock},server,nowait`, "-device", `loader,file=${img},addr=0x1000`, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"], { stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    let stdout = "";
+    vm.stdout.on("data", (d) => { stdout += d; });
+    const exited = new Promise<number | null>((r) => vm.on("exit", (c) => r(c)));
+    for (let i = 0; i < 600 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 100));
+    const s = createConnection(sock);
+    let got = "";
+    s.on("data", (d) => { got += d; });
+    const waitFor = async (re: RegExp) => { for (let i = 0; i < 600 && !re.test(got); i++) await new Promise((r) => setTimeout(r, 50)); };
+    await waitFor(/\(qemu\) $/);
+    s.write("info status\n");
+    await waitFor(/VM status: paused\n\(qemu\) $/);
+    s.write("x /2i $pc\n");
+    await waitFor(/mov \$0x34,%al[^\n]*\n\(qemu\) $/);
+    assert.equal(stdout, "", "nothing ran while stopped");
+    s.write("cont\n");
+    assert.equal(await exited, 7);
+    s.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(stdout, "4\n");
+    assert.match(got, /0x0000000000001000:  mov \$0x3F8,%dx/);
+  } finally {
+    vm.kill();
+  }
+});

@@ -4,7 +4,8 @@
  *   (SYS_RST) selects a hard reset (Intel 82371 PIIX3 datasheet, "Reset Control Register");
  * - port 0x64 command 0xfe, which pulses the 8042 keyboard controller's reset output;
  * - the ACPI PM1a control register: SLP_EN with SLP_TYP = the \_S5 value enters soft-off
- *   (ACPI 6.5 §4.8.3.2.1, §7.4.2). Our DSDT declares \_S5 as SLP_TYP 5.
+ *   (ACPI 6.5 §4.8.3.2.1, §7.4.2). As on QEMU's pc machine, SLP_TYP 0 is S5 (our DSDT's \_S5),
+ *   so guests written for QEMU power off the same way.
  * Also the rest of the ACPI PM register block (PM1 status/enable and the 3.579545 MHz PM timer),
  * so the FADT describes real registers.
  */
@@ -24,7 +25,7 @@ export const ACPI_PM_BLOCK_LEN = 0x0c;
 export const ACPI_PM1_CNT_SCI_EN = 1 << 0;
 export const ACPI_PM1_CNT_SLP_TYP_SHIFT = 10;
 export const ACPI_PM1_CNT_SLP_EN = 1 << 13;
-export const ACPI_S5_SLP_TYP = 5;
+export const ACPI_S5_SLP_TYP = 0;
 export const ACPI_PM_TIMER_HZ = 3579545;
 /** PM1 status: TMR_STS, PWRBTN_STS, WAK_STS are write-1-to-clear. */
 const PM1_STS_W1C = 0x8d31;

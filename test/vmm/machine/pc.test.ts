@@ -47,7 +47,7 @@ test("each vCPU gets the supported CPUID with its own APIC ID", () => {
 test("run loop: serial output, ACPI poweroff ends with status 0", async () => {
   const steps: Step[] = [...DEMO_MESSAGE].map((c) => outb(0x3f8, c.charCodeAt(0)));
   steps.splice(5, 0, intr);
-  steps.push(outw(0x604, 0x3400));
+  steps.push(outw(0x604, 0x2000));
   const { runner, text } = setup([[steps]]);
   const end = await runner.run();
   assert.equal(text(), DEMO_MESSAGE);
