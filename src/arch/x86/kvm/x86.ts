@@ -7,7 +7,7 @@
  * Register/state ioctls live in x86_regs.ts, MSRs in msr.ts, CPUID in cpuid.ts, the MMU in mmu/.
  */
 
-import { EAGAIN, EFAULT, EINTR, EINVAL, ENOTTY } from "../../../uapi/errno.js";
+import { EAGAIN, EINTR, EINVAL, ENOTTY } from "../../../uapi/errno.js";
 import * as K from "../../../uapi/kvm.js";
 import { KvmBus, KvmMrChange, type KvmArch, type KvmLike, type KvmMemorySlot, type KvmStatDesc, type KvmVcpuLike } from "../../../virt/kvm/kvm_host.js";
 import { statCounter, statIBoolean, statICounter, statPCounter } from "../../../virt/kvm/stats.js";
@@ -18,8 +18,8 @@ import { ExitResult, EXIT_FASTPATH_REENTER_GUEST, type KvmX86Ops } from "./kvm_x
 import {
   CompleteUserspaceIo, KvmArchX86, KvmVcpuArch, KVM_REQ_EVENT, KVM_REQ_LOAD_MMU_PGD, KVM_REQ_TLB_FLUSH,
   KVM_REQ_TLB_FLUSH_CURRENT, KVM_REQ_TLB_FLUSH_GUEST, KVM_REQ_TRIPLE_FAULT, KVM_REQ_NMI,
-  EXCEPTION_HAS_ERROR_CODE_MASK, DB_VECTOR, DF_VECTOR, PF_VECTOR, X86_EFLAGS_IF,
-  kvmCheckRequest, kvmMakeRequest, kvmRegisterRead, kvmRegisterWrite, kvmRipRead,
+  EXCEPTION_HAS_ERROR_CODE_MASK, DB_VECTOR, DF_VECTOR, PF_VECTOR,
+  kvmCheckRequest, kvmMakeRequest, kvmRegisterWrite, kvmRipRead,
   type X86Kvm, type X86Vcpu,
 } from "./kvm_host.js";
 import { TdpMmu } from "./mmu/tdp_mmu.js";
@@ -564,8 +564,6 @@ export function kvmPrepareEmulationFailureExit(vcpu: X86Vcpu, insn: Uint8Array, 
   return ExitResult.ToUserspace;
 }
 
-/** Read a GPR as a JS number (for addresses and counts). */
-export { kvmRegisterRead };
 
 // ----------------------------------------------------------------------------------------------
 // The kvm_arch_* hooks
@@ -653,7 +651,8 @@ export class X86KvmArch implements KvmArch {
         return { nent: this.supportedCpuid.length, entries: this.supportedCpuid.map((e) => ({ ...e, padding: [0, 0, 0] })) };
       }
       default:
-        throw new KvmError(ENOTTY, `ioctl 0x${(nr >>> 0).toString(16)}`);
+        // x86's kvm_arch_dev_ioctl() answers an unknown request with EINVAL, not ENOTTY.
+        throw new KvmError(EINVAL, `ioctl 0x${(nr >>> 0).toString(16)}`);
     }
   }
 
@@ -777,16 +776,3 @@ export class X86KvmArch implements KvmArch {
     kvmMmuEnableLogDirtyPtMasked(kvm as X86Kvm, slot, gfnOffset, mask);
   }
 }
-
-/** kvm_flush_remote_tlbs(): every vCPU flushes its TLB (INVEPT) before it next enters the guest. */
-export function kvmFlushRemoteTlbs(kvm: X86Kvm): void {
-  kvm.stat.remote_tlb_flush = kvm.stat.remote_tlb_flush + 1;
-  for (const v of kvm.arch.vcpus) kvmMakeRequest(v, KVM_REQ_TLB_FLUSH);
-}
-
-/** Read RFLAGS.IF (for the interrupt window decisions of the vendor). */
-export function guestIfSet(vcpu: X86Vcpu): boolean {
-  return (vcpu.arch.ops.getRflags(vcpu) & X86_EFLAGS_IF) !== 0;
-}
-
-export { EFAULT };

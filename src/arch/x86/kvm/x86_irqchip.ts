@@ -247,11 +247,14 @@ export function kvmVcpuBlock(vcpu: X86Vcpu): boolean {
   const kvm = vcpu.kvm;
   const st = irqState(kvm);
   const a = vcpu.arch;
+  // kvm_vcpu_has_events(): an interrupt only counts if the guest can take it now (IF=1, no
+  // shadow); HLT with interrupts disabled sleeps until an NMI, INIT/SIPI or a signal.
   const runnable = (): boolean => {
     const lapic = vcpuLapic(vcpu);
-    if (lapic !== null && lapic.hasPendingInitOrSipi()) return true;
-    if (a.mpState === K.KVM_MP_STATE_HALTED) return st.irq.hasEvents(vcpu) || a.nmiPending > 0;
-    return false;
+    if (lapic !== null && (lapic.hasPendingInitOrSipi() || lapic.pvUnhalted)) return true;
+    if (a.mpState !== K.KVM_MP_STATE_HALTED) return false;
+    if ((a.nmiPending > 0 || (lapic !== null && lapic.nmiQueued > 0)) && a.ops.nmiAllowed(vcpu, false)) return true;
+    return a.ops.interruptAllowed(vcpu, false) && st.irq.hasInjectableIntr(vcpu);
   };
   const r = kvmVcpuHalt(vcpu as unknown as KvmVcpu, {
     runnable,

@@ -9,7 +9,8 @@ import { EFAULT } from "../../../../uapi/errno.js";
 import { KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY } from "../../../../uapi/kvm.js";
 import { KvmError } from "../../../../virt/kvm/kvm_error.js";
 import { KVM_PFN_ERR_RO_FAULT, KVM_PFN_NOSLOT, KvmMrChange, type KvmMemorySlot } from "../../../../virt/kvm/kvm_host.js";
-import { KVM_REQ_TLB_FLUSH, kvmMakeRequest, type X86Kvm, type X86Vcpu } from "../kvm_host.js";
+import type { X86Kvm, X86Vcpu } from "../kvm_host.js";
+import type { Kvm } from "../../../../virt/kvm/kvm_main.js";
 import { getMmioSpteGeneration, isMmioSpte, MMIO_SPTE_GEN_MASK, PG_LEVEL_2M, PG_LEVEL_4K } from "./spte.js";
 import { RET_PF_EMULATE, RET_PF_FIXED, RET_PF_INVALID, RET_PF_RETRY, RET_PF_SPURIOUS } from "./tdp_mmu.js";
 
@@ -133,10 +134,9 @@ export function kvmMmuPageFault(vcpu: X86Vcpu, gpa: number, errorCode: number): 
   return kvmTdpPageFault(vcpu, gpa, errorCode & ~PFERR_RSVD_MASK);
 }
 
-/** kvm_flush_remote_tlbs() */
+/** kvm_flush_remote_tlbs(): the core's (every vCPU flushes its TLB before its next entry). */
 function flushRemoteTlbs(kvm: X86Kvm): void {
-  kvm.stat.remote_tlb_flush = kvm.stat.remote_tlb_flush + 1;
-  for (const v of kvm.arch.vcpus) kvmMakeRequest(v, KVM_REQ_TLB_FLUSH);
+  (kvm as unknown as Kvm).flushRemoteTlbs();
 }
 
 /** kvm_arch_commit_memory_region(): a new generation (stale MMIO SPTEs), and dirty-log transitions. */
