@@ -163,11 +163,23 @@ export function growth(results: Map<string, PeerResult[]>): string {
 }
 
 
+/** The ratios the regression check uses (Workload.gatePeers). */
+export function gatedRatios(all: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(all)) {
+    const [name, , peer] = k.split("/");
+    const w = WORKLOADS.find((x) => x.name === name);
+    if (!w?.gatePeers || w.gatePeers.includes(peer as PeerName)) out[k] = v;
+  }
+  return out;
+}
+
 /** Ratios of `now` below `factor` times their baseline, and baseline ratios of the run's peers that `now` lacks. */
 export function compareBaseline(
   base: Record<string, number>, now: Record<string, number>, factor: number, peers: readonly PeerName[],
 ): { regressions: string[]; missing: string[] } {
   const regressions: string[] = [];
+  base = gatedRatios(base);
   for (const [k, b] of Object.entries(base)) {
     const v = now[k];
     if (v !== undefined && v < b * factor) regressions.push(`${k}: ${fmt(v)} vs baseline ${fmt(b)}`);
