@@ -27,6 +27,8 @@ export interface KvmVmApi {
   createVcpu(id: number): KvmVcpuApi;
   ioctl(request: number, arg: number): unknown;
   getStatsFd(): KvmStatsFile;
+  /** close(vm_fd): the VM and its vCPUs go away. */
+  destroy(): void;
 }
 
 export interface KvmVcpuApi {

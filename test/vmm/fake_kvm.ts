@@ -58,6 +58,8 @@ export class FakeVm implements KvmVmApi {
     return this.onIoctl(request, arg, this);
   }
   getStatsFd() { return { bytes: () => new Uint8Array(0) }; }
+  destroyed = false;
+  destroy(): void { this.destroyed = true; }
 }
 
 export class FakeKvm implements KvmSystemApi {

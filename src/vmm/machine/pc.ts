@@ -232,8 +232,9 @@ export class PcMachine implements MachineControl, IrqSink {
     return t.valid ? Number(t.physical_address) : null;
   }
 
-  /** Release the guest's memory mappings (the VM itself goes with its last reference). */
+  /** Close the VM (as closing its fd does), then release the guest's memory mappings. */
   destroy(): void {
+    this.vm.destroy();
     this.ram.unmap();
     this.proc.mm.munmap(this.scratch, 4096);
   }

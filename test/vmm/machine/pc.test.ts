@@ -73,6 +73,7 @@ test("reset: triple fault reboots into a fresh VM unless -no-reboot", async () =
   const end = await r.runner.run();
   assert.equal(r.runner.resets, 2);
   assert.equal(r.kvm.vms.length, 3);
+  assert.deepEqual(r.kvm.vms.map((v) => v.destroyed), [true, true, false], "a reset closes the old VM");
   assert.deepEqual([end.kind, end.status], ["exit", 1]);
   const n = setup([[[exitReason(K.KVM_EXIT_SHUTDOWN)]]]);
   assert.equal((await n.runner.run()).kind, "shutdown");
