@@ -17,5 +17,7 @@ export const IN_PATTERN_INIT: InitState = { mode: "real16", gpa: 0x1000, mem: 0x
 
 /** Number of generated cases and their shape; the differential suite stays within seconds. */
 export const GEN_SEEDS = Array.from({ length: 48 }, (_, i) => 0x5eed0000 + i);
+/** Compatibility-mode (32-bit code under long mode) cases. */
+export const GEN_SEEDS_COMPAT = Array.from({ length: 24 }, (_, i) => 0xc0de0000 + i);
 export const GEN_BLOCKS = 40;
 export const GEN_INSNS = 12;

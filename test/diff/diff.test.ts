@@ -15,7 +15,7 @@ import { assemble, toolchainUnavailable } from "./asm.js";
 import { compareRuns } from "./compare.js";
 import { generateCase } from "./gen.js";
 import { runTskvm, tskvmUnavailable } from "./tskvm.js";
-import { GEN_BLOCKS, GEN_INSNS, GEN_SEEDS, HELLO_INIT, IN_PATTERN_INIT, IN_PATTERN_SOURCE } from "./cases.js";
+import { GEN_BLOCKS, GEN_INSNS, GEN_SEEDS, GEN_SEEDS_COMPAT, HELLO_INIT, IN_PATTERN_INIT, IN_PATTERN_SOURCE } from "./cases.js";
 
 async function skipReason(): Promise<string | undefined> {
   return toolchainUnavailable() ?? (await tskvmUnavailable()) ?? realKvmUnavailable();
@@ -55,6 +55,15 @@ test(`diff: ${GEN_SEEDS.length} generated ring-3 cases x ${GEN_BLOCKS} blocks`, 
   if (why) return t.skip(why);
   for (const seed of GEN_SEEDS) {
     const c = generateCase({ seed, blocks: GEN_BLOCKS, insnsPerBlock: GEN_INSNS });
+    await t.test(`seed 0x${seed.toString(16)}`, () => same(assemble(c.source, c.init.gpa), c.init, c.masks, c.source));
+  }
+});
+
+test(`diff: ${GEN_SEEDS_COMPAT.length} generated compatibility-mode cases x ${GEN_BLOCKS} blocks`, async (t) => {
+  const why = await skipReason();
+  if (why) return t.skip(why);
+  for (const seed of GEN_SEEDS_COMPAT) {
+    const c = generateCase({ seed, mode: "compat32", blocks: GEN_BLOCKS, insnsPerBlock: GEN_INSNS });
     await t.test(`seed 0x${seed.toString(16)}`, () => same(assemble(c.source, c.init.gpa), c.init, c.masks, c.source));
   }
 });

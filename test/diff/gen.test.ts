@@ -82,3 +82,12 @@ test("comparison: RIP at an IO/MMIO exit may be either side of the instruction, 
   assert.deepEqual(compareExit(a, f, 0x1), []);
   assert.deepEqual(compareExit(a, { ...a, regs: { ...a.regs, rflags: 0x10202n } }), []);
 });
+
+test("compatibility-mode cases use only legacy registers and 8/16/32-bit operands", () => {
+  const c = generateCase({ seed: 11, mode: "compat32", blocks: 20 });
+  const code = c.source.slice(c.source.indexOf("\t.code32"));
+  assert.doesNotMatch(code, /%r(ax|bx|cx|dx|si|di|bp|sp|[89]|1[0-5])\b|%(sil|dil)\b|\b\w+q\s/);
+  assert.equal(c.init.compat32, true);
+  for (const r of ["r8", "r9", "r15"] as const) assert.equal(c.init.regs![r], 0n);
+  assert.ok(c.init.regs!.rax! < 1n << 32n);
+});

@@ -1,11 +1,12 @@
 /**
  * Seeded, reproducible random instruction sequences for the differential tests.
  *
- * A case is one flat image for 64-bit mode at CPL 3 (where kvm_pvm runs guest code natively):
- * identity page tables, then `blocks` blocks of random integer instructions (ALU, shifts and
+ * A case is one flat image run at CPL 3 under long mode (where kvm_pvm runs guest code
+ * natively), in 64-bit mode or in compatibility mode (32-bit code): identity page tables, then
+ * `blocks` blocks of random integer instructions (ALU, shifts and
  * rotates, mul/div with guarded divisors, bit ops, stack ops, string ops with small counts,
- * cmov/setcc, lea, moves and extensions) in 8/16/32/64-bit operand sizes and 32/64-bit address
- * sizes. Each block ends with an MMIO write of its number to EXIT_MMIO, so the architectural
+ * cmov/setcc, lea, moves and extensions) in 8/16/32/64-bit operand sizes (8/16/32 in
+ * compatibility mode) and 32/64-bit address sizes. Each block ends with an MMIO write of its number to EXIT_MMIO, so the architectural
  * state is compared at every block boundary; the last write goes to STOP_MMIO.
  *
  * Rules that keep both sides comparable:
@@ -33,6 +34,8 @@ export const LAYOUT = {
 
 export interface GenOptions {
   seed: number;
+  /** "64" (default): 64-bit mode; "compat32": 32-bit code in compatibility mode. */
+  mode?: "64" | "compat32";
   blocks?: number;
   insnsPerBlock?: number;
 }
@@ -73,6 +76,31 @@ const SUFFIX: Record<Size, string> = { 8: "b", 16: "w", 32: "l", 64: "q" };
 // RSP and RBP are reserved (stack and data base); the rest are fair game.
 const GPR64 = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"] as const;
 type Gpr = (typeof GPR64)[number];
+
+/**
+ * What the code being generated may use: 64-bit mode has every GPR and operand size;
+ * compatibility mode (32-bit code at CPL 3 under long mode) has the eight legacy registers,
+ * byte registers without REX (AL-DL), and no 64-bit operands. Set by generateCase() for the
+ * duration of one (synchronous) generation.
+ */
+interface Profile {
+  w64: boolean;
+  gprs: readonly Gpr[];
+  gprs8: readonly Gpr[];
+  sizes: readonly Size[];
+  sizesNo8: readonly Size[];
+}
+const PROFILE_64: Profile = { w64: true, gprs: GPR64, gprs8: GPR64, sizes: [8, 16, 32, 64], sizesNo8: [16, 32, 64] };
+const PROFILE_32: Profile = {
+  w64: false, gprs: ["rax", "rbx", "rcx", "rdx", "rsi", "rdi"], gprs8: ["rax", "rbx", "rcx", "rdx"],
+  sizes: [8, 16, 32], sizesNo8: [16, 32],
+};
+let P: Profile = PROFILE_64;
+
+/** A random register of the profile, named for `size`. */
+function greg(r: Rng, size: Size): string {
+  return reg(r.pick(size === 8 ? P.gprs8 : P.gprs), size);
+}
 const LEGACY: Record<string, [string, string, string]> = {
   rax: ["eax", "ax", "al"], rbx: ["ebx", "bx", "bl"], rcx: ["ecx", "cx", "cl"], rdx: ["edx", "dx", "dl"],
   rsi: ["esi", "si", "sil"], rdi: ["edi", "di", "dil"],
@@ -99,7 +127,8 @@ class Emitter {
   /** One instruction: flags it reads, defines, and leaves undefined (the rest are unchanged). */
   insn(text: string, reads = 0, defines = 0, undefines = 0): void {
     if (reads & this.undef) {
-      this.lines.push(`cmp %${this.rng.pick(GPR64)}, %${this.rng.pick(GPR64)}`);
+      const w: Size = P.w64 ? 64 : 32;
+      this.lines.push(`cmp ${greg(this.rng, w)}, ${greg(this.rng, w)}`);
       this.undef = 0;
     }
     this.lines.push(text);
@@ -109,12 +138,10 @@ class Emitter {
 
 type Gen = (e: Emitter, r: Rng) => void;
 
-const sizes: readonly Size[] = [8, 16, 32, 64];
-const sizesNo8: readonly Size[] = [16, 32, 64];
 
 function mem(r: Rng, size: Size, addr32 = false): string {
   const disp = r.int(4096 - size / 8 + 1);
-  return addr32 && r.int(4) === 0 ? `${disp}(%ebp)` : `${disp}(%rbp)`;
+  return !P.w64 || (addr32 && r.int(4) === 0) ? `${disp}(%ebp)` : `${disp}(%rbp)`;
 }
 
 function imm(r: Rng, size: Size): string {
@@ -126,19 +153,19 @@ function imm(r: Rng, size: Size): string {
 
 /** A source/destination pair: reg,reg / imm,reg / mem,reg / reg,mem / imm,mem. */
 function operands(r: Rng, size: Size): [string, string] {
-  const dst = reg(r.pick(GPR64), size);
+  const dst = greg(r, size);
   switch (r.int(5)) {
-    case 0: return [reg(r.pick(GPR64), size), dst];
+    case 0: return [greg(r, size), dst];
     case 1: return [imm(r, size), dst];
     case 2: return [mem(r, size, true), dst];
-    case 3: return [reg(r.pick(GPR64), size), mem(r, size, true)];
+    case 3: return [greg(r, size), mem(r, size, true)];
     default: return [imm(r, size), mem(r, size, true)];
   }
 }
 
 const ARITH: Gen = (e, r) => {
   const op = r.pick(["add", "sub", "adc", "sbb", "cmp", "and", "or", "xor", "test"]);
-  const size = r.pick(sizes);
+  const size = r.pick(P.sizes);
   let [src, dst] = operands(r, size);
   if (op === "test" && src.includes("(")) [src, dst] = [dst, src]; // test has no mem,reg form
   const logic = op === "and" || op === "or" || op === "xor" || op === "test";
@@ -148,17 +175,17 @@ const ARITH: Gen = (e, r) => {
 
 const UNARY: Gen = (e, r) => {
   const op = r.pick(["inc", "dec", "neg", "not"]);
-  const size = r.pick(sizes);
-  const dst = r.int(3) ? reg(r.pick(GPR64), size) : mem(r, size, true);
+  const size = r.pick(P.sizes);
+  const dst = r.int(3) ? greg(r, size) : mem(r, size, true);
   const defines = op === "neg" ? FL_ALL : op === "not" ? 0 : FL_ALL & ~FL_CF;
   e.insn(`${op}${SUFFIX[size]} ${dst}`, 0, defines);
 };
 
 const SHIFT: Gen = (e, r) => {
   const op = r.pick(["shl", "shr", "sar", "rol", "ror", "rcl", "rcr"]);
-  const size = r.pick(sizes);
+  const size = r.pick(P.sizes);
   const count = r.range(1, size - 1); // inside the operand: CF and the result are defined
-  const dst = r.int(3) ? reg(r.pick(GPR64), size) : mem(r, size, true);
+  const dst = r.int(3) ? greg(r, size) : mem(r, size, true);
   const rotate = op[0] === "r" && op !== "rcl" && op !== "rcr" ? true : op === "rcl" || op === "rcr";
   const defines = rotate ? FL_CF | (count === 1 ? FL_OF : 0) : (FL_CF | FL_PF | FL_ZF | FL_SF | (count === 1 ? FL_OF : 0));
   const undefines = (count === 1 ? 0 : FL_OF) | (rotate ? 0 : FL_AF);
@@ -174,30 +201,30 @@ const SHIFT: Gen = (e, r) => {
 
 const DOUBLE_SHIFT: Gen = (e, r) => {
   const op = r.pick(["shld", "shrd"]);
-  const size = r.pick(sizesNo8);
+  const size = r.pick(P.sizesNo8);
   const count = r.range(1, size - 1);
-  const dst = r.int(3) ? reg(r.pick(GPR64), size) : mem(r, size, true);
-  e.insn(`${op}${SUFFIX[size]} $${count}, ${reg(r.pick(GPR64), size)}, ${dst}`, 0,
+  const dst = r.int(3) ? greg(r, size) : mem(r, size, true);
+  e.insn(`${op}${SUFFIX[size]} $${count}, ${greg(r, size)}, ${dst}`, 0,
     FL_CF | FL_PF | FL_ZF | FL_SF | (count === 1 ? FL_OF : 0), FL_AF | (count === 1 ? 0 : FL_OF));
 };
 
 const MUL: Gen = (e, r) => {
-  const size = r.pick(sizes);
-  const src = r.int(3) ? reg(r.pick(GPR64), size) : mem(r, size, true);
+  const size = r.pick(P.sizes);
+  const src = r.int(3) ? greg(r, size) : mem(r, size, true);
   const k = r.int(3);
   const undef = FL_SF | FL_ZF | FL_AF | FL_PF;
   if (k === 0 || size === 8) e.insn(`${r.pick(["mul", "imul"])}${SUFFIX[size]} ${src}`, 0, FL_CF | FL_OF, undef);
-  else if (k === 1) e.insn(`imul${SUFFIX[size]} ${src}, ${reg(r.pick(GPR64), size)}`, 0, FL_CF | FL_OF, undef);
-  else e.insn(`imul${SUFFIX[size]} ${imm(r, size)}, ${src}, ${reg(r.pick(GPR64), size)}`, 0, FL_CF | FL_OF, undef);
+  else if (k === 1) e.insn(`imul${SUFFIX[size]} ${src}, ${greg(r, size)}`, 0, FL_CF | FL_OF, undef);
+  else e.insn(`imul${SUFFIX[size]} ${imm(r, size)}, ${src}, ${greg(r, size)}`, 0, FL_CF | FL_OF, undef);
 };
 
 /** DIV/IDIV with the dividend's high half and the divisor guarded so no #DE is possible. */
 const DIV: Gen = (e, r) => {
-  const size = r.pick(sizes);
+  const size = r.pick(P.sizes);
   const signed = r.int(2) === 1;
-  const tmp = r.pick(GPR64.filter((g) => g !== "rax" && g !== "rdx"));
+  const tmp = r.pick((size === 8 ? P.gprs8 : P.gprs).filter((g) => g !== "rax" && g !== "rdx"));
   const t = reg(tmp, size);
-  e.insn(`mov${SUFFIX[size]} ${reg(r.pick(GPR64), size)}, ${t}`);
+  e.insn(`mov${SUFFIX[size]} ${greg(r, size)}, ${t}`);
   if (signed) {
     // Divisor in [2, 0x3f]: the quotient's magnitude is at most half the dividend's.
     e.insn(`and${SUFFIX[size]} $0x3f, ${t}`, 0, FL_ALL & ~FL_AF, FL_AF);
@@ -211,23 +238,23 @@ const DIV: Gen = (e, r) => {
 };
 
 const BITS: Gen = (e, r) => {
-  const size = r.pick(sizesNo8);
+  const size = r.pick(P.sizesNo8);
   const k = r.int(4);
   if (k === 0) {
     const op = r.pick(["bt", "bts", "btr", "btc"]);
     // Register-offset forms only on registers: on memory the offset may leave the data page.
-    const dst = r.int(2) ? reg(r.pick(GPR64), size) : mem(r, size, true);
-    const src = dst.includes("(") || r.int(2) ? `$${r.int(size)}` : reg(r.pick(GPR64), size);
+    const dst = r.int(2) ? greg(r, size) : mem(r, size, true);
+    const src = dst.includes("(") || r.int(2) ? `$${r.int(size)}` : greg(r, size);
     e.insn(`${op}${SUFFIX[size]} ${src}, ${dst}`, 0, FL_CF, FL_OF | FL_SF | FL_AF | FL_PF | FL_ZF);
   } else if (k === 1) {
-    const tmp = reg(r.pick(GPR64), size);
+    const tmp = greg(r, size);
     e.insn(`or${SUFFIX[size]} $${1 << r.int(15)}, ${tmp}`, 0, FL_ALL & ~FL_AF, FL_AF);
-    e.insn(`${r.pick(["bsf", "bsr"])}${SUFFIX[size]} ${tmp}, ${reg(r.pick(GPR64), size)}`, 0, FL_ZF, FL_CF | FL_OF | FL_SF | FL_AF | FL_PF);
+    e.insn(`${r.pick(["bsf", "bsr"])}${SUFFIX[size]} ${tmp}, ${greg(r, size)}`, 0, FL_ZF, FL_CF | FL_OF | FL_SF | FL_AF | FL_PF);
   } else if (k === 2) {
-    const s = r.pick([32, 64] as const);
-    e.insn(`bswap ${reg(r.pick(GPR64), s)}`);
+    const s: Size = P.w64 && r.int(2) ? 64 : 32;
+    e.insn(`bswap ${greg(r, s)}`);
   } else {
-    e.insn(`${r.pick(["xchg", "xadd", "cmpxchg"])}${SUFFIX[size]} ${reg(r.pick(GPR64), size)}, ${r.int(2) ? reg(r.pick(GPR64), size) : mem(r, size, true)}`);
+    e.insn(`${r.pick(["xchg", "xadd", "cmpxchg"])}${SUFFIX[size]} ${greg(r, size)}, ${r.int(2) ? greg(r, size) : mem(r, size, true)}`);
     const last = e.lines[e.lines.length - 1]!;
     if (!last.startsWith("xchg")) e.undef = 0; // xadd/cmpxchg define all six flags
     if (last.startsWith("cmpxchg")) { /* reads RAX, no flags */ }
@@ -237,63 +264,68 @@ const BITS: Gen = (e, r) => {
 const CMOV_SET: Gen = (e, r) => {
   const cc = r.pick(Object.keys(CC));
   if (r.int(2)) {
-    const size = r.pick(sizesNo8);
-    const src = r.int(2) ? reg(r.pick(GPR64), size) : mem(r, size, true);
-    e.insn(`cmov${cc}${SUFFIX[size]} ${src}, ${reg(r.pick(GPR64), size)}`, CC[cc]);
+    const size = r.pick(P.sizesNo8);
+    const src = r.int(2) ? greg(r, size) : mem(r, size, true);
+    e.insn(`cmov${cc}${SUFFIX[size]} ${src}, ${greg(r, size)}`, CC[cc]);
   } else {
-    const dst = r.int(2) ? reg(r.pick(GPR64), 8) : mem(r, 8, true);
+    const dst = r.int(2) ? greg(r, 8) : mem(r, 8, true);
     e.insn(`set${cc} ${dst}`, CC[cc]);
   }
 };
 
 const LEA: Gen = (e, r) => {
-  const size = r.pick(sizesNo8);
-  const base = r.pick(GPR64);
-  const idx = r.pick(GPR64);
+  const size = r.pick(P.sizesNo8);
+  const base = r.pick(P.gprs);
+  const idx = r.pick(P.gprs);
   const disp = BigInt.asIntN(32, r.u64());
-  if (r.int(3) === 0) {
-    e.insn(`lea${SUFFIX[size]} ${disp}(${reg(base, 32)},${reg(idx, 32)},${r.pick([1, 2, 4, 8])}), ${reg(r.pick(GPR64), size)}`);
+  if (!P.w64 || r.int(3) === 0) {
+    e.insn(`lea${SUFFIX[size]} ${disp}(${reg(base, 32)},${reg(idx, 32)},${r.pick([1, 2, 4, 8])}), ${greg(r, size)}`);
   } else {
-    e.insn(`lea${SUFFIX[size]} ${disp}(%${base},%${idx},${r.pick([1, 2, 4, 8])}), ${reg(r.pick(GPR64), size)}`);
+    e.insn(`lea${SUFFIX[size]} ${disp}(%${base},%${idx},${r.pick([1, 2, 4, 8])}), ${greg(r, size)}`);
   }
 };
 
 const MOVE: Gen = (e, r) => {
   const k = r.int(5);
-  if (k === 0) e.insn(`movabsq $${BigInt.asIntN(64, r.interesting())}, %${r.pick(GPR64)}`);
+  if (k === 0) {
+    if (P.w64) e.insn(`movabsq $${BigInt.asIntN(64, r.interesting())}, %${r.pick(P.gprs)}`);
+    else e.insn(`movl $${BigInt.asUintN(32, r.interesting())}, ${greg(r, 32)}`);
+  }
   else if (k === 1) {
-    const size = r.pick(sizes);
+    const size = r.pick(P.sizes);
     const [src, dst] = operands(r, size);
     e.insn(`mov${SUFFIX[size]} ${src}, ${dst}`);
   } else if (k === 2) {
-    const [from, to] = r.pick([[8, 16], [8, 32], [8, 64], [16, 32], [16, 64]] as const);
-    const src = r.int(2) ? reg(r.pick(GPR64), from) : mem(r, from);
-    e.insn(`mov${r.pick(["z", "s"])}${SUFFIX[from]}${SUFFIX[to]} ${src}, ${reg(r.pick(GPR64), to)}`);
-  } else if (k === 3) {
-    e.insn(`movslq ${r.int(2) ? reg(r.pick(GPR64), 32) : mem(r, 32)}, %${r.pick(GPR64)}`);
+    const [from, to] = r.pick(([[8, 16], [8, 32], [8, 64], [16, 32], [16, 64]] as const).filter(([, t]) => P.sizes.includes(t)));
+    const src = r.int(2) ? greg(r, from) : mem(r, from);
+    e.insn(`mov${r.pick(["z", "s"])}${SUFFIX[from]}${SUFFIX[to]} ${src}, ${greg(r, to)}`);
+  } else if (k === 3 && P.w64) {
+    e.insn(`movslq ${r.int(2) ? greg(r, 32) : mem(r, 32)}, %${r.pick(P.gprs)}`);
   } else {
-    e.insn(r.pick(["cbtw", "cwtl", "cltq", "cwtd", "cltd", "cqto"]));
+    e.insn(r.pick(P.w64 ? ["cbtw", "cwtl", "cltq", "cwtd", "cltd", "cqto"] : ["cbtw", "cwtl", "cwtd", "cltd"]));
   }
 };
 
 const STACK: Gen = (e, r) => {
   const k = r.int(6);
   if (e.depth > 0 && (k < 2 || e.depth >= 48)) {
-    e.insn(r.int(3) ? `pop %${r.pick(GPR64)}` : `popq ${mem(r, 64)}`);
+    const w: Size = P.w64 ? 64 : 32;
+    e.insn(r.int(3) ? `pop ${greg(r, w)}` : `pop${SUFFIX[w]} ${mem(r, w)}`);
     e.depth--;
   } else if (k === 2) {
-    e.insn(`call 1f\n1: pop %${r.pick(GPR64)}`); // pushes the (same-on-both-sides) return RIP
+    e.insn(`call 1f\n1: pop ${greg(r, P.w64 ? 64 : 32)}`); // pushes the (same-on-both-sides) return RIP
   } else if (k === 3) {
     // POPF of a known value: status flags and DF (IF/IOPL/TF/AC are left as they are at CPL 3).
     const v = r.int(0x1000) & (FL_ALL | 0x400);
-    e.insn(`pushq $${v | 0x202}\npopfq`, 0, FL_ALL);
+    e.insn(P.w64 ? `pushq $${v | 0x202}\npopfq` : `pushl $${v | 0x202}\npopfl`, 0, FL_ALL);
     e.insn("cld");
   } else if (k === 4) {
-    e.insn("pushfq", FL_ALL);
+    e.insn(P.w64 ? "pushfq" : "pushfl", FL_ALL);
     e.depth++;
   } else {
-    const src = r.pick([`%${r.pick(GPR64)}`, `$${BigInt.asIntN(32, r.interesting())}`, mem(r, 64)]);
-    e.insn(`push${src.startsWith("%") ? "" : "q"} ${src}`);
+    const w: Size = P.w64 ? 64 : 32;
+    const src = r.pick([greg(r, w), `$${BigInt.asIntN(32, r.interesting())}`, mem(r, w)]);
+    e.insn(`push${src.startsWith("%") ? "" : SUFFIX[w]} ${src}`);
     e.depth++;
   }
 };
@@ -309,16 +341,16 @@ const FLAGOPS: Gen = (e, r) => {
 
 /** MOVS/STOS/LODS/CMPS/SCAS, REP/REPE/REPNE, either direction, 64- or 32-bit addressing. */
 const STRING: Gen = (e, r) => {
-  const size = r.pick(sizes);
+  const size = r.pick(P.sizes);
   const bytes = size / 8;
   const n = r.range(1, 8);
   const down = r.int(2) === 1;
   const span = n * bytes;
   const off = () => (down ? r.range(span, 4096 - bytes) : r.range(0, 4096 - span));
-  const a32 = r.int(3) === 0;
+  const a32 = P.w64 && r.int(3) === 0;
   const op = r.pick(["movs", "stos", "lods", "cmps", "scas"]);
-  e.insn(`lea ${off()}(%rbp), %rsi`);
-  e.insn(`lea ${off()}(%rbp), %rdi`);
+  e.insn(P.w64 ? `lea ${off()}(%rbp), %rsi` : `lea ${off()}(%ebp), %esi`);
+  e.insn(P.w64 ? `lea ${off()}(%rbp), %rdi` : `lea ${off()}(%ebp), %edi`);
   e.insn(`mov $${n}, %ecx`);
   e.insn(down ? "std" : "cld");
   const rep = op === "cmps" || op === "scas" ? r.pick(["repe ", "repne ", ""]) : op === "lods" ? r.pick(["", "rep "]) : r.pick(["rep ", ""]);
@@ -345,6 +377,7 @@ function pickGen(r: Rng): Gen {
 /** One reproducible case: the same seed gives the same source, registers and masks. */
 export function generateCase(opts: GenOptions): GenCase {
   const rng = new Rng(opts.seed);
+  P = opts.mode === "compat32" ? PROFILE_32 : PROFILE_64;
   const blocks = opts.blocks ?? 32;
   const per = opts.insnsPerBlock ?? 12;
   const e = new Emitter(rng);
@@ -367,6 +400,7 @@ export function generateCase(opts: GenOptions): GenCase {
     `pdpt:\t.quad ${LAYOUT.pd} + 7`, `\t.fill 511, 8, 0`,
     // PD: 512 identity 2 MiB pages, present/writable/user.
     "pd:", "\t.set i, 0", "\t.rept 512", "\t.quad (i << 21) | 0x87", "\t.set i, i + 1", "\t.endr",
+    P.w64 ? "\t.code64" : "\t.code32",
     `code:`, ...e.lines.map((l) => `\t${l.replace(/\n/g, "\n\t")}`),
     `\t.fill ${LAYOUT.data} - ${LAYOUT.image} - (. - pml4), 1, 0xcc`,
     `data:\t.quad ${data.join(", ")}`,
@@ -375,14 +409,15 @@ export function generateCase(opts: GenOptions): GenCase {
   ].join("\n");
 
   const regs: Partial<Regs> = {};
-  for (const g of GPR64) regs[g] = rng.interesting();
+  // Compatibility mode: the upper halves start (and stay) zero, R8-R15 unused.
+  for (const g of GPR64) regs[g] = P.w64 ? rng.interesting() : P.gprs.includes(g) ? BigInt.asUintN(32, rng.interesting()) : 0n;
   regs.rbp = BigInt(LAYOUT.data);
   regs.rsp = BigInt(LAYOUT.stackTop);
   regs.rflags = 0x202n;
   return {
     seed: opts.seed, source, masks,
     init: {
-      mode: "long64", cpl: 3, gpa: LAYOUT.image, mem: LAYOUT.mem, entry: LAYOUT.code, regs,
+      mode: "long64", cpl: 3, compat32: !P.w64, gpa: LAYOUT.image, mem: LAYOUT.mem, entry: LAYOUT.code, regs,
       cr3: BigInt(LAYOUT.pml4), exitMmio: LAYOUT.stopMmio, maxExits: blocks + 8,
       hash: [LAYOUT.data, 0x2000],
     },

@@ -42,6 +42,8 @@ export interface InitState {
   mode: Mode;
   /** prot32/long64: start at CPL 3 (user selectors of guests/lib's GDT layout). */
   cpl?: 0 | 3;
+  /** long64: start in compatibility mode (a 32-bit code segment, L=0 D=1) instead of 64-bit. */
+  compat32?: boolean;
   /** Load address of the image. */
   gpa: number;
   /** Guest RAM size: one memslot at GPA 0. */
@@ -132,12 +134,13 @@ export function initialState(init: InitState): { regs: Regs; sregs: Sregs } {
   } else {
     const lm = init.mode === "long64";
     const cpl = init.cpl ?? 0;
-    const csSel = cpl ? (lm ? 0x2b : 0x33) : (lm ? 0x08 : 0x18);
+    const code64 = lm && !init.compat32;
+    const csSel = cpl ? (code64 ? 0x2b : 0x33) : (code64 ? 0x08 : 0x18);
     const dsSel = cpl ? 0x23 : 0x10;
     const ds = flatSeg(dsSel, 3, cpl, 0, 1);
     sregs = {
       segs: {
-        cs: flatSeg(csSel, 0xb, cpl, lm ? 1 : 0, lm ? 0 : 1),
+        cs: flatSeg(csSel, 0xb, cpl, code64 ? 1 : 0, code64 ? 0 : 1),
         ds, es: { ...ds }, fs: { ...ds }, gs: { ...ds }, ss: { ...ds },
         tr: { selector: 0x38, base: 0n, limit: 0x67, type: 0xb, s: 0, dpl: 0, present: 1, db: 0, l: 0, g: 0 },
         ldt: { selector: 0, base: 0n, limit: 0, type: 2, s: 0, dpl: 0, present: 0, db: 0, l: 0, g: 0 },

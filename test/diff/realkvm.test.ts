@@ -13,7 +13,7 @@ import { realKvmUnavailable, runRealKvm } from "./harness.js";
 import { assemble, toolchainUnavailable } from "./asm.js";
 import { compareRuns } from "./compare.js";
 import { LAYOUT, generateCase } from "./gen.js";
-import { GEN_BLOCKS, GEN_INSNS, GEN_SEEDS, HELLO_INIT, IN_PATTERN_INIT, IN_PATTERN_SOURCE } from "./cases.js";
+import { GEN_BLOCKS, GEN_INSNS, GEN_SEEDS, GEN_SEEDS_COMPAT, HELLO_INIT, IN_PATTERN_INIT, IN_PATTERN_SOURCE } from "./cases.js";
 
 const skipReason = (): string | undefined => toolchainUnavailable() ?? realKvmUnavailable();
 
@@ -42,12 +42,14 @@ test("real KVM: IN reads the harness's fixed pattern, OUT to 0xf4 ends the run",
   assert.equal(r.exits[1]!.regs.rax, 0x44332211n);
 });
 
-test("real KVM: generated ring-3 cases reach every block exit, deterministically", (t) => {
+test("real KVM: generated ring-3 cases (64-bit and compatibility mode) reach every block exit, deterministically", (t) => {
   const why = skipReason();
   if (why) return t.skip(why);
   let blocks = 0;
-  for (const seed of GEN_SEEDS.slice(0, 24)) {
-    const c = generateCase({ seed, blocks: GEN_BLOCKS, insnsPerBlock: GEN_INSNS });
+  const cases = [...GEN_SEEDS.slice(0, 16).map((seed) => ({ seed, mode: "64" as const })),
+    ...GEN_SEEDS_COMPAT.slice(0, 8).map((seed) => ({ seed, mode: "compat32" as const }))];
+  for (const { seed, mode } of cases) {
+    const c = generateCase({ seed, mode, blocks: GEN_BLOCKS, insnsPerBlock: GEN_INSNS });
     const img = assemble(c.source, c.init.gpa);
     const a = runRealKvm(img, c.init);
     assert.equal(a.stop, "exit-mmio", `seed ${seed}: ${a.stop} at ${a.exits.at(-1)?.exit}`);
@@ -56,7 +58,7 @@ test("real KVM: generated ring-3 cases reach every block exit, deterministically
       assert.equal(e.exit, "MMIO");
       assert.equal(e.mmio!.addr, BigInt(i < GEN_BLOCKS ? LAYOUT.exitMmio : LAYOUT.stopMmio));
       assert.equal(e.mmio!.data, i.toString(16).padStart(2, "0") + "000000");
-      assert.equal(e.sregs.cs, 0x2b, "still at CPL 3");
+      assert.equal(e.sregs.cs, mode === "64" ? 0x2b : 0x33, "still at CPL 3 in the same mode");
     });
     blocks += a.exits.length;
     if (seed % 4 === 0) {
