@@ -104,7 +104,7 @@ export async function runVm(o: RunOptions, extras: RunExtras = {}): Promise<numb
     }
   }
   else if (end.kind === "shutdown" || process.env.TSKVM_VERBOSE) process.stderr.write(`tskvm: ${end.message}\n`);
-  runner.machine.destroy();
+  // As for any VMM, the VM and guest memory go away with the process (its fds and mappings).
   return end.status;
 }
 
