@@ -105,7 +105,7 @@ export class Console {
       const out = this.monitor().execute(this.line);
       this.line = "";
       if (out) process.stderr.write(out.replace(/\n/g, "\r\n") + "\r\n");
-      if (this.runner().state !== "finished") this.prompt();
+      if (!this.runner().ending) this.prompt();
     } else if (b === 0x7f || b === 0x08) {
       if (this.line.length) {
         this.line = this.line.slice(0, -1);

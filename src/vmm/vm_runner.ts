@@ -56,6 +56,11 @@ export class VmRunner {
     this.kick();
   }
 
+  /** True once the VM has ended or been asked to. */
+  get ending(): boolean {
+    return this.state === "finished" || this.quitRequest !== null;
+  }
+
   /** Monitor 'quit' / Ctrl-a x. */
   quit(message = "quit requested"): void {
     this.quitRequest = { kind: "quit", status: 0, message };
