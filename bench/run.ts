@@ -75,6 +75,11 @@ async function runPeer(w: Workload, peer: PeerName, short: boolean): Promise<Pee
   const mem = guestManifest(w.guest).mem;
   let run: PeerRun;
   try {
+    if (w.warmup) {
+      if (peer === "tskvm") runOnTskvm(img.bytes, mem, MAX_MS);
+      else if (peer === "kvm") runOnKvm(img.path, mem, MAX_MS);
+      else await runOnQemu(img.path, mem, MAX_MS);
+    }
     if (peer === "tskvm") run = runOnTskvm(img.bytes, mem, MAX_MS);
     else if (peer === "kvm") run = runOnKvm(img.path, mem, MAX_MS);
     else run = await runOnQemu(img.path, mem, MAX_MS);
