@@ -51,17 +51,18 @@ export function movMoffs(c: X86Cpu): void {
 export function lea(c: X86Cpu): void {
   if (c.mod === 3) c.raise(UD_VECTOR, -1);
   const sz = c.osz;
-  if (sz === 3 && c.asz === 3) { lea64(c); return; }
+  if (c.asz === 3) { lea64(c, sz); return; }
   const a = ea(c);
   if (sz === 3) wrG(c, 3, a | 0, 0);
   else wrG(c, sz, a | 0, 0);
 }
 
 /**
- * 64-bit LEA with exact lo/hi arithmetic: ea() works in doubles, which is exact for every
- * canonical address but not for the arbitrary 64-bit sums LEA is used to compute.
+ * LEA with a 64-bit address size, in exact lo/hi arithmetic: ea() works in doubles, which is
+ * exact for every canonical address but not for the arbitrary 64-bit sums LEA is used to
+ * compute; a 32- or 16-bit destination takes the low bits of the exact sum.
  */
-function lea64(c: X86Cpu): void {
+function lea64(c: X86Cpu, sz: number): void {
   const g = c.state.gpr;
   const base = c.base, index = c.index, scale = c.scale;
   let lo = c.disp, hi = c.disp >> 31;
@@ -76,7 +77,7 @@ function lea64(c: X86Cpu): void {
     t = (lo >>> 0) + (il >>> 0);
     lo = t | 0; hi = (hi + ih + (t > 0xffffffff ? 1 : 0)) | 0;
   }
-  wrG(c, 3, lo, hi);
+  wrG(c, sz, lo, sz === 3 ? hi : 0);
 }
 /** 86/87: XCHG E, G (implicitly locked) */
 export function xchgEG(c: X86Cpu): void {

@@ -505,6 +505,9 @@ function vmxCacheReg(vcpu: X86Vcpu, reg: number): void {
     const vmx = toVmx(vcpu);
     a.cr0 = ((a.cr0 & ~vmx.cr0GuestOwned) | (vmcsRead(vcpu, V.GUEST_CR0) & vmx.cr0GuestOwned)) >>> 0;
     a.cr4 = ((a.cr4 & ~vmx.cr4GuestOwned) | (vmcsRead(vcpu, V.GUEST_CR4) & vmx.cr4GuestOwned)) >>> 0;
+    // With EPT, MOV to CR3 does not exit: the guest's CR3 is only in the VMCS
+    // (vmx_cache_reg(VCPU_EXREG_CR3)).
+    a.cr3 = vmcsRead(vcpu, V.GUEST_CR3);
     return;
   }
   a.regsAvail |= 1 << reg;
