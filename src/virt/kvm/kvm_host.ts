@@ -108,6 +108,8 @@ export interface KvmArch {
   devIoctl(nr: number, arg: number | object): number | object;
   /** kvm_arch_init_vm() */
   initVm(kvm: KvmLike, type: number): void;
+  /** kvm_arch_sync_events(): stop in-kernel device activity (x86: free the PIT) while the io buses still exist. */
+  syncEvents?(kvm: KvmLike): void;
   /** kvm_arch_destroy_vm() */
   destroyVm?(kvm: KvmLike): void;
   /** kvm_arch_vm_ioctl(): VM-level arch ioctls. Throw KvmError(ENOTTY) if unknown. */

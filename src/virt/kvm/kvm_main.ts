@@ -709,6 +709,9 @@ export class Kvm implements KvmLike, HostFile {
 
   /** Tear the VM down (the last close of the VM fd): vCPUs, devices, memslots, arch state. */
   destroy(): void {
+    // kvm_destroy_vm() order: kvm_arch_sync_events() runs while the io buses still exist (x86
+    // unregisters its PIT there), then the buses go, then kvm_arch_destroy_vm().
+    this.dev.arch.syncEvents?.(this);
     for (const v of this.vcpus) this.dev.arch.vcpuDestroy?.(v);
     this.vcpus.length = 0;
     for (const b of this.buses) b.destroy();

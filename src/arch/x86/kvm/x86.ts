@@ -667,10 +667,14 @@ export class X86KvmArch implements KvmArch {
     this.ops.vmInit?.(kvm);
   }
 
+  /** kvm_arch_sync_events(): free the PIT (kvm_free_pit) before the core destroys the io buses. */
+  syncEvents(kvm: KvmLike): void {
+    kvmIrqchipDestroyVm(kvm as X86Kvm);
+  }
+
   destroyVm(kvm: KvmLike): void {
     const x = kvm as X86Kvm;
     for (const v of x.arch.vcpus) this.ops.vcpuFree(v);
-    kvmIrqchipDestroyVm(x);
     x.arch.mmu.destroy();
   }
 
