@@ -35,25 +35,13 @@ export const KVM_REQ_NMI = KVM_REQUEST_ARCH_BASE + 9;
 export const KVM_REQ_TLB_FLUSH_CURRENT = KVM_REQUEST_ARCH_BASE + 18;
 export const KVM_REQ_TLB_FLUSH_GUEST = KVM_REQUEST_ARCH_BASE + 19;
 
-// Exception vectors (SDM Vol. 3A 6.3.1).
-export const DE_VECTOR = 0;
-export const DB_VECTOR = 1;
-export const NMI_VECTOR = 2;
-export const BP_VECTOR = 3;
-export const OF_VECTOR = 4;
-export const BR_VECTOR = 5;
-export const UD_VECTOR = 6;
-export const NM_VECTOR = 7;
-export const DF_VECTOR = 8;
-export const TS_VECTOR = 10;
-export const NP_VECTOR = 11;
-export const SS_VECTOR = 12;
-export const GP_VECTOR = 13;
-export const PF_VECTOR = 14;
-export const MF_VECTOR = 16;
-export const AC_VECTOR = 17;
-export const MC_VECTOR = 18;
-export const XM_VECTOR = 19;
+// Exception vectors (SDM Vol. 3A 6.3.1): the processor's own table, shared with hw/x86.
+import {
+  DE_VECTOR, DB_VECTOR, NMI_VECTOR, BP_VECTOR, OF_VECTOR, BR_VECTOR, UD_VECTOR, NM_VECTOR, DF_VECTOR, TS_VECTOR, NP_VECTOR, SS_VECTOR, GP_VECTOR, PF_VECTOR, MF_VECTOR, AC_VECTOR, MC_VECTOR, XM_VECTOR,
+} from "../../../hw/x86/fault.js";
+export {
+  DE_VECTOR, DB_VECTOR, NMI_VECTOR, BP_VECTOR, OF_VECTOR, BR_VECTOR, UD_VECTOR, NM_VECTOR, DF_VECTOR, TS_VECTOR, NP_VECTOR, SS_VECTOR, GP_VECTOR, PF_VECTOR, MF_VECTOR, AC_VECTOR, MC_VECTOR, XM_VECTOR,
+};
 export const VE_VECTOR = 20;
 
 /** x86_exception_has_error_code(): #DF #TS #NP #SS #GP #PF #AC */
