@@ -5,6 +5,7 @@
  * (SDM Vol. 2; VMX intercepts per SDM 26.1).
  */
 import type { X86Cpu } from "../cpu.js";
+import type { VmxNonRoot } from "../vmx/hooks.js";
 import { ActivityState, INTR_BLOCKING_STI } from "../state.js";
 import { flagsSync, CF, IF, DF, IOPL, VIF, VIP, ARITH } from "../flags.js";
 import { GP_VECTOR, UD_VECTOR, DB_VECTOR } from "../fault.js";
@@ -191,6 +192,15 @@ export function setCr3(c: X86Cpu, lo: number, hi: number): void {
   c.tlbFlushNonGlobal();
 }
 
+/**
+ * In VMX non-root operation a MOV to CR0/CR4, CLTS or LMSW that did not exit leaves the bits the
+ * guest/host mask gives to the host unchanged (SDM Vol. 3C 26.3, "CR0 and CR4"): a guest toggling
+ * CR4.PGE must not clear the host-owned CR4.VMXE.
+ */
+function guestOwned(v: VmxNonRoot, cr: 0 | 4, value: number, current: number): number {
+  return v.crWriteValue !== undefined ? v.crWriteValue(cr, value, current) : value;
+}
+
 /** 0F 20 / 0F 22: MOV r, CRn / MOV CRn, r (the r/m field is always a register) */
 export function movCr(c: X86Cpu): void {
   requireCpl0(c);
@@ -221,10 +231,10 @@ export function movCr(c: X86Cpu): void {
     st.rip = n;
   }
   switch (cr) {
-    case 0: setCr0(c, lo, hi); break;
+    case 0: setCr0(c, v !== null ? guestOwned(v, 0, lo, st.cr0) : lo, hi); break;
     case 2: st.cr2 = sz === 3 ? hi * 4294967296 + (lo >>> 0) : lo >>> 0; break;
     case 3: setCr3(c, lo, hi); break;
-    case 4: setCr4(c, lo, hi); break;
+    case 4: setCr4(c, v !== null ? guestOwned(v, 4, lo, st.cr4) : lo, hi); break;
     default: if (hi !== 0 || (lo & ~15)) c.raise(GP_VECTOR, 0); st.cr8 = lo; break;
   }
 }
@@ -265,9 +275,10 @@ export function movDr(c: X86Cpu): void {
 export function clts(c: X86Cpu): void {
   requireCpl0(c);
   const v = c.vmx;
-  if (v !== null) { const n = hookBegin(c); v.clts(c.ilen); c.state.rip = n; }
-  c.state.cr0 &= ~CR0_TS;
-  c.state.cr0 >>>= 0;
+  const st = c.state;
+  if (v !== null) { const n = hookBegin(c); v.clts(c.ilen); st.rip = n; }
+  const nv = (st.cr0 & ~CR0_TS) >>> 0;
+  st.cr0 = v !== null ? guestOwned(v, 0, nv, st.cr0) : nv;
 }
 
 /** 0F 01 /6: LMSW Ew (can set PE, not clear it; only PE/MP/EM/TS) */
@@ -280,7 +291,7 @@ export function lmsw(c: X86Cpu): void {
   if (v !== null) { const n = hookBegin(c); v.lmsw(src, c.ilen, mem, la); c.state.rip = n; }
   const st = c.state;
   const nv = (st.cr0 & ~0xe) | (src & 0xf) | (st.cr0 & 1);
-  setCr0(c, nv, 0);
+  setCr0(c, v !== null ? guestOwned(v, 0, nv, st.cr0) : nv, 0);
 }
 
 /** 0F 01 /4: SMSW (UMIP applies) */

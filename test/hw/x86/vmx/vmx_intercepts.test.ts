@@ -139,3 +139,22 @@ test("crWriteValue keeps host-owned CR0/CR4 bits for writes that do not exit (SD
   assert.equal(nr.crWriteValue(4, 0x80, 0x2020), 0x20a0, "guest sets PGE; VMXE and PAE stay");
   assert.equal(nr.crWriteValue(0, 0x11, 0x31), 0x31, "guest clears NE (host-owned): it stays set");
 });
+
+test("MOV to CR4/CR0, CLTS and LMSW that do not exit keep host-owned bits (the next entry still passes)", () => {
+  const m = new Machine();
+  // mov %cr4,%eax ; xor $0x80,%eax ; mov %eax,%cr4 ; clts ; lmsw %cx ; mov %cr4,%ebx ; cpuid
+  m.poke(0x1000, [0x0f, 0x20, 0xe0, 0x35, 0x80, 0, 0, 0, 0x0f, 0x22, 0xe0, 0x0f, 0x06, 0x0f, 0x01, 0xf1, 0x0f, 0x20, 0xe3, 0x0f, 0xa2]);
+  m.setup();
+  m.w(F.CR4_GUEST_HOST_MASK, 0x2000); // VMXE host-owned, shadow 0
+  m.w(F.CR0_GUEST_HOST_MASK, 0x20);   // NE host-owned
+  m.w(F.CR0_READ_SHADOW, 0x20);
+  m.w(F.GUEST_CR0, m.r(F.GUEST_CR0) | 0x28); // NE, TS
+  m.setGpr(1, 0x0);                         // LMSW with 0: MP/EM/TS clear, PE stays
+  assert.equal(run(m, true), EXIT_REASON_CPUID);
+  assert.equal(m.gpr(3), 0x80, "the guest sees PGE set and VMXE clear (shadow)");
+  assert.equal(m.r(F.GUEST_CR4) & 0x2080, 0x2080, "VMXE survived the guest's write");
+  assert.equal(m.r(F.GUEST_CR0) & 0x28, 0x20, "CLTS cleared TS; NE survived");
+  m.skip();
+  m.poke(0x1015, [0x0f, 0xa2]);
+  assert.equal(run(m), EXIT_REASON_CPUID, "VM entry with the resulting CR0/CR4 passes its checks");
+});
