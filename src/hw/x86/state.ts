@@ -16,6 +16,8 @@
  *   so VM entry/exit copy them unchanged.
  */
 
+import { X87State } from "./fp/x87_state.js";
+
 export const enum Reg {
   RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7,
   R8 = 8, R9 = 9, R10 = 10, R11 = 11, R12 = 12, R13 = 13, R14 = 14, R15 = 15,
@@ -76,4 +78,17 @@ export class X86State {
   activityState: ActivityState = ActivityState.ACTIVE;
   /** XCR0 */
   xcr0 = 1;
+  /** x87 FPU; MMX registers MM0-7 alias the mantissas of its physical registers R0-R7 (SDM Vol. 1 9.5). */
+  readonly fpu = new X87State();
+  /**
+   * XMM0-15, register n at words [n*4, n*4+4) (little-endian lanes), followed by XMM_SCRATCH
+   * spare registers into which a memory operand is loaded so every operation is register-register
+   * (fp/simd_int.ts SimdRegs works over this whole array).
+   */
+  readonly xmm = new Int32Array((16 + XMM_SCRATCH) * 4);
+  /** MXCSR (SDM Vol. 1 10.2.3); power-up value 0x1F80. */
+  mxcsr = 0x1f80;
 }
+
+/** Spare XMM slots after XMM15 (see X86State.xmm). */
+export const XMM_SCRATCH = 2;
