@@ -87,6 +87,14 @@ exc_common:
 user_return:
 	mov 5*8(%rsp), %rax
 	mov saved_ksp(%rip), %rsp
+	/* IRETQ to ring 3 nulled the DPL-0 data selectors (SDM IRET); load them again as a kernel
+	   does, so exits after a user_call report the same selectors on every implementation
+	   (kvm_pvm does not null them, tools/kvm-runner/README.md). */
+	mov $0x10, %ecx
+	mov %ecx, %ds
+	mov %ecx, %es
+	mov %ecx, %fs
+	mov %ecx, %gs
 	pop %r15
 	pop %r14
 	pop %r13

@@ -70,11 +70,8 @@ for (const g of guests ?? []) {
     const want = build.expectedBody(readFileSync(expectedPath, "utf8"));
     assert.equal(build.formatGuestResult(r.serial, r.stop, value), want);
     if (g.expect !== "kvm" || realKvmUnavailable()) return;
-    // Exit-by-exit against the real KVM, as a subtest of its own. Known bug, open in issue 3:
-    // in the 64-bit guests tskvm reports DS/ES/FS/GS = 0 at exits where the real KVM reports
-    // 0x10 (the selectors guests/lib/boot.S loads); the serial output above already matches.
-    const known = g.name.endsWith("-64") ? "known: DS/ES/FS/GS selectors differ in 64-bit guests (issue 3)" : undefined;
-    await t.test("same state as the real KVM at every exit", { todo: known }, () => {
+    // Exit-by-exit against the real KVM, as a subtest of its own.
+    await t.test("same state as the real KVM at every exit", () => {
       const real = runRealKvm(new Uint8Array(readFileSync(abs(g.bin))), initFor(g));
       const d = compareRuns(real, r, { memory: false, regs: ["rip"] });
       assert.equal(d, undefined, d && `exit ${d.index} differs from the real KVM: ${d.diffs.join("; ")}`);

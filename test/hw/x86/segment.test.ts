@@ -115,3 +115,25 @@ test("virtual-8086 mode: INT goes to the ring-0 handler (segments saved and null
   assert.equal(cpu.state.rip, 0x3001, "HLT in v86 mode (CPL 3) raised #GP to ring 0");
   assert.equal(cpu.v86, 0);
 });
+
+test("IRET to an outer privilege level nulls DS/ES/FS/GS that the new CPL may not use (SDM IRET, RETURN-TO-OUTER-PRIVILEGE-LEVEL)", () => {
+  const rig = machine();
+  const { mem, cpu } = rig;
+  // ring 0: DS=ES=0x10 (data DPL0), FS=0x23 (data DPL3), GS=0x08 (readable code DPL0); IRET to 0x1b:0x1100
+  writeBytes(mem, 0x1000, [
+    0x66, 0xb8, 0x10, 0x00, 0x8e, 0xd8, 0x8e, 0xc0, 0x66, 0xb8, 0x23, 0x00, 0x8e, 0xe0, 0x66, 0xb8, 0x08, 0x00, 0x8e, 0xe8,
+    0x6a, 0x23, 0x68, 0x00, 0x00, 0x06, 0x00, 0x6a, 0x02, 0x6a, 0x1b, 0x68, 0x00, 0x11, 0x00, 0x00, 0xcf,
+  ]);
+  // ring 3: mov %ds,%eax ; mov %es,%ebx ; mov %fs,%ecx ; mov %gs,%edx ; hlt (#GP -> ring-0 handler halts)
+  writeBytes(mem, 0x1100, [0x8c, 0xd8, 0x8c, 0xc3, 0x8c, 0xe1, 0x8c, 0xea, 0xf4]);
+  idtGate32(mem, 0x9000, 13, 0x08, 0x3000);
+  writeBytes(mem, 0x3000, [0xf4]);
+  const st = cpu.state;
+  st.segSel[7] = 0x28; st.segBase[7] = 0xa000; st.segLimit[7] = 0x2067; st.segAr[7] = 0x8b;
+  st.gpr[8] = 0x50000;
+  cpu.stateChanged();
+  cpu.run(100);
+  assert.equal(st.rip, 0x3001, "reached the ring-3 HLT and its #GP handler");
+  assert.deepEqual([st.gpr[0]! & 0xffff, st.gpr[6]! & 0xffff, st.gpr[2]! & 0xffff, st.gpr[4]! & 0xffff], [0, 0, 0x23, 0],
+    "DS, ES (DPL 0 data) and GS (DPL 0 code) nulled; FS (DPL 3) kept");
+});
