@@ -94,20 +94,55 @@ function extBit(type: number): number {
 function deliverReal(c: X86Cpu, vector: number, ret: number): void {
   const st = c.state;
   if (vector * 4 + 3 > st.idtrLimit) c.raise(GP_VECTOR, vector * 8 + 2);
-  const ivt = (st.idtrBase + vector * 4) >>> 0;
-  const ip = sysRd(c, ivt, 2), cs = sysRd(c, (ivt + 2) >>> 0, 2);
   flagsSync(c);
-  const fl = c.fl;
+  ivtTransfer(c, (st.idtrBase + vector * 4) >>> 0, c.fl & 0xffff, IF | TF | AC | RF, ret);
+}
+
+/** Push FLAGS image, CS, IP on the 16-bit stack, clear `clear` in RFLAGS and jump to the IVT entry at linear `ivt`. */
+function ivtTransfer(c: X86Cpu, ivt: number, image: number, clear: number, ret: number): void {
+  const st = c.state;
+  const ip = sysRd(c, ivt, 2), cs = sysRd(c, (ivt + 2) >>> 0, 2);
   const sp = c.regAddr(4, c.ssz);
   const m = c.ssz === 2 ? 0xffffffff : 0xffff;
   const a1 = linAddr(c, SEG_SS, (sp - 2) & m, 2, 2), a2 = linAddr(c, SEG_SS, (sp - 4) & m, 2, 2), a3 = linAddr(c, SEG_SS, (sp - 6) & m, 2, 2);
-  privWr(c, a1, 2, fl & 0xffff, 0, 0);
+  privWr(c, a1, 2, image, 0, 0);
   privWr(c, a2, 2, st.segSel[SEG_CS], 0, 0);
   privWr(c, a3, 2, ret & 0xffff, 0, 0);
   c.setRegAddr(4, c.ssz, (sp - 6) & m);
-  c.fl = fl & ~(IF | TF | AC | RF);
+  c.fl &= ~clear;
   loadReal(c, SEG_CS, cs);
   st.rip = ip;
+  c.modeFlagsChanged();
+}
+
+/**
+ * INT n in virtual-8086 mode with CR4.VME (SDM Vol. 3 20.3.3, Table 20-2): true when the
+ * interrupt's bit in the TSS redirection bitmap (the 32 bytes below the I/O map base) is clear,
+ * so it goes to the 8086 handler instead of the protected-mode IDT. #GP(0) if the bitmap lies
+ * beyond the TSS limit.
+ */
+export function v86IntRedirected(c: X86Cpu, vector: number): boolean {
+  const st = c.state;
+  const type = st.segAr[7] & 0xf;
+  if (type !== 0xb && type !== 0x9) c.raise(GP_VECTOR, 0);
+  const base = st.segBase[7], limit = st.segLimit[7];
+  if (limit < 0x67) c.raise(GP_VECTOR, 0);
+  const off = (sysRd(c, (base + 0x66) >>> 0, 2) & 0xffff) - 32 + (vector >>> 3);
+  if (off < 0 || off > limit) c.raise(GP_VECTOR, 0);
+  return ((sysRd(c, (base + off) >>> 0, 1) >>> (vector & 7)) & 1) === 0;
+}
+
+/**
+ * Redirect INT n to the 8086 handler in the IVT at linear address 0 (methods 4 and 6 of SDM
+ * Table 20-2). With IOPL < 3 the pushed FLAGS carry VIF in the IF position and IOPL = 3, and
+ * VIF instead of IF is cleared, so the virtual-8086 monitor's view of IF is virtualised.
+ */
+export function v86RedirectInt(c: X86Cpu, vector: number, ret: number): void {
+  flagsSync(c);
+  const fl = c.fl;
+  if (((fl & IOPL) >>> 12) === 3) { ivtTransfer(c, vector * 4, fl & 0xffff, IF | TF | RF, ret); return; }
+  const image = ((fl & ~IF) | (fl & VIF ? IF : 0) | IOPL) & 0xffff;
+  ivtTransfer(c, vector * 4, image, VIF | TF | RF, ret);
 }
 
 /** Read an IDT gate (8 bytes, or 16 in IA-32e mode) into D2 after the limit check. */
@@ -262,7 +297,10 @@ export function iret(c: X86Cpu): void {
   flagsSync(c);
   if (!c.pe) return iretReal(c, n);
   if (c.v86) {
-    if (((c.fl & IOPL) >>> 12) !== 3) c.raise(GP_VECTOR, 0);
+    if (((c.fl & IOPL) >>> 12) !== 3) {
+      if (!(st.cr4 & 1) || n !== 2) c.raise(GP_VECTOR, 0);
+      return iretV86Vme(c);
+    }
     return iretReal(c, n);
   }
   if (c.fl & NT) {
@@ -357,6 +395,28 @@ function iretReal(c: X86Cpu, n: number): void {
   loadReal(c, SEG_CS, cs);
   st.rip = ip;
   c.setRegAddr(4, c.ssz, (sp + 3 * n) & m);
+  st.interruptibility &= ~INTR_BLOCKING_NMI;
+  c.modeFlagsChanged();
+  c.stateChanged();
+}
+
+/**
+ * 16-bit IRET in virtual-8086 mode with CR4.VME and IOPL < 3 (SDM Vol. 2 IRET; Vol. 3 20.3.3):
+ * #GP(0) if the popped FLAGS set TF, or set IF while VIP is pending; otherwise the popped IF
+ * goes to VIF and IF/IOPL stay as they are.
+ */
+function iretV86Vme(c: X86Cpu): void {
+  const st = c.state;
+  const sp = c.regAddr(4, c.ssz);
+  const m = c.ssz === 2 ? 0xffffffff : 0xffff;
+  const rd = (k: number): number => privRd(c, linAddr(c, SEG_SS, (sp + k * 2) & m, 2, 1), 2, c.cpl) & 0xffff;
+  const ip = rd(0), cs = rd(1), f = rd(2);
+  if ((f & TF) || ((f & IF) && (c.fl & VIP))) c.raise(GP_VECTOR, 0);
+  const keep = IF | IOPL;
+  c.fl = (((c.fl & ~0xffff) | (c.fl & keep) | (f & 0xffff & ~keep) | 2) & ~VIF) | (f & IF ? VIF : 0);
+  loadReal(c, SEG_CS, cs);
+  st.rip = ip;
+  c.setRegAddr(4, c.ssz, (sp + 6) & m);
   st.interruptibility &= ~INTR_BLOCKING_NMI;
   c.modeFlagsChanged();
   c.stateChanged();

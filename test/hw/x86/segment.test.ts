@@ -137,3 +137,29 @@ test("IRET to an outer privilege level nulls DS/ES/FS/GS that the new CPL may no
   assert.deepEqual([st.gpr[0]! & 0xffff, st.gpr[6]! & 0xffff, st.gpr[2]! & 0xffff, st.gpr[4]! & 0xffff], [0, 0, 0x23, 0],
     "DS, ES (DPL 0 data) and GS (DPL 0 code) nulled; FS (DPL 3) kept");
 });
+
+test("CR4.VME: INT n follows the TSS redirection bitmap; PUSHF/IRET/STI virtualise IF through VIF (SDM Vol. 3 20.3.3)", () => {
+  const rig = machine();
+  const { mem, cpu } = rig;
+  // v86 at 0x2000:0x0010: int 0x21 (redirected) ; pushf ; pop bx ; int 0x22 (not redirected, IOPL 0: #GP)
+  writeBytes(mem, 0x20010, [0xcd, 0x21, 0x9c, 0x5b, 0xcd, 0x22]);
+  writeBytes(mem, 0x84, [0x00, 0x00, 0x00, 0x40]);           // IVT[0x21] = 0x4000:0000
+  writeBytes(mem, 0x40000, [0x9c, 0x58, 0xfb, 0xcf]);         // 8086 handler: pushf ; pop ax ; sti ; iret
+  writeBytes(mem, 0xa066, [0x88, 0x00]);                      // I/O map base 0x88: redirection bitmap at 0x68
+  writeBytes(mem, 0xa068 + (0x22 >>> 3), [1 << (0x22 & 7)]);  // vector 0x22 not redirected
+  idtGate32(mem, 0x9000, 13, 0x08, 0x3000);
+  writeBytes(mem, 0x3000, [0xf4]);
+  const st = cpu.state;
+  st.segSel[7] = 0x28; st.segBase[7] = 0xa000; st.segLimit[7] = 0x2067; st.segAr[7] = 0x8b;
+  const sels = [0x1000, 0x2000, 0x3000, 0x1234, 0, 0];
+  for (let s = 0; s < 6; s++) { st.segSel[s] = sels[s]!; st.segBase[s] = sels[s]! << 4; st.segLimit[s] = 0xffff; st.segAr[s] = s === 1 ? 0xfb : 0xf3; }
+  st.rip = 0x10; st.gpr[8] = 0x100;
+  st.cr4 |= 1; // VME
+  cpu.setRflags(0xa0202); // VM, VIF, IF, IOPL 0
+  cpu.stateChanged();
+  cpu.run(100);
+  assert.equal(st.gpr[0]! & 0x3200, 0x3000, "in the 8086 handler PUSHF shows IF = VIF = 0 and IOPL 3");
+  assert.equal(st.gpr[6]! & 0x3200, 0x3200, "after IRET VIF is set again (image IF = 1)");
+  assert.equal(st.rip, 0x3001, "INT 0x22 with its bitmap bit set and IOPL < 3 raised #GP to ring 0");
+  assert.equal(cpu.getRflags() & 0x200, 0, "the #GP went through an interrupt gate");
+});

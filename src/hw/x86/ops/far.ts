@@ -11,7 +11,7 @@ import { linAddr, rdL, wrL, privWr } from "../mmu.js";
 import { eaLin, rdE, wrE, push, osBytes } from "./operand.js";
 import { D1, D2, readDesc, loadSeg, loadReal, loadCs, loadCache, loadNull, checkCodeTarget, tssStack, checkInnerSs, descLin,
   SEG_CS, SEG_SS, SEG_ES, SEG_DS, SEG_FS, SEG_GS } from "../segment.js";
-import { iret as iretImpl } from "../interrupt.js";
+import { iret as iretImpl, v86IntRedirected, v86RedirectInt } from "../interrupt.js";
 import { hookBegin } from "./system.js";
 
 const stk = new Float64Array(2);
@@ -256,8 +256,13 @@ export function intN(c: X86Cpu): void {
       return;
     case 0xf1: st.rip = c.curRip; c.deliverEvent(DB_VECTOR, EV_PRIV_SW_EXC, -1, len); return;
     default: {
-      // INT n in virtual-8086 mode needs IOPL 3 (no VME redirection bitmap support).
-      if (c.v86 && ((c.fl & IOPL) >>> 12) < 3) c.raise(GP_VECTOR, 0);
+      // Virtual-8086 mode (SDM Vol. 3 Table 20-2): with CR4.VME the TSS redirection bitmap may
+      // send INT n to the 8086 handler; otherwise IOPL < 3 is #GP(0).
+      if (c.v86) {
+        const vector = c.imm & 0xff;
+        if ((st.cr4 & 1) && v86IntRedirected(c, vector)) { v86RedirectInt(c, vector, st.rip); return; }
+        if (((c.fl & IOPL) >>> 12) < 3) c.raise(GP_VECTOR, 0);
+      }
       st.rip = c.curRip;
       c.deliverEvent(c.imm & 0xff, EV_SW_INTR, -1, len);
     }

@@ -3,7 +3,7 @@
  * PUSHA/POPA, PUSHF/POPF (IOPL and virtual-8086 rules), ENTER/LEAVE (SDM Vol. 2).
  */
 import type { X86Cpu } from "../cpu.js";
-import { flagsSync, RF, VM, IOPL, IF, VIF, VIP, RFLAGS_VALID } from "../flags.js";
+import { flagsSync, RF, VM, IOPL, IF, TF, VIF, VIP, RFLAGS_VALID } from "../flags.js";
 import { GP_VECTOR } from "../fault.js";
 import { linAddr, rdL, wrL } from "../mmu.js";
 import { push, pop, peek, rdE, wrE, getSp, setSp, osBytes } from "./operand.js";
@@ -86,15 +86,20 @@ export function popa(c: X86Cpu): void {
 }
 /** 9C: PUSHF/PUSHFD/PUSHFQ (VM and RF are pushed as 0) */
 export function pushf(c: X86Cpu): void {
-  if (c.v86 && ((c.fl & IOPL) >>> 12) < 3) c.raise(GP_VECTOR, 0);
   flagsSync(c);
+  if (c.v86 && ((c.fl & IOPL) >>> 12) < 3) {
+    // CR4.VME, 16-bit operand: the image carries VIF in IF and IOPL = 3 (SDM Vol. 2 PUSHF).
+    if (!(c.state.cr4 & 1) || c.osz !== 1) c.raise(GP_VECTOR, 0);
+    push(c, 2, ((c.fl & ~IF) | (c.fl & VIF ? IF : 0) | IOPL | 2) & 0xffff, 0);
+    return;
+  }
   push(c, osBytes(c.osz), (c.fl | 2) & ~(VM | RF), 0);
 }
 /** 9D: POPF/POPFD/POPFQ */
 export function popf(c: X86Cpu): void {
   const osz = c.osz;
   const iopl = (c.fl & IOPL) >>> 12;
-  if (c.v86 && iopl < 3) c.raise(GP_VECTOR, 0);
+  if (c.v86 && iopl < 3) { popfV86Vme(c); return; }
   const v = peek(c, osBytes(osz), 0);
   flagsSync(c);
   let mask = RFLAGS_VALID & ~(VM | RF | VIF | VIP);
@@ -103,6 +108,21 @@ export function popf(c: X86Cpu): void {
   if (osz === 1) mask &= 0xffff;
   c.fl = ((c.fl & ~mask) | (v & mask) | 2) & ~RF;
   setSp(c, spWrap(c, getSp(c) + osBytes(osz)));
+  c.modeFlagsChanged();
+}
+/**
+ * POPF in virtual-8086 mode with IOPL < 3: #GP(0) unless CR4.VME and a 16-bit operand; then
+ * #GP(0) if the image sets TF, or sets IF while VIP is pending; otherwise the image's IF goes to
+ * VIF and IF/IOPL stay (SDM Vol. 2 POPF, Vol. 3 20.3.3).
+ */
+function popfV86Vme(c: X86Cpu): void {
+  if (!(c.state.cr4 & 1) || c.osz !== 1) c.raise(GP_VECTOR, 0);
+  const v = peek(c, 2, 0) & 0xffff;
+  flagsSync(c);
+  if ((v & TF) || ((v & IF) && (c.fl & VIP))) c.raise(GP_VECTOR, 0);
+  const keep = IF | IOPL;
+  c.fl = ((((c.fl & ~0xffff) | (c.fl & keep) | (v & ~keep) | 2) & ~(VIF | RF)) | (v & IF ? VIF : 0));
+  setSp(c, spWrap(c, getSp(c) + 2));
   c.modeFlagsChanged();
 }
 /** C9: LEAVE */
