@@ -145,20 +145,5 @@ static long run(long unused)
 
 int main(void)
 {
-	static const char *const size_names[4] = { "/8", "/16", "/32", "/64" };
-	static char names[4][NOPS][12];
-	for (int s = 0; s < NSIZES; s++)
-		for (int op = 0; op < NOPS; op++) {
-			char *n = names[s][op];
-			int k = 0;
-			for (const char *p = op_names[op]; *p; p++) n[k++] = *p;
-			for (const char *p = size_names[s]; *p; p++) n[k++] = *p;
-			n[k] = 0;
-			groups[s][op].name = n;
-		}
-	RUN_CHECKS(run);
-	for (int s = 0; s < NSIZES; s++)
-		for (int op = 0; op < NOPS; op++)
-			group_print(&groups[s][op]);
-	return 0;
+	return run_sized_groups(&groups[0][0], NSIZES, NOPS, op_names, run);
 }

@@ -119,6 +119,31 @@ static inline void group_print(const struct group *g)
 #define RUN_CHECKS(fn) fn(0)
 #endif
 
+/* main() of a guest whose results are nsizes x nops groups (groups[s * nops + op]) named
+ * "<op>/<bits>": name them, run the checks, print every group. */
+#define SIZED_GROUPS_MAX_OPS 16
+static inline int run_sized_groups(struct group *groups, int nsizes, int nops, const char *const *op_names,
+				   long (*run)(long))
+{
+	static const char *const size_names[4] = { "/8", "/16", "/32", "/64" };
+	static char names[4 * SIZED_GROUPS_MAX_OPS][12];
+	if (nops > SIZED_GROUPS_MAX_OPS || nsizes > 4)
+		return 1;
+	for (int s = 0; s < nsizes; s++)
+		for (int op = 0; op < nops; op++) {
+			char *n = names[s * nops + op];
+			int k = 0;
+			for (const char *p = op_names[op]; *p; p++) n[k++] = *p;
+			for (const char *p = size_names[s]; *p; p++) n[k++] = *p;
+			n[k] = 0;
+			groups[s * nops + op].name = n;
+		}
+	RUN_CHECKS(run);
+	for (int i = 0; i < nsizes * nops; i++)
+		group_print(&groups[i]);
+	return 0;
+}
+
 /* Operands at every width's sign and carry boundaries (low nibble 0xf for AF), plus two mixed
  * patterns: 15 values, so a binary operation is 450 cases per size with both carry-ins. */
 static const u64 ref_values[] = {
