@@ -28,6 +28,39 @@
 	.endif
 	.endm
 
+
+	/* The gate table, the stubs (STUB of the mode being built), the IDT and its descriptor, the
+	   saved kernel stack pointer and the ring-3 stack. `word` is the pointer size, `gate` the
+	   IDT entry size. */
+#define VECTORS 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,0x40,0x41
+	.macro IDT_TABLES word, gate
+	.section .rodata
+	.balign 8
+gate_table:
+	.irp v, VECTORS
+	GATE \v, \word
+	.endr
+	\word 0, 0
+
+	.text
+	.irp v, VECTORS
+	STUB \v
+	.endr
+
+	.data
+	.globl idt_desc
+idt_desc:
+	.word 256*\gate - 1
+	\word idt
+saved_ksp:
+	\word 0
+	.bss
+	.balign 16
+idt:
+	.skip 256*\gate
+	.skip 8192
+	.endm
+
 	.text
 #ifdef LONG
 	.code64
@@ -153,31 +186,7 @@ idt_init:
 	jmp 1b
 2:	ret
 
-	.section .rodata
-	.balign 8
-gate_table:
-	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,0x40,0x41
-	GATE \v, .quad
-	.endr
-	.quad 0, 0
-
-	.text
-	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,0x40,0x41
-	STUB \v
-	.endr
-
-	.data
-	.globl idt_desc
-idt_desc:
-	.word 256*16 - 1
-	.quad idt
-saved_ksp:
-	.quad 0
-	.bss
-	.balign 16
-idt:
-	.skip 256*16
-	.skip 8192
+	IDT_TABLES .quad, 16
 ustack_top:
 
 #else /* 32-bit */
@@ -287,30 +296,6 @@ idt_init:
 	jmp 1b
 2:	ret
 
-	.section .rodata
-	.balign 4
-gate_table:
-	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,0x40,0x41
-	GATE \v, .long
-	.endr
-	.long 0, 0
-
-	.text
-	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,0x40,0x41
-	STUB \v
-	.endr
-
-	.data
-	.globl idt_desc
-idt_desc:
-	.word 256*8 - 1
-	.long idt
-saved_ksp:
-	.long 0
-	.bss
-	.balign 16
-idt:
-	.skip 256*8
-	.skip 8192
+	IDT_TABLES .long, 8
 ustack_top:
 #endif
