@@ -19,5 +19,9 @@ export const IN_PATTERN_INIT: InitState = { mode: "real16", gpa: 0x1000, mem: 0x
 export const GEN_SEEDS = Array.from({ length: 48 }, (_, i) => 0x5eed0000 + i);
 /** Compatibility-mode (32-bit code under long mode) cases. */
 export const GEN_SEEDS_COMPAT = Array.from({ length: 24 }, (_, i) => 0xc0de0000 + i);
+/** 32-bit protected mode at CPL 0, paging off (kvm_pvm emulates these instruction by instruction). */
+export const GEN_SEEDS_PROT32 = Array.from({ length: 48 }, (_, i) => 0x9e320000 + i);
+/** Real-address mode. */
+export const GEN_SEEDS_REAL16 = Array.from({ length: 48 }, (_, i) => 0x9e160000 + i);
 export const GEN_BLOCKS = 40;
 export const GEN_INSNS = 12;

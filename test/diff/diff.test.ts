@@ -15,7 +15,7 @@ import { assemble, toolchainUnavailable } from "./asm.js";
 import { compareRuns } from "./compare.js";
 import { generateCase } from "./gen.js";
 import { runTskvm, tskvmUnavailable } from "./tskvm.js";
-import { GEN_BLOCKS, GEN_INSNS, GEN_SEEDS, GEN_SEEDS_COMPAT, HELLO_INIT, IN_PATTERN_INIT, IN_PATTERN_SOURCE } from "./cases.js";
+import { GEN_BLOCKS, GEN_INSNS, GEN_SEEDS, GEN_SEEDS_COMPAT, GEN_SEEDS_PROT32, GEN_SEEDS_REAL16, HELLO_INIT, IN_PATTERN_INIT, IN_PATTERN_SOURCE } from "./cases.js";
 
 async function skipReason(): Promise<string | undefined> {
   return toolchainUnavailable() ?? (await tskvmUnavailable()) ?? realKvmUnavailable();
@@ -59,11 +59,17 @@ test(`diff: ${GEN_SEEDS.length} generated ring-3 cases x ${GEN_BLOCKS} blocks`, 
   }
 });
 
-test(`diff: ${GEN_SEEDS_COMPAT.length} generated compatibility-mode cases x ${GEN_BLOCKS} blocks`, async (t) => {
-  const why = await skipReason();
-  if (why) return t.skip(why);
-  for (const seed of GEN_SEEDS_COMPAT) {
-    const c = generateCase({ seed, mode: "compat32", blocks: GEN_BLOCKS, insnsPerBlock: GEN_INSNS });
-    await t.test(`seed 0x${seed.toString(16)}`, () => same(assemble(c.source, c.init.gpa), c.init, c.masks, c.source));
-  }
-});
+for (const [mode, seeds, what] of [
+  ["compat32", GEN_SEEDS_COMPAT, "compatibility-mode (CPL 3)"],
+  ["prot32", GEN_SEEDS_PROT32, "32-bit protected-mode (CPL 0, paging off)"],
+  ["real16", GEN_SEEDS_REAL16, "real-mode"],
+] as const) {
+  test(`diff: ${seeds.length} generated ${what} cases x ${GEN_BLOCKS} blocks`, async (t) => {
+    const why = await skipReason();
+    if (why) return t.skip(why);
+    for (const seed of seeds) {
+      const c = generateCase({ seed, mode, blocks: GEN_BLOCKS, insnsPerBlock: GEN_INSNS });
+      await t.test(`seed 0x${seed.toString(16)}`, () => same(assemble(c.source, c.init.gpa), c.init, c.masks, c.source));
+    }
+  });
+}

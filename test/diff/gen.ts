@@ -32,10 +32,23 @@ export const LAYOUT = {
   exitMmio: 0x300000, stopMmio: 0x300008,
 } as const;
 
+/**
+ * Real mode: everything the code touches lies inside the 64 KiB segments (base 0), and the exit
+ * MMIO addresses are the first unbacked page after a RAM slot that ends at 0xe000.
+ */
+export const LAYOUT_REAL = {
+  ...LAYOUT, data: 0x8000, stack: 0x9000, stackTop: 0x9c00, mem: 0xe000, exitMmio: 0xe000, stopMmio: 0xe008,
+} as const;
+
 export interface GenOptions {
   seed: number;
-  /** "64" (default): 64-bit mode; "compat32": 32-bit code in compatibility mode. */
-  mode?: "64" | "compat32";
+  /**
+   * "64" (default): 64-bit mode at CPL 3; "compat32": 32-bit code in compatibility mode at CPL 3;
+   * "prot32": 32-bit protected mode at CPL 0 with paging off (emulated instruction by instruction
+   * by kvm_pvm, so cases stay short); "real16": real-address mode (16-bit code; 32-bit operands
+   * and addresses through the 66/67 prefixes, all inside 64 KiB, LAYOUT_REAL).
+   */
+  mode?: "64" | "compat32" | "prot32" | "real16";
   blocks?: number;
   insnsPerBlock?: number;
 }
@@ -377,7 +390,9 @@ function pickGen(r: Rng): Gen {
 /** One reproducible case: the same seed gives the same source, registers and masks. */
 export function generateCase(opts: GenOptions): GenCase {
   const rng = new Rng(opts.seed);
-  P = opts.mode === "compat32" ? PROFILE_32 : PROFILE_64;
+  P = opts.mode === undefined || opts.mode === "64" ? PROFILE_64 : PROFILE_32;
+  const real = opts.mode === "real16";
+  const L = real ? LAYOUT_REAL : LAYOUT;
   const blocks = opts.blocks ?? 32;
   const per = opts.insnsPerBlock ?? 12;
   const e = new Emitter(rng);
@@ -385,10 +400,10 @@ export function generateCase(opts: GenOptions): GenCase {
   for (let b = 0; b < blocks; b++) {
     e.lines.push(`# block ${b}`);
     for (let i = 0; i < per; i++) pickGen(rng)(e, rng);
-    e.lines.push(`movl $${b}, ${LAYOUT.exitMmio}`);
+    e.lines.push(`movl $${b}, ${L.exitMmio}`);
     masks.push(e.undef);
   }
-  e.lines.push(`movl $${blocks}, ${LAYOUT.stopMmio}`);
+  e.lines.push(`movl $${blocks}, ${L.stopMmio}`);
   masks.push(e.undef);
 
   const data: string[] = [];
@@ -400,9 +415,9 @@ export function generateCase(opts: GenOptions): GenCase {
     `pdpt:\t.quad ${LAYOUT.pd} + 7`, `\t.fill 511, 8, 0`,
     // PD: 512 identity 2 MiB pages, present/writable/user.
     "pd:", "\t.set i, 0", "\t.rept 512", "\t.quad (i << 21) | 0x87", "\t.set i, i + 1", "\t.endr",
-    P.w64 ? "\t.code64" : "\t.code32",
+    P.w64 ? "\t.code64" : real ? "\t.code16" : "\t.code32",
     `code:`, ...e.lines.map((l) => `\t${l.replace(/\n/g, "\n\t")}`),
-    `\t.fill ${LAYOUT.data} - ${LAYOUT.image} - (. - pml4), 1, 0xcc`,
+    `\t.fill ${L.data} - ${L.image} - (. - pml4), 1, 0xcc`,
     `data:\t.quad ${data.join(", ")}`,
     `\t.fill 4096, 1, 0`, // stack page
     "",
@@ -411,15 +426,17 @@ export function generateCase(opts: GenOptions): GenCase {
   const regs: Partial<Regs> = {};
   // Compatibility mode: the upper halves start (and stay) zero, R8-R15 unused.
   for (const g of GPR64) regs[g] = P.w64 ? rng.interesting() : P.gprs.includes(g) ? BigInt.asUintN(32, rng.interesting()) : 0n;
-  regs.rbp = BigInt(LAYOUT.data);
-  regs.rsp = BigInt(LAYOUT.stackTop);
+  regs.rbp = BigInt(L.data);
+  regs.rsp = BigInt(L.stackTop);
   regs.rflags = 0x202n;
   return {
     seed: opts.seed, source, masks,
     init: {
-      mode: "long64", cpl: 3, compat32: !P.w64, gpa: LAYOUT.image, mem: LAYOUT.mem, entry: LAYOUT.code, regs,
-      cr3: BigInt(LAYOUT.pml4), exitMmio: LAYOUT.stopMmio, maxExits: blocks + 8,
-      hash: [LAYOUT.data, 0x2000],
+      ...(real ? { mode: "real16" } as const : opts.mode === "prot32" ? { mode: "prot32", cpl: 0 } as const
+        : { mode: "long64", cpl: 3, compat32: !P.w64, cr3: BigInt(L.pml4) } as const),
+      gpa: L.image, mem: L.mem, entry: L.code, regs,
+      exitMmio: L.stopMmio, maxExits: blocks + 8,
+      hash: [L.data, 0x2000],
     },
   };
 }

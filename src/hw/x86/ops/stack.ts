@@ -6,7 +6,7 @@ import type { X86Cpu } from "../cpu.js";
 import { flagsSync, RF, VM, IOPL, IF, TF, VIF, VIP, RFLAGS_VALID } from "../flags.js";
 import { GP_VECTOR } from "../fault.js";
 import { linAddr, rdL, wrL } from "../mmu.js";
-import { push, pop, peek, rdE, wrE, getSp, setSp, osBytes } from "./operand.js";
+import { push, pop, peek, rdE, eaLin, getSp, setSp, osBytes } from "./operand.js";
 import { loadSeg } from "../segment.js";
 
 function spWrap(c: X86Cpu, v: number): number {
@@ -42,8 +42,15 @@ export function popEv(c: X86Cpu): void {
   const n = osBytes(osz);
   const sp0 = getSp(c);
   const v = peek(c, n, 0), vh = c.rhi;
-  setSp(c, spWrap(c, sp0 + n));
-  try { wrE(c, osz, v, vh); } catch (e) { setSp(c, sp0); throw e; }
+  const sp1 = spWrap(c, sp0 + n);
+  setSp(c, sp1);
+  if (c.mod === 3) { c.setReg(osz, c.rm, v, vh); return; }
+  // An RSP-based address uses the incremented RSP (SDM POP), but nothing is committed before the
+  // store: it can fault or cause a VM exit (EPT violation), which saves the state as it is then.
+  let la: number;
+  try { la = eaLin(c, n, 2); } finally { setSp(c, sp0); }
+  wrL(c, osz, la, v, vh);
+  setSp(c, sp1);
 }
 /** PUSH ES/CS/SS/DS (06/0E/16/1E), FS/GS (0F A0/A8) */
 export function pushSeg(c: X86Cpu): void {

@@ -267,3 +267,20 @@ test("injecting #PF leaves CR2 as software set it (SDM 27.6.1)", () => {
   assert.equal(m.r(F.GUEST_RIP), 0x2000);
   assert.equal(m.cpu.state.cr2, 0xdead000);
 });
+
+test("an EPT violation on POP m leaves RSP and memory as before the instruction (found by the prot32 differential cases)", () => {
+  const m = new Machine();
+  // push $5 ; pop (0x5000) ; cpuid
+  m.poke(0x1000, [0x6a, 0x05, 0x8f, 0x06, 0x00, 0x50, 0x0f, 0xa2]);
+  m.setup();
+  m.eptPage(0x5000, 0);
+  m.vmx.vmlaunch();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_EPT_VIOLATION);
+  assert.equal(m.r(F.GUEST_RIP), 0x1002, "the POP is restarted");
+  assert.equal(m.r(F.GUEST_RSP), 0x6ffe, "RSP as after the PUSH only");
+  m.eptPage(0x5000, 7);
+  m.vmx.vmresume();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_CPUID);
+  assert.equal(m.r(F.GUEST_RSP), 0x7000);
+  assert.equal(m.pm.read32(GUEST_HPA + 0x5000) & 0xffff, 5);
+});
