@@ -72,8 +72,18 @@ function toKvmSeg(s: Segment): KvmSegment {
   };
 }
 
+export interface TskvmRunOptions {
+  /**
+   * After every exit, delete the memslot and create it again, so KVM drops every EPT mapping and
+   * the next block takes an EPT violation on its first access to each page (code fetch, page
+   * walk, load, store). An instruction that commits any state before an access that exits shows
+   * up as a difference from the plain run.
+   */
+  zapEveryExit?: boolean;
+}
+
 /** Runs `image` on tskvm with the same initial state and stop rules as runRealKvm(). */
-export async function runTskvm(image: Uint8Array, init: InitState): Promise<RunResult> {
+export async function runTskvm(image: Uint8Array, init: InitState, opts: TskvmRunOptions = {}): Promise<RunResult> {
   const m = await load();
   if (!m) throw new Unavailable(why!);
   const host = createHost({ memBytes: Math.max(64 << 20, init.mem * 2) });
@@ -83,7 +93,8 @@ export async function runTskvm(image: Uint8Array, init: InitState): Promise<RunR
   const vm = kvm.createVm(0);
   const hva = mm.mmap(0, init.mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
   mm.copyToUser(hva + init.gpa, image);
-  vm.setUserMemoryRegion({ slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: BigInt(init.mem), userspace_addr: BigInt(hva) });
+  const slot = { slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: BigInt(init.mem), userspace_addr: BigInt(hva) };
+  vm.setUserMemoryRegion(slot);
   const vcpu = vm.createVcpu(0);
   // As kvm-runner does: the guest gets the CPUID KVM supports (long mode needs CPUID.LM).
   vcpu.setCpuid2(kvm.getSupportedCpuid(256));
@@ -142,6 +153,10 @@ export async function runTskvm(image: Uint8Array, init: InitState): Promise<RunR
     if (reason === KVM_EXIT_SHUTDOWN) { stop = "shutdown"; break; }
     if (end) break;
     if (reason !== KVM_EXIT_IO && reason !== KVM_EXIT_MMIO && reason !== KVM_EXIT_INTR) { stop = "unhandled"; break; }
+    if (opts.zapEveryExit) {
+      vm.setUserMemoryRegion({ ...slot, memory_size: 0n });
+      vm.setUserMemoryRegion(slot);
+    }
   }
   proc.exit();
   return { exits, stop, serial };
