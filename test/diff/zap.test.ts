@@ -7,6 +7,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+// @ts-expect-error plain .mjs script without type declarations
+import { buildGuests, projectRoot } from "../../scripts/build-guests.mjs";
 import { assemble, toolchainUnavailable } from "./asm.js";
 import { compareRuns } from "./compare.js";
 import { generateCase } from "./gen.js";
@@ -33,3 +37,22 @@ for (const mode of MODES) {
     }
   });
 }
+
+test("zap: every guests/cpu program gives the same serial output and exits when every exit drops all EPT mappings", async (t) => {
+  const why = toolchainUnavailable() ?? (await tskvmUnavailable());
+  if (why) return t.skip(why);
+  const guests = buildGuests({ filter: "cpu/" }) as { name: string; bin: string; mode: "real16" | "prot32"; gpa: number; entry: number; mem: number; regs: Record<string, string> }[];
+  assert.ok(guests.length >= 10);
+  for (const g of guests) {
+    const init = {
+      mode: g.mode, gpa: g.gpa, entry: g.entry, mem: g.mem, maxExits: 200000,
+      regs: Object.fromEntries(Object.entries(g.regs).map(([k, v]) => [k, BigInt(v)])),
+    };
+    const image = new Uint8Array(readFileSync(join(projectRoot as string, g.bin)));
+    const plain = await runTskvm(image, init);
+    const zapped = await runTskvm(image, init, { zapEveryExit: true });
+    assert.ok(plain.serial.length > 0, `${g.name} printed`);
+    const d = compareRuns(plain, zapped);
+    assert.equal(d, undefined, d && `${g.name} exit ${d.index}: ${d.diffs.join("; ")}`);
+  }
+});
