@@ -5,7 +5,7 @@
  * natively), in 64-bit mode or in compatibility mode (32-bit code): identity page tables, then
  * `blocks` blocks of random integer instructions (ALU, shifts and
  * rotates, mul/div with guarded divisors, bit ops, stack ops, string ops with small counts,
- * cmov/setcc, lea, moves and extensions) in 8/16/32/64-bit operand sizes (8/16/32 in
+ * cmov/setcc, lea, moves and extensions, forward conditional branches) in 8/16/32/64-bit operand sizes (8/16/32 in
  * compatibility mode) and 32/64-bit address sizes. Each block ends with an MMIO write of its number to EXIT_MMIO, so the architectural
  * state is compared at every block boundary; the last write goes to STOP_MMIO.
  *
@@ -372,19 +372,34 @@ const STRING: Gen = (e, r) => {
   e.insn("cld");
 };
 
-const GENS: readonly [Gen, number][] = [
-  [ARITH, 6], [UNARY, 2], [SHIFT, 3], [DOUBLE_SHIFT, 1], [MUL, 2], [DIV, 2], [BITS, 2],
-  [CMOV_SET, 3], [LEA, 2], [MOVE, 3], [STACK, 2], [FLAGOPS, 1], [STRING, 2],
-];
-const TOTAL = GENS.reduce((a, [, w]) => a + w, 0);
+/**
+ * A forward conditional branch over one to three instructions. The flags undefined after the
+ * join are those undefined on either path; the skipped instructions contain no stack operations,
+ * so both paths leave the same push depth.
+ */
+const BRANCH: Gen = (e, r) => {
+  const cc = r.pick(Object.keys(CC));
+  e.insn(`j${cc} 7f`, CC[cc]);
+  const before = e.undef;
+  for (let i = r.range(1, 3); i > 0; i--) pickGen(r, STRAIGHT)(e, r);
+  e.lines.push("7:");
+  e.undef |= before;
+};
 
-function pickGen(r: Rng): Gen {
-  let x = r.int(TOTAL);
-  for (const [g, w] of GENS) {
+type Weighted = readonly [Gen, number][];
+const STRAIGHT: Weighted = [
+  [ARITH, 6], [UNARY, 2], [SHIFT, 3], [DOUBLE_SHIFT, 1], [MUL, 2], [DIV, 2], [BITS, 2],
+  [CMOV_SET, 3], [LEA, 2], [MOVE, 3], [FLAGOPS, 1], [STRING, 2],
+];
+const GENS: Weighted = [...STRAIGHT, [STACK, 2], [BRANCH, 2]];
+
+function pickGen(r: Rng, gens: Weighted = GENS): Gen {
+  let x = r.int(gens.reduce((a, [, w]) => a + w, 0));
+  for (const [g, w] of gens) {
     if (x < w) return g;
     x -= w;
   }
-  return GENS[0]![0];
+  return gens[0]![0];
 }
 
 /** One reproducible case: the same seed gives the same source, registers and masks. */
