@@ -98,16 +98,19 @@ type Gpr = (typeof GPR64)[number];
  */
 interface Profile {
   w64: boolean;
+  /** 16-bit code: memory operands and LEA also use 16-bit addressing forms. */
+  a16: boolean;
   gprs: readonly Gpr[];
   gprs8: readonly Gpr[];
   sizes: readonly Size[];
   sizesNo8: readonly Size[];
 }
-const PROFILE_64: Profile = { w64: true, gprs: GPR64, gprs8: GPR64, sizes: [8, 16, 32, 64], sizesNo8: [16, 32, 64] };
+const PROFILE_64: Profile = { w64: true, a16: false, gprs: GPR64, gprs8: GPR64, sizes: [8, 16, 32, 64], sizesNo8: [16, 32, 64] };
 const PROFILE_32: Profile = {
-  w64: false, gprs: ["rax", "rbx", "rcx", "rdx", "rsi", "rdi"], gprs8: ["rax", "rbx", "rcx", "rdx"],
+  w64: false, a16: false, gprs: ["rax", "rbx", "rcx", "rdx", "rsi", "rdi"], gprs8: ["rax", "rbx", "rcx", "rdx"],
   sizes: [8, 16, 32], sizesNo8: [16, 32],
 };
+const PROFILE_16: Profile = { ...PROFILE_32, a16: true };
 let P: Profile = PROFILE_64;
 
 /** A random register of the profile, named for `size`. */
@@ -154,6 +157,8 @@ type Gen = (e: Emitter, r: Rng) => void;
 
 function mem(r: Rng, size: Size, addr32 = false): string {
   const disp = r.int(4096 - size / 8 + 1);
+  // BP-based 16-bit addressing goes through SS, whose base (0) is DS's in real mode.
+  if (P.a16 && r.int(2)) return `${disp}(%bp)`;
   return !P.w64 || (addr32 && r.int(4) === 0) ? `${disp}(%ebp)` : `${disp}(%rbp)`;
 }
 
@@ -291,7 +296,11 @@ const LEA: Gen = (e, r) => {
   const base = r.pick(P.gprs);
   const idx = r.pick(P.gprs);
   const disp = BigInt.asIntN(32, r.u64());
-  if (!P.w64 || r.int(3) === 0) {
+  if (P.a16 && r.int(2)) {
+    // 16-bit addressing: the sum wraps at 64 KiB (SDM Vol. 2 Table 2-1 forms).
+    const form = r.pick(["(%bx,%si)", "(%bx,%di)", "(%bp,%si)", "(%bp,%di)", "(%si)", "(%di)", "(%bx)", "(%bp)"]);
+    e.insn(`lea${SUFFIX[size]} ${BigInt.asIntN(16, disp)}${form}, ${greg(r, size)}`);
+  } else if (!P.w64 || r.int(3) === 0) {
     e.insn(`lea${SUFFIX[size]} ${disp}(${reg(base, 32)},${reg(idx, 32)},${r.pick([1, 2, 4, 8])}), ${greg(r, size)}`);
   } else {
     e.insn(`lea${SUFFIX[size]} ${disp}(%${base},%${idx},${r.pick([1, 2, 4, 8])}), ${greg(r, size)}`);
@@ -405,7 +414,7 @@ function pickGen(r: Rng, gens: Weighted = GENS): Gen {
 /** One reproducible case: the same seed gives the same source, registers and masks. */
 export function generateCase(opts: GenOptions): GenCase {
   const rng = new Rng(opts.seed);
-  P = opts.mode === undefined || opts.mode === "64" ? PROFILE_64 : PROFILE_32;
+  P = opts.mode === undefined || opts.mode === "64" ? PROFILE_64 : opts.mode === "real16" ? PROFILE_16 : PROFILE_32;
   const real = opts.mode === "real16";
   const L = real ? LAYOUT_REAL : LAYOUT;
   const blocks = opts.blocks ?? 32;
