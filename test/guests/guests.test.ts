@@ -20,7 +20,7 @@ import { runTskvm, tskvmUnavailable } from "../diff/tskvm.js";
 
 interface Manifest {
   name: string; bin: string; expected: string; mode: "real16" | "prot32"; gpa: number; entry: number;
-  mem: number; expect: "kvm" | "qemu"; regs: Record<string, string>;
+  mem: number; expect: "kvm" | "qemu" | "sdm"; regs: Record<string, string>;
 }
 
 function toolchain(): { guests?: Manifest[]; why?: string } {
@@ -53,6 +53,7 @@ for (const g of guests ?? []) {
   const expectedPath = abs(g.expected);
   test(`guest ${g.name} on the real KVM`, (t) => {
     if (!existsSync(expectedPath)) return t.skip(`no ${expectedPath}`);
+    if (g.expect === "sdm") return t.skip("expectation from the SDM (a self-checking guest that neither kvm_pvm nor QEMU TCG can judge, see its header)");
     if (g.expect !== "kvm") return t.skip("expectation from QEMU TCG: kvm_pvm cannot run this guest (tools/kvm-runner/README.md)");
     const why = realKvmUnavailable();
     if (why) return t.skip(why);
