@@ -188,6 +188,10 @@ export class KvmArchX86 {
   vendor: unknown = null;
   /** The in-kernel interrupt controller (KVM_CREATE_IRQCHIP), or null: interrupts come from KVM_INTERRUPT. */
   irqchip: X86IrqChip | null = null;
+  /** The host page allocator, for pages KVM itself needs (the emulator's MMIO bounce page). */
+  pageAlloc: { allocPage(): number; putPage(pfn: number): void } | null = null;
+  /** The emulator's MMIO bounce frame (emulate.ts), or -1; freed when the VM is destroyed. */
+  emulatorBouncePfn = -1;
   constructor(
     readonly ops: KvmX86Ops,
     readonly mmu: TdpMmu,
@@ -234,6 +238,8 @@ export class KvmVcpuArch {
   readonly exception: KvmQueuedException = { pending: false, injected: false, hasErrorCode: false, vector: 0, errorCode: 0, hasPayload: false, payload: 0 };
   readonly interrupt = { injected: false, nr: 0, soft: false };
   nmiPending = 0;
+  /** vcpu->arch.nmi_queued: NMIs raised (KVM_NMI, LAPIC) and not yet folded into nmiPending by process_nmi. */
+  nmiQueued = 0;
   nmiInjected = false;
   /** KVM_INTERRUPT from userspace without in-kernel irqchip: the vector, or -1. */
   pendingExternalVector = -1;
@@ -271,6 +277,9 @@ export class KvmVcpuArch {
 
   /** Vendor state (struct vcpu_vmx). */
   vendor: unknown = null;
+
+  /** vcpu->arch.emulate_ctxt plus the vcpu->mmio_* fields: the emulator's per-vCPU state (emulate.ts owns it). */
+  emulateCtxt: unknown = null;
 
   /** kvm_run accessor over the run area. */
   readonly run: KvmRun;

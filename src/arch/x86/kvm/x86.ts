@@ -245,6 +245,19 @@ function kvmCheckAndInjectEvents(vcpu: X86Vcpu, reqIntWin: boolean): void {
   }
 }
 
+/**
+ * process_nmi(): fold the queued NMIs into nmi_pending. The processor latches one NMI while
+ * another is in service, so two may be pending when NMIs are unblocked (one injected now, one
+ * through the NMI window), but only one when NMIs are blocked or an injection is in flight.
+ */
+function processNmi(vcpu: X86Vcpu): void {
+  const a = vcpu.arch;
+  const limit = a.ops.getNmiMask(vcpu) || a.nmiInjected ? 1 : 2;
+  a.nmiPending = Math.min(a.nmiPending + a.nmiQueued, limit);
+  a.nmiQueued = 0;
+  if (a.nmiPending > 0) kvmMakeRequest(vcpu, KVM_REQ_EVENT);
+}
+
 const exitInfo = new Float64Array(7);
 
 /** vcpu_enter_guest(): service requests, inject events, run the guest once and handle the exit. */
@@ -266,7 +279,7 @@ function vcpuEnterGuest(vcpu: X86Vcpu): ExitResult {
     }
     if (kvmCheckRequest(vcpu, KVM_REQ_TLB_FLUSH_CURRENT)) ops.flushTlbCurrent(vcpu);
     if (kvmCheckRequest(vcpu, KVM_REQ_TLB_FLUSH_GUEST)) ops.flushTlbGuest(vcpu);
-    if (kvmCheckRequest(vcpu, KVM_REQ_NMI)) a.nmiPending++;
+    if (kvmCheckRequest(vcpu, KVM_REQ_NMI)) processNmi(vcpu);
     if (kvmCheckRequest(vcpu, KVM_REQ_EVENT) || reqIntWin) {
       vcpu.stat.req_event = vcpu.stat.req_event + 1;
       kvmCheckAndInjectEvents(vcpu, reqIntWin);
@@ -662,6 +675,7 @@ export class X86KvmArch implements KvmArch {
     const mmu = new TdpMmu(kvm.physmem, this.opts.pageAlloc, kvm.stat, this.opts.eptAdBits, this.ops.getMtMask(null, 0, false) || EPT_MT_MASK_WB);
     const arch = new KvmArchX86(this.ops, mmu, this.opts.pageAlloc);
     arch.vendor = this.opts.vendor;
+    arch.pageAlloc = this.opts.pageAlloc;
     kvm.arch = arch;
     arch.irqState = kvmIrqchipInitVm(kvm as X86Kvm);
     this.ops.vmInit?.(kvm);
@@ -676,6 +690,8 @@ export class X86KvmArch implements KvmArch {
     const x = kvm as X86Kvm;
     for (const v of x.arch.vcpus) this.ops.vcpuFree(v);
     x.arch.mmu.destroy();
+    if (x.arch.emulatorBouncePfn >= 0) this.opts.pageAlloc.putPage(x.arch.emulatorBouncePfn);
+    x.arch.emulatorBouncePfn = -1;
   }
 
   /** kvm_arch_vm_ioctl() */

@@ -232,7 +232,13 @@ export function kvmIrqchipBeforeEntry(vcpu: X86Vcpu): void {
   st.irq.pollTimers(vcpu, coreVm(kvm).proc.clock.nowNs());
   if (lapic !== null) {
     if (lapic.hasPendingInitOrSipi()) vcpu.arch.mpState = lapic.acceptEvents(vcpu.arch.mpState);
-    while (lapic.takeNmi()) kvmMakeRequest(vcpu, KVM_REQ_NMI);
+    // Each LAPIC NMI is counted (nmi_queued); process_nmi() applies the pending limit.
+    let n = 0;
+    while (lapic.takeNmi()) n++;
+    if (n > 0) {
+      vcpu.arch.nmiQueued += n;
+      kvmMakeRequest(vcpu, KVM_REQ_NMI);
+    }
     vcpu.arch.cr8 = lapic.getCr8();
   }
   if (st.irq.hasInjectableIntr(vcpu)) kvmMakeRequest(vcpu, KVM_REQ_EVENT);
@@ -253,7 +259,7 @@ export function kvmVcpuBlock(vcpu: X86Vcpu): boolean {
     const lapic = vcpuLapic(vcpu);
     if (lapic !== null && (lapic.hasPendingInitOrSipi() || lapic.pvUnhalted)) return true;
     if (a.mpState !== K.KVM_MP_STATE_HALTED) return false;
-    if ((a.nmiPending > 0 || (lapic !== null && lapic.nmiQueued > 0)) && a.ops.nmiAllowed(vcpu, false)) return true;
+    if ((a.nmiPending > 0 || a.nmiQueued > 0 || (lapic !== null && lapic.nmiQueued > 0)) && a.ops.nmiAllowed(vcpu, false)) return true;
     return a.ops.interruptAllowed(vcpu, false) && st.irq.hasInjectableIntr(vcpu);
   };
   const r = kvmVcpuHalt(vcpu as unknown as KvmVcpu, {

@@ -384,6 +384,8 @@ export function x86VcpuIoctl(vcpu: X86Vcpu, nr: number, arg: number | object, _s
       return 0;
     }
     case K.KVM_NMI:
+      // kvm_inject_nmi(): queued; process_nmi() folds it into nmi_pending under the limit.
+      vcpu.arch.nmiQueued++;
       kvmMakeRequest(vcpu, KVM_REQ_NMI);
       kvmMakeRequest(vcpu, KVM_REQ_EVENT);
       return 0;
