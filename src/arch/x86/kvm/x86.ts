@@ -392,7 +392,7 @@ export function kvmSkipEmulatedInstruction(vcpu: X86Vcpu): ExitResult {
 }
 
 /** kvm_vcpu_do_singlestep(): the instruction KVM completed was single-stepped. */
-function kvmVcpuDoSinglestep(vcpu: X86Vcpu): ExitResult {
+export function kvmVcpuDoSinglestep(vcpu: X86Vcpu): ExitResult {
   const a = vcpu.arch;
   if ((a.guestDebug & K.KVM_GUESTDBG_SINGLESTEP) !== 0) {
     const run = a.run;

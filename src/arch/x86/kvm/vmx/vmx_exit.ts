@@ -22,7 +22,8 @@ import { kvmEmulateRdmsr, kvmEmulateWrmsr } from "../msr.js";
 import { kvmMmuPageFault, PFERR_FETCH_MASK, PFERR_PRESENT_MASK, PFERR_RSVD_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK } from "../mmu/mmu.js";
 import { RET_PF_EMULATE, RET_PF_INVALID } from "../mmu/tdp_mmu.js";
 import { kvmEmulateCpuid, kvmEmulateHypercall, kvmEmulateXsetbv, kvmHandleCrAccess, kvmHandleDrAccess } from "../x86_insn.js";
-import { kvmEmulateMmio, kvmEmulateStringPio } from "../emulate.js";
+import { kvmEmulateStringPio } from "../emulate.js";
+import { kvmEmulateMmio } from "../emulate_mmio.js";
 import { execControlsClearbit, toVmx, vmcsRead } from "./vmx.js";
 
 export type ExitHandler = (vcpu: X86Vcpu) => ExitResult;
@@ -201,9 +202,19 @@ function mmuFault(vcpu: X86Vcpu, gpa: number, err: number): ExitResult {
   if (r === RET_PF_INVALID) r = kvmMmuPageFault(vcpu, gpa, err & ~PFERR_RSVD_MASK);
   if (r === RET_PF_EMULATE) {
     vcpu.stat.pf_emulate = vcpu.stat.pf_emulate + 1;
+    // The access was part of delivering an event (IDT-vectoring info valid): the instruction at
+    // RIP is not the one that accessed MMIO, so it cannot be emulated (kvm_mmu_page_fault ->
+    // kvm_prepare_event_vectoring_exit).
+    if ((toVmx(vcpu).idtVectoringInfo & V.VECTORING_INFO_VALID_MASK) !== 0) return prepareEventVectoringExit(vcpu, gpa);
     return kvmEmulateMmio(vcpu, gpa, (err & PFERR_WRITE_MASK) !== 0);
   }
   return ExitResult.Resume;
+}
+
+/** kvm_prepare_event_vectoring_exit(): KVM_INTERNAL_ERROR_DELIVERY_EV with [vectoring info, exit reason, qualification, gpa, cpu]. */
+function prepareEventVectoringExit(vcpu: X86Vcpu, gpa: number): ExitResult {
+  const vmx = toVmx(vcpu);
+  return kvmPrepareInternalError(vcpu, K.KVM_INTERNAL_ERROR_DELIVERY_EV, [vmx.idtVectoringInfo, vmx.exitReason, vmcsRead(vcpu, V.EXIT_QUALIFICATION), gpa, 0]);
 }
 
 /** handle_preemption_timer(): the VMX-preemption timer only bounds the time slice here. */
