@@ -9,6 +9,7 @@
  */
 
 import type { PhysMem } from "../../hw/physmem.js";
+import type { HostProcess } from "../../host/process.js";
 
 /** A memslot as KVM keeps it (struct kvm_memory_slot). */
 export interface KvmMemorySlot {
@@ -74,6 +75,8 @@ export interface KvmVcpuLike {
   requests: number;
   /** Arch state (struct kvm_vcpu_arch). */
   arch: unknown;
+  /** signal_pending(current) for the task running this vCPU (ends KVM_RUN with EINTR). */
+  signalPending(): boolean;
 }
 
 export interface KvmLike {
@@ -94,6 +97,14 @@ export interface KvmLike {
   trace(event: TraceEventName, fields: Record<string, number | string | bigint | boolean>, vcpu?: KvmVcpuLike): void;
   /** Arch state (struct kvm_arch). */
   arch: unknown;
+  /** The process that created the VM (kvm->mm and its files, clock). */
+  readonly proc: HostProcess;
+  /** kvm_io_bus_register_dev(): throws KvmError (e.g. ENOSPC when the bus is full); `len` 0 means "any access at addr". */
+  ioBusRegisterDev(bus: KvmBus, addr: number, len: number, dev: KvmIoDevice): void;
+  /** kvm_io_bus_unregister_dev() */
+  ioBusUnregisterDev(bus: KvmBus, dev: KvmIoDevice): void;
+  /** kvm_flush_remote_tlbs(): every vCPU flushes its TLB before the next guest entry. */
+  flushRemoteTlbs(): void;
 }
 
 /**

@@ -151,14 +151,9 @@ function deliverExceptionPayload(vcpu: X86Vcpu): void {
 // The run loop
 // ----------------------------------------------------------------------------------------------
 
-interface SignalSource {
-  signalPending?(): boolean;
-}
-
 /** signal_pending(current) for the task running this vCPU. */
 function signalPending(vcpu: X86Vcpu): boolean {
-  const s = vcpu as unknown as SignalSource;
-  return s.signalPending !== undefined && s.signalPending();
+  return vcpu.signalPending();
 }
 
 /** kvm_vcpu_ready_for_interrupt_injection() */

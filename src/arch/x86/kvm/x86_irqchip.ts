@@ -20,7 +20,7 @@ import { KvmError } from "../../../virt/kvm/kvm_error.js";
 import { KvmEventfds } from "../../../virt/kvm/eventfd.js";
 import { registerArchIoctlArg, copyIn, copyInBytes } from "../../../virt/kvm/kvm_ioctl_args.js";
 import { StructCodec } from "../../../uapi/struct.js";
-import { kvmVcpuKick, type KvmVcpu, type Kvm } from "../../../virt/kvm/kvm_main.js";
+import { kvmVcpuKick, type KvmVcpu } from "../../../virt/kvm/kvm_main.js";
 import { kvmVcpuHalt, HaltResult } from "../../../virt/kvm/kvm_vcpu_halt.js";
 import { KvmX86Irq } from "./irq.js";
 import type { KvmLapic } from "./lapic.js";
@@ -36,14 +36,9 @@ export class KvmX86IrqchipState {
   ) {}
 }
 
-/** What x86 KVM needs of the VM object beyond KvmLike (the core's Kvm class has all of it). */
-function coreVm(kvm: X86Kvm): Kvm {
-  return kvm as unknown as Kvm;
-}
-
 /** kvm_arch_init_vm(): the (not yet created) interrupt controller of a VM. */
 export function kvmIrqchipInitVm(kvm: X86Kvm): KvmX86IrqchipState {
-  const vm = coreVm(kvm);
+  const vm = kvm;
   const irq = new KvmX86Irq({ clock: vm.proc.clock, bus: vm, lapic: { maxPhyAddr: 36, x2apic: true, tscDeadline: true, directedEoi: true } });
   const eventfds = new KvmEventfds(vm, vm.proc.files);
   return new KvmX86IrqchipState(irq, eventfds);
@@ -229,7 +224,7 @@ export function kvmIrqchipBeforeEntry(vcpu: X86Vcpu): void {
   const kvm = vcpu.kvm;
   const st = irqState(kvm);
   const lapic = vcpuLapic(vcpu);
-  st.irq.pollTimers(vcpu, coreVm(kvm).proc.clock.nowNs());
+  st.irq.pollTimers(vcpu, kvm.proc.clock.nowNs());
   if (lapic !== null) {
     if (lapic.hasPendingInitOrSipi()) vcpu.arch.mpState = lapic.acceptEvents(vcpu.arch.mpState);
     // Each LAPIC NMI is counted (nmi_queued); process_nmi() applies the pending limit.
