@@ -212,6 +212,8 @@ export class X86Cpu {
     st.cr0 = 0x60000010; st.cr2 = 0; st.cr3 = 0; st.cr4 = 0; st.cr8 = 0; st.efer = 0;
     st.dr.fill(0); st.dr[6] = 0xffff0ff0; st.dr[7] = 0x400;
     st.interruptibility = 0; st.activityState = ActivityState.ACTIVE; st.xcr0 = 1;
+    // x87/SSE power-up state (SDM Table 9-1): FCW 0040H, FTW 5555H, registers +0.0, MXCSR 1F80H.
+    st.fpu.init(); st.fpu.cw = 0x40; st.fpu.tag = 0x5555; st.fpu.regs.fill(0); st.xmm.fill(0); st.mxcsr = 0x1f80; st.fpuFerr = 0;
     this.fl = 2; this.lop = LOP_NONE;
     this.stateChanged();
   }

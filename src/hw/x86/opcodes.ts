@@ -19,7 +19,8 @@ import * as str from "./ops/string.js";
 import * as far from "./ops/far.js";
 import * as desc from "./ops/desc.js";
 import * as bit from "./ops/bit.js";
-import { NM_VECTOR, BR_VECTOR } from "./fault.js";
+import * as fpu from "./ops/x87.js";
+import { BR_VECTOR } from "./fault.js";
 import { eaLin } from "./ops/operand.js";
 import { rdL } from "./mmu.js";
 
@@ -95,7 +96,8 @@ def(0, 0xca, IW, far.retFar); def(0, 0xcb, 0, far.retFar);
 def(0, 0xcc, 0, far.intN); def(0, 0xcd, IB, far.intN); def(0, 0xce, 0, far.intN); def(0, 0xf1, 0, far.intN);
 def(0, 0xcf, 0, far.iret);
 def(0, 0xd4, IB | I64, bit.aam); def(0, 0xd5, IB | I64, bit.aad);
-for (let b = 0xd8; b <= 0xdf; b++) def(0, b, M, x87);
+for (let b = 0xd8; b <= 0xdf; b++) def(0, b, M, fpu.x87);
+def(0, 0x9b, 0, fpu.fwait);
 def(0, 0xd6, I64, salc);
 
 // ---- specialized register forms (decode.ts) ----
@@ -308,12 +310,6 @@ function fsgsbase(c: X86Cpu, r: number): void {
   if (v < -c.canon || v >= c.canon) c.raise(13, 0);
   st.segBase[s] = v;
   c.segCache(s);
-}
-
-/** D8-DF: x87 escape. The FPU is another issue: #NM when CR0.EM or CR0.TS, else #UD recorded as unimplemented. */
-function x87(c: X86Cpu): void {
-  if (c.state.cr0 & 0xc) c.raise(NM_VECTOR, -1);
-  c.unimplemented(c.opb);
 }
 
 /** D6 (undocumented SALC) is #UD on this CPU, recorded as unimplemented. */

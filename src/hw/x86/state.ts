@@ -88,6 +88,12 @@ export class X86State {
   readonly xmm = new Int32Array((16 + XMM_SCRATCH) * 4);
   /** MXCSR (SDM Vol. 1 10.2.3); power-up value 0x1F80. */
   mxcsr = 0x1f80;
+  /**
+   * FERR#: set when a waiting x87 instruction met a pending unmasked exception with CR0.NE=0
+   * (SDM Vol. 1 8.7). The IRQ 13 path behind it is not modelled; the instruction goes on as if
+   * IGNNE# were asserted.
+   */
+  fpuFerr = 0;
 }
 
 /** Spare XMM slots after XMM15 (see X86State.xmm). */
