@@ -23,6 +23,7 @@ import * as fpu from "./ops/x87.js";
 import { BR_VECTOR } from "./fault.js";
 import { eaLin } from "./ops/operand.js";
 import { rdL } from "./mmu.js";
+import "./opcodes_sse.js";
 
 // ---- one-byte map ----
 for (let op = 0; op < 8; op++) {
