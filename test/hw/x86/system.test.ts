@@ -339,11 +339,11 @@ test("SYSCALL/SYSRET round trip and SWAPGS", () => {
 
 test("unimplemented opcodes raise #UD and are recorded", () => {
   const rig = makeRig();
-  writeBytes(rig.mem, 0x1000, [0x0f, 0x10, 0xc0]); // movups (SSE: another issue)
+  writeBytes(rig.mem, 0x1000, [0xc5, 0xf8, 0x10, 0xc0]); // vmovups: AVX is not implemented (nor advertised)
   flat32(rig.cpu, 0x1000);
   rig.cpu.state.idtrLimit = 0;
   rig.cpu.run(10);
-  assert.equal(rig.cpu.lastUnimplemented, 0x110);
+  assert.equal(rig.cpu.lastUnimplemented, 0x410, "VEX map 0F (4), opcode 0x10");
   assert.equal(rig.cpu.state.activityState, ActivityState.SHUTDOWN);
 });
 
