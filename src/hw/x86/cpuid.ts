@@ -11,6 +11,9 @@ const L1_EDX = (1 << 1) /* VME */ | (1 << 2) /* DE */ | (1 << 3) /* PSE */ | (1 
   | (1 << 13) /* PGE */ | (1 << 15) /* CMOV */ | (1 << 16) /* PAT */ | (1 << 17) /* PSE36 */;
 const L1_ECX = (1 << 5) /* VMX */ | (1 << 13) /* CX16 */ | (1 << 17) /* PCID */
   | (1 << 22) /* MOVBE */ | (1 << 23) /* POPCNT */ | (1 << 26) /* XSAVE */ | (1 << 30) /* RDRAND */;
+// MMX, SSE, SSE2 (EDX) and SSE3, SSSE3, SSE4.1, SSE4.2 (ECX): ops/sse*.ts.
+const L1_EDX_SIMD = (1 << 23) /* MMX */ | (1 << 25) /* SSE */ | (1 << 26) /* SSE2 */;
+const L1_ECX_SIMD = (1 << 0) /* SSE3 */ | (1 << 9) /* SSSE3 */ | (1 << 19) /* SSE4.1 */ | (1 << 20) /* SSE4.2 */;
 const L7_EBX = (1 << 0) /* FSGSBASE */ | (1 << 3) /* BMI1 */ | (1 << 7) /* SMEP */ | (1 << 8) /* BMI2 */ | (1 << 10) /* INVPCID */
   | (1 << 18) /* RDSEED */ | (1 << 19) /* ADX */ | (1 << 20) /* SMAP */;
 const X1_ECX = (1 << 0) /* LAHF/SAHF in 64-bit */ | (1 << 5) /* LZCNT */;
@@ -31,8 +34,8 @@ export function cpuid(c: X86Cpu, leaf: number, subleaf: number, out: Int32Array)
     case 1: {
       out[0] = 0x000806f0 | 0; // family 6, model 0x8f
       out[1] = (1 << 16) | (8 << 8); // 1 logical processor, CLFLUSH line 64 bytes
-      out[2] = L1_ECX | ((c.state.cr4 & (1 << 18)) ? 1 << 27 : 0); // OSXSAVE mirrors CR4
-      out[3] = L1_EDX;
+      out[2] = L1_ECX | L1_ECX_SIMD | ((c.state.cr4 & (1 << 18)) ? 1 << 27 : 0); // OSXSAVE mirrors CR4
+      out[3] = L1_EDX | L1_EDX_SIMD;
       return;
     }
     case 7: if ((subleaf >>> 0) === 0) { out[0] = 0; out[1] = L7_EBX; out[2] = 1 << 2 /* UMIP */; } return;
