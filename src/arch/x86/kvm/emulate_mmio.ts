@@ -176,7 +176,7 @@ function vcpuState(vcpu: X86Vcpu): X86EmulateVcpuState {
 // ----------------------------------------------------------------------------------------------
 
 /** Thrown inside the context: the instruction cannot be emulated (fetch from MMIO, walk through MMIO, too many fragments). */
-const EMUL_FAILED = Object.freeze({ emulFailed: true as const });
+export const EMUL_FAILED = Object.freeze({ emulFailed: true as const });
 /** Thrown inside the context: a read needs userspace (X86EMUL_IO_NEEDED). */
 const EMUL_IO_NEEDED = Object.freeze({ emulIoNeeded: true as const });
 
@@ -284,7 +284,7 @@ class EmulatorView implements VmxNonRoot {
   beginEventDelivery = notForEmulation; endEventDelivery = notForEmulation; instructionBoundary = notForEmulation;
 }
 
-interface EmulatorCtxt {
+export interface EmulatorCtxt {
   cpu: X86Cpu;
   view: EmulatorView;
 }
@@ -309,8 +309,14 @@ function vmCtxt(vcpu: X86Vcpu): EmulatorCtxt {
   return c;
 }
 
-/** init_emulate_ctxt(): load the guest's mode (CRs, EFER, segments, GPRs, RIP, RFLAGS) into the context. */
-function initEmulateCtxt(vcpu: X86Vcpu): EmulatorCtxt {
+const dtTmp = { base: 0, limit: 0 };
+
+/**
+ * init_emulate_ctxt(): load the guest's mode (CRs, EFER, segments, descriptor tables, GPRs, RIP,
+ * RFLAGS) into the VM's emulator context. Its memory accesses go to guest RAM only until an
+ * MMIO emulation marks them as executing.
+ */
+export function initEmulateCtxt(vcpu: X86Vcpu): EmulatorCtxt {
   const c = vmCtxt(vcpu);
   const a = vcpu.arch;
   const cpu = c.cpu;
@@ -328,6 +334,12 @@ function initEmulateCtxt(vcpu: X86Vcpu): EmulatorCtxt {
     st.segLimit[s] = segTmp.limit;
     st.segAr[s] = segTmp.unusable ? 1 << 16 : segTmp.type | segTmp.s << 4 | segTmp.dpl << 5 | segTmp.present << 7 | segTmp.avl << 12 | segTmp.l << 13 | segTmp.db << 14 | segTmp.g << 15;
   }
+  a.ops.getGdt(vcpu, dtTmp);
+  st.gdtrBase = dtTmp.base;
+  st.gdtrLimit = dtTmp.limit;
+  a.ops.getIdt(vcpu, dtTmp);
+  st.idtrBase = dtTmp.base;
+  st.idtrLimit = dtTmp.limit;
   st.rip = kvmRipRead(vcpu);
   st.gpr.set(a.regs);
   st.dr[7] = 0x400;
@@ -338,6 +350,8 @@ function initEmulateCtxt(vcpu: X86Vcpu): EmulatorCtxt {
   // Every data access must reach eptTranslate: no cached data translations (see mmu.ts xlateFill).
   cpu.dbgData = 1;
   cpu.tlbFlushAll();
+  tracker.vcpu = vcpu;
+  tracker.executing = false;
   return c;
 }
 

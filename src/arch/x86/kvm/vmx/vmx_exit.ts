@@ -24,6 +24,7 @@ import { RET_PF_EMULATE, RET_PF_INVALID } from "../mmu/tdp_mmu.js";
 import { kvmEmulateCpuid, kvmEmulateHypercall, kvmEmulateXsetbv, kvmHandleCrAccess, kvmHandleDrAccess } from "../x86_insn.js";
 import { kvmEmulateStringPio } from "../emulate.js";
 import { kvmEmulateMmio } from "../emulate_mmio.js";
+import { kvmTaskSwitch, TASK_SWITCH_GATE } from "../task_switch.js";
 import { execControlsClearbit, toVmx, vmcsRead } from "./vmx.js";
 
 export type ExitHandler = (vcpu: X86Vcpu) => ExitResult;
@@ -120,10 +121,45 @@ function handleNmiWindow(vcpu: X86Vcpu): ExitResult {
   return ExitResult.Resume;
 }
 
-/** handle_task_switch(): KVM emulates the task switch; this emulator does not yet, and says so. */
+/**
+ * handle_task_switch(): an event being delivered through a task gate is consumed by the switch
+ * (its error code is pushed on the new task's stack); CALL/JMP/IRET/INT n are skipped first, so
+ * the old task resumes after them.
+ */
 function handleTaskSwitch(vcpu: X86Vcpu): ExitResult {
-  const q = vmcsRead(vcpu, V.EXIT_QUALIFICATION);
-  return kvmPrepareInternalError(vcpu, K.KVM_INTERNAL_ERROR_EMULATION, [0, R.EXIT_REASON_TASK_SWITCH, q]);
+  const a = vcpu.arch;
+  const info = toVmx(vcpu).idtVectoringInfo;
+  const idtValid = (info & V.VECTORING_INFO_VALID_MASK) !== 0;
+  const type = info & V.VECTORING_INFO_TYPE_MASK;
+  const q = vmcsRead(vcpu, V.EXIT_QUALIFICATION) >>> 0;
+  const reason = q >>> 30;
+  let hasErrorCode = false;
+  let errorCode = 0;
+  if (reason === TASK_SWITCH_GATE && idtValid) {
+    switch (type) {
+      case V.INTR_TYPE_NMI_INTR:
+        a.nmiInjected = false;
+        a.ops.setNmiMask(vcpu, true);
+        break;
+      case V.INTR_TYPE_EXT_INTR:
+      case V.INTR_TYPE_SOFT_INTR:
+        a.interrupt.injected = false;
+        break;
+      case V.INTR_TYPE_HARD_EXCEPTION:
+      case V.INTR_TYPE_SOFT_EXCEPTION:
+        if (type === V.INTR_TYPE_HARD_EXCEPTION && (info & V.VECTORING_INFO_DELIVER_CODE_MASK) !== 0) {
+          hasErrorCode = true;
+          errorCode = vmcsRead(vcpu, V.IDT_VECTORING_ERROR_CODE) >>> 0;
+        }
+        a.exception.injected = false;
+        a.exception.pending = false;
+        break;
+      default:
+        break;
+    }
+  }
+  if (!idtValid || (type !== V.INTR_TYPE_HARD_EXCEPTION && type !== V.INTR_TYPE_EXT_INTR && type !== V.INTR_TYPE_NMI_INTR)) a.ops.skipEmulatedInstruction(vcpu);
+  return kvmTaskSwitch(vcpu, q & 0xffff, type === V.INTR_TYPE_SOFT_INTR ? info & V.VECTORING_INFO_VECTOR_MASK : -1, reason, hasErrorCode, errorCode);
 }
 
 /** handle_io(): string I/O goes through the emulator, IN/OUT through kvm_fast_pio(). */
