@@ -11,9 +11,11 @@ import * as R from "../../../../uapi/vmx.js";
 import * as K from "../../../../uapi/kvm.js";
 import { ExitResult } from "../kvm_x86_ops.js";
 import {
-  AC_VECTOR, BP_VECTOR, DB_VECTOR, MC_VECTOR, NMI_VECTOR, UD_VECTOR, KVM_REQ_EVENT,
-  kvmMakeRequest, kvmRipRead, type X86Vcpu,
+  AC_VECTOR, BP_VECTOR, DB_VECTOR, MC_VECTOR, NMI_VECTOR, PF_VECTOR, SS_VECTOR, UD_VECTOR, KVM_REQ_EVENT, KVM_REQ_TLB_FLUSH_GUEST,
+  X86_CR4_PCIDE, kvmMakeRequest, kvmRegisterRead, kvmRipRead, type X86Vcpu,
 } from "../kvm_host.js";
+import { guestCpuidHas } from "../cpuid.js";
+import { kvmTranslateGva, readGpa } from "../mmu/paging_tmpl.js";
 import {
   kvmEmulateHalt, kvmFastPio, kvmInjectGp, kvmPrepareInternalError, kvmQueueException, kvmQueueExceptionE,
   kvmQueueExceptionP, kvmSkipEmulatedInstruction,
@@ -21,7 +23,7 @@ import {
 import { kvmEmulateRdmsr, kvmEmulateWrmsr } from "../msr.js";
 import { kvmMmuPageFault, PFERR_FETCH_MASK, PFERR_PRESENT_MASK, PFERR_RSVD_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK } from "../mmu/mmu.js";
 import { RET_PF_EMULATE, RET_PF_INVALID } from "../mmu/tdp_mmu.js";
-import { kvmEmulateCpuid, kvmEmulateHypercall, kvmEmulateXsetbv, kvmHandleCrAccess, kvmHandleDrAccess } from "../x86_insn.js";
+import { is64BitMode, kvmEmulateCpuid, kvmEmulateHypercall, kvmEmulateXsetbv, kvmHandleCrAccess, kvmHandleDrAccess } from "../x86_insn.js";
 import { kvmEmulateStringPio } from "../emulate.js";
 import { kvmEmulateMmio } from "../emulate_mmio.js";
 import { kvmTaskSwitch, TASK_SWITCH_GATE } from "../task_switch.js";
@@ -271,6 +273,100 @@ function handleInvlpg(vcpu: X86Vcpu): ExitResult {
   return kvmSkipEmulatedInstruction(vcpu);
 }
 
+const invpcidDesc = new Uint8Array(16);
+const invpcidView = new DataView(invpcidDesc.buffer);
+
+/**
+ * get_vmx_mem_address(): the linear address of the memory operand of an instruction whose
+ * VM-exit instruction information has the INVEPT/INVPCID/INVVPID format (SDM Table 28-10:
+ * scaling 1:0, address size 9:7, segment 17:15, index 21:18 (+22 invalid), base 26:23 (+27
+ * invalid)); the displacement is the exit qualification. Returns NaN after queuing #GP/#SS for
+ * a non-canonical 64-bit address.
+ */
+function getVmxMemAddress(vcpu: X86Vcpu, qual: number, info: number): number {
+  const scale = info & 3;
+  const asz = (info >>> 7) & 7;
+  const seg = (info >>> 15) & 7;
+  const index = (info >>> 18) & 0xf;
+  const base = (info >>> 23) & 0xf;
+  const long64 = is64BitMode(vcpu);
+  let off = qual;
+  if (((info >>> 27) & 1) === 0) off += kvmRegisterRead(vcpu, base);
+  if (((info >>> 22) & 1) === 0) off += kvmRegisterRead(vcpu, index) * (1 << scale);
+  if (asz === 2) off = ((off % 2 ** 64) + 2 ** 64) % 2 ** 64;
+  else if (asz === 1) off = off >>> 0;
+  else off &= 0xffff;
+  if (long64) {
+    const la = (seg >= 4 ? vcpu.arch.ops.getSegmentBase(vcpu, seg) : 0) + off;
+    const sla = la >= 2 ** 63 ? la - 2 ** 64 : la;
+    if (sla < -(2 ** 47) || sla >= 2 ** 47) {
+      if (seg === 2) kvmQueueExceptionE(vcpu, SS_VECTOR, 0);
+      else kvmInjectGp(vcpu, 0);
+      return NaN;
+    }
+    return la;
+  }
+  return (vcpu.arch.ops.getSegmentBase(vcpu, seg) + off) >>> 0;
+}
+
+/**
+ * handle_invpcid() / kvm_handle_invpcid(): INVPCID with INVLPG exiting (shadow paging). The type
+ * is in the register operand, the 16-byte descriptor (PCID, linear address) in memory (SDM Vol.
+ * 2 INVPCID): individual-address and single-context invalidations flush the guest translations
+ * they name, the all-context types flush everything; a bad type, reserved descriptor bits, a
+ * non-zero PCID without CR4.PCIDE or a non-canonical address are #GP(0).
+ */
+function handleInvpcid(vcpu: X86Vcpu): ExitResult {
+  if (!guestCpuidHas(vcpu, 7, 0, "ebx", 10)) return handleInvalidOp(vcpu);
+  const info = vmcsRead(vcpu, V.VMX_INSTRUCTION_INFO) >>> 0;
+  const type = kvmRegisterRead(vcpu, (info >>> 28) & 0xf) % 2 ** (is64BitMode(vcpu) ? 64 : 32);
+  if (type > 3) {
+    kvmInjectGp(vcpu, 0);
+    return ExitResult.Resume;
+  }
+  const la = getVmxMemAddress(vcpu, vmcsRead(vcpu, V.EXIT_QUALIFICATION), info);
+  if (Number.isNaN(la)) return ExitResult.Resume;
+  for (let i = 0; i < 2; i++) {
+    const t = kvmTranslateGva(vcpu, la + i * 8, false, vcpu.arch.ops.getCpl(vcpu) === 3);
+    if (!t.valid) {
+      kvmQueueExceptionP(vcpu, PF_VECTOR, la + i * 8, t.errorCode);
+      return ExitResult.Resume;
+    }
+    if (!readGpa(vcpu, t.gpa, invpcidDesc.subarray(i * 8), 8)) return kvmPrepareInternalError(vcpu, K.KVM_INTERNAL_ERROR_EMULATION, [R.EXIT_REASON_INVPCID, la]);
+  }
+  const pcidLo = invpcidView.getUint32(0, true);
+  const pcidHi = invpcidView.getUint32(4, true);
+  const gla = invpcidView.getUint32(12, true) * 4294967296 + invpcidView.getUint32(8, true);
+  const pcidEnabled = (vcpu.arch.cr4 & X86_CR4_PCIDE) !== 0;
+  const pcid = pcidLo & 0xfff;
+  if ((pcidLo & ~0xfff) !== 0 || pcidHi !== 0) {
+    kvmInjectGp(vcpu, 0);
+    return ExitResult.Resume;
+  }
+  switch (type) {
+    case 0: {
+      const sgla = gla >= 2 ** 63 ? gla - 2 ** 64 : gla;
+      if ((!pcidEnabled && pcid !== 0) || sgla < -(2 ** 47) || sgla >= 2 ** 47) {
+        kvmInjectGp(vcpu, 0);
+        return ExitResult.Resume;
+      }
+      vcpu.arch.ops.flushTlbGva(vcpu, gla);
+      break;
+    }
+    case 1:
+      if (!pcidEnabled && pcid !== 0) {
+        kvmInjectGp(vcpu, 0);
+        return ExitResult.Resume;
+      }
+      kvmMakeRequest(vcpu, KVM_REQ_TLB_FLUSH_GUEST);
+      break;
+    default:
+      kvmMakeRequest(vcpu, KVM_REQ_TLB_FLUSH_GUEST);
+      break;
+  }
+  return kvmSkipEmulatedInstruction(vcpu);
+}
+
 /** CPL-checked instructions that only need to be skipped (INVD, WBINVD: no host caches to manage). */
 function handleSkip(vcpu: X86Vcpu): ExitResult {
   return kvmSkipEmulatedInstruction(vcpu);
@@ -293,6 +389,7 @@ export const kvmVmxExitHandlers: Partial<Record<number, ExitHandler>> = {
   [R.EXIT_REASON_HLT]: kvmEmulateHalt,
   [R.EXIT_REASON_INVD]: handleSkip,
   [R.EXIT_REASON_INVLPG]: handleInvlpg,
+  [R.EXIT_REASON_INVPCID]: handleInvpcid,
   [R.EXIT_REASON_RDPMC]: handleRdpmc,
   [R.EXIT_REASON_RDTSC]: (v) => handleRdtsc(v, false),
   [R.EXIT_REASON_RDTSCP]: (v) => handleRdtsc(v, true),
