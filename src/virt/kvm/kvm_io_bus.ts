@@ -7,6 +7,11 @@
  *
  * Registration rejects a range that partially overlaps an existing one (EEXIST); identical
  * ranges stack. NR_IOBUS_DEVS bounds the device count (ENOSPC).
+ *
+ * A zero-length registration (an ioeventfd with len 0, api.rst KVM_IOEVENTFD) claims only its
+ * address: it is offered every access that starts there, whatever the access width, before the
+ * sized ranges (as KVM's FAST_MMIO bus is consulted first). Such entries occupy no bytes, so
+ * they never conflict with a sized range.
  */
 import { EEXIST, EINVAL, ENOENT, ENOSPC } from "../../uapi/errno.js";
 import { KvmError } from "./kvm_error.js";
@@ -24,15 +29,21 @@ export class KvmIoBus {
   /** Sorted by addr, then registration order. */
   private ranges: Range[] = [];
   private starts: number[] = [];
+  /** Zero-length registrations (address-only), in registration order. */
+  private points: Range[] = [];
 
   get devCount(): number {
-    return this.ranges.length;
+    return this.ranges.length + this.points.length;
   }
 
   /** kvm_io_bus_register_dev() */
   register(addr: number, len: number, dev: KvmIoDevice): void {
-    if (!(len > 0) || !(addr >= 0)) throw new KvmError(EINVAL, "kvm_io_bus_register_dev", `range 0x${addr.toString(16)}+${len}`);
-    if (this.ranges.length >= NR_IOBUS_DEVS) throw new KvmError(ENOSPC, "kvm_io_bus_register_dev", "bus full");
+    if (!(len >= 0) || !(addr >= 0)) throw new KvmError(EINVAL, "kvm_io_bus_register_dev", `range 0x${addr.toString(16)}+${len}`);
+    if (this.devCount >= NR_IOBUS_DEVS) throw new KvmError(ENOSPC, "kvm_io_bus_register_dev", "bus full");
+    if (len === 0) {
+      this.points = [...this.points, { addr, len, dev }];
+      return;
+    }
     const end = addr + len;
     for (const r of this.ranges) {
       if (r.addr < end && addr < r.addr + r.len && !(r.addr === addr && r.len === len)) {
@@ -50,7 +61,9 @@ export class KvmIoBus {
   /** kvm_io_bus_unregister_dev(): removes every range of `dev`. */
   unregister(dev: KvmIoDevice): void {
     const next = this.ranges.filter((r) => r.dev !== dev);
-    if (next.length === this.ranges.length) throw new KvmError(ENOENT, "kvm_io_bus_unregister_dev", "device not registered");
+    const points = this.points.filter((r) => r.dev !== dev);
+    if (next.length === this.ranges.length && points.length === this.points.length) throw new KvmError(ENOENT, "kvm_io_bus_unregister_dev", "device not registered");
+    this.points = points;
     this.ranges = next;
     this.starts = next.map((r) => r.addr);
     dev.destructor?.();
@@ -78,6 +91,10 @@ export class KvmIoBus {
 
   /** kvm_io_bus_write(): true if a device took the write. */
   write(vcpu: KvmVcpuLike | null, addr: number, len: number, data: Uint8Array): boolean {
+    const points = this.points;
+    for (let j = 0; j < points.length; j++) {
+      if (points[j].addr === addr && points[j].dev.write(vcpu, addr, len, data)) return true;
+    }
     let i = this.find(addr, len);
     if (i < 0) return false;
     const ranges = this.ranges;
@@ -91,6 +108,10 @@ export class KvmIoBus {
 
   /** kvm_io_bus_read(): true if a device produced the data. */
   read(vcpu: KvmVcpuLike | null, addr: number, len: number, data: Uint8Array): boolean {
+    const points = this.points;
+    for (let j = 0; j < points.length; j++) {
+      if (points[j].addr === addr && points[j].dev.read(vcpu, addr, len, data)) return true;
+    }
     let i = this.find(addr, len);
     if (i < 0) return false;
     const ranges = this.ranges;
@@ -104,9 +125,10 @@ export class KvmIoBus {
 
   /** Drop every device (VM destruction), calling destructors. */
   destroy(): void {
-    const old = this.ranges;
+    const old = [...this.ranges, ...this.points];
     this.ranges = [];
     this.starts = [];
+    this.points = [];
     for (const r of old) r.dev.destructor?.();
   }
 }
