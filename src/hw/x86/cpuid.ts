@@ -4,9 +4,11 @@
  */
 import type { X86Cpu } from "./cpu.js";
 import { MAXPHYADDR } from "./paging.js";
+import { XCR0_SUPPORTED, XSAVE_AREA_SIZE } from "./ops/xsave.js";
 
-// Leaf 1 EDX: FPU bit is clear: x87 is not implemented by this core (another issue).
-const L1_EDX = (1 << 1) /* VME */ | (1 << 2) /* DE */ | (1 << 3) /* PSE */ | (1 << 4) /* TSC */ | (1 << 5) /* MSR */
+// Leaf 1 EDX (one feature per line group; the SIMD bits are added where their instructions are).
+const L1_EDX = (1 << 0) /* FPU */ | (1 << 24) /* FXSR */
+  | (1 << 1) /* VME */ | (1 << 2) /* DE */ | (1 << 3) /* PSE */ | (1 << 4) /* TSC */ | (1 << 5) /* MSR */
   | (1 << 6) /* PAE */ | (1 << 8) /* CX8 */ | (1 << 9) /* APIC */ | (1 << 11) /* SEP */ | (1 << 12) /* MTRR */
   | (1 << 13) /* PGE */ | (1 << 15) /* CMOV */ | (1 << 16) /* PAT */ | (1 << 17) /* PSE36 */;
 const L1_ECX = (1 << 5) /* VMX */ | (1 << 13) /* CX16 */ | (1 << 17) /* PCID */
@@ -40,7 +42,10 @@ export function cpuid(c: X86Cpu, leaf: number, subleaf: number, out: Int32Array)
     }
     case 7: if ((subleaf >>> 0) === 0) { out[0] = 0; out[1] = L7_EBX; out[2] = 1 << 2 /* UMIP */; } return;
     case 0xd:
-      if (subleaf === 0) { out[0] = 1; out[1] = 512 + 64; out[2] = 512 + 64; out[3] = 0; }
+      // XSAVE components x87 and SSE, both in the legacy region: the area is 512 + 64 bytes
+      // whatever XCR0 holds. Subleaf 1: XSAVEOPT, XSAVEC, XGETBV with ECX=1; no XSAVES.
+      if (subleaf === 0) { out[0] = XCR0_SUPPORTED; out[1] = XSAVE_AREA_SIZE; out[2] = XSAVE_AREA_SIZE; out[3] = 0; }
+      else if (subleaf === 1) { out[0] = 7; out[1] = XSAVE_AREA_SIZE; }
       return;
     case 0x80000000: out[0] = 0x80000008; return;
     case 0x80000001: out[2] = X1_ECX; out[3] = X1_EDX; return;

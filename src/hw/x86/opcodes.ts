@@ -20,10 +20,10 @@ import * as far from "./ops/far.js";
 import * as desc from "./ops/desc.js";
 import * as bit from "./ops/bit.js";
 import * as fpu from "./ops/x87.js";
-import { BR_VECTOR } from "./fault.js";
+import * as xs from "./ops/xsave.js";
+import { BR_VECTOR, UD_VECTOR } from "./fault.js";
 import { eaLin } from "./ops/operand.js";
 import { rdL } from "./mmu.js";
-import "./opcodes_sse.js";
 
 // ---- one-byte map ----
 for (let op = 0; op < 8; op++) {
@@ -226,6 +226,10 @@ import { rdE } from "./ops/operand.js";
 function grp9(c: X86Cpu): void {
   switch (c.reg & 7) {
     case 1: mov.cmpxchg8b(c); return;
+    case 4:
+      // XSAVEC (XSAVES /5 and XRSTORS /3 need IA32_XSS: not implemented, not advertised).
+      if (c.mod !== 3 && !c.rep && !c.p66) { xs.xsavec(c); return; }
+      c.raise(UD_VECTOR, -1);
     case 6:
       if (c.mod === 3) { sys.rdrand(c); return; }
       sys.vmxInsn(c, c.p66 ? sys.VMX_REASONS.VMCLEAR : c.rep === 1 ? sys.VMX_REASONS.VMXON : sys.VMX_REASONS.VMPTRLD);
@@ -283,7 +287,10 @@ function clacStac(c: X86Cpu): void {
   c.modeFlagsChanged();
 }
 
-/** 0F AE: fences (no-ops on this in-order core), CLFLUSH; the FXSAVE/XSAVE family is not implemented. */
+/**
+ * 0F AE: fences (no-ops on this in-order core), RD/WRFS/GSBASE, and the memory forms without a
+ * prefix: FXSAVE, FXRSTOR, LDMXCSR, STMXCSR, XSAVE, XRSTOR, XSAVEOPT, CLFLUSH (66: CLFLUSHOPT).
+ */
 function grp15(c: X86Cpu): void {
   const r = c.reg & 7;
   if (c.mod === 3) {
@@ -292,6 +299,17 @@ function grp15(c: X86Cpu): void {
     c.unimplemented(0x1ae00 | (c.rep << 4) | r);
   }
   if (r === 7 && !c.rep) return; // CLFLUSH / CLFLUSHOPT: no caches to flush
+  if (!c.rep && !c.p66) {
+    switch (r) {
+      case 0: xs.fxsave(c); return;
+      case 1: xs.fxrstor(c); return;
+      case 2: xs.ldmxcsr(c); return;
+      case 3: xs.stmxcsr(c); return;
+      case 4: xs.xsave(c); return;
+      case 5: xs.xrstor(c); return;
+      case 6: xs.xsaveopt(c); return;
+    }
+  }
   c.unimplemented(0x1ae00 | (c.rep << 4) | r);
 }
 

@@ -2,37 +2,13 @@
 // last-instruction pointers and the FSTENV/FSAVE images (SDM Vol. 1 ch. 8, Vol. 2 D8-DF).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { makeRig, writeBytes, write32, write64, read32, flat32, idtGate32, writeGdt, segDesc, type Rig } from "./helpers.js";
+import { makeRig, writeBytes, write32, write64, read32, type Rig } from "./helpers.js";
+import { machine, m, EXC_NONE } from "./x87_rig.js";
 import { SW_C0, SW_C1, SW_C2, SW_C3, SW_ES, SW_SF, TAG_EMPTY } from "../../../src/hw/x86/fp/x87_state.js";
 
 const CF = 1, PF = 4, ZF = 0x40;
 const FNINIT = [0xdb, 0xe3], FLD1 = [0xd9, 0xe8], FLDZ = [0xd9, 0xee], FLDPI = [0xd9, 0xeb];
 const FNSTSW_AX = [0xdf, 0xe0];
-/** ModRM disp32 memory form of escape `esc` /reg at absolute address a. */
-const m = (esc: number, reg: number, a: number): number[] => [esc, (reg << 3) | 5, a & 0xff, (a >>> 8) & 0xff, (a >>> 16) & 0xff, a >>> 24];
-const EXC_NONE = 0xffffffff;
-
-/** Flat 32-bit machine with an IDT whose handler for vector v sets ESI = v and halts. */
-function machine(code: number[], setup?: (r: Rig) => void): Rig & { exc: number; ax: number } {
-  const rig = makeRig();
-  const { mem, cpu } = rig;
-  writeGdt(mem, 0x8000, [[0, 0], segDesc(0, 0xfffff, 0x9b, 0xc), segDesc(0, 0xfffff, 0x93, 0xc)]);
-  flat32(cpu, 0x1000);
-  const st = cpu.state;
-  st.gdtrBase = 0x8000; st.gdtrLimit = 0x17; st.idtrBase = 0x9000; st.idtrLimit = 0x7ff;
-  st.cr0 |= 0x20; // NE
-  for (let v = 0; v < 20; v++) {
-    idtGate32(mem, 0x9000, v, 0x08, 0x2000 + v * 16);
-    writeBytes(mem, 0x2000 + v * 16, [0xbe, v, 0, 0, 0, 0xf4]); // mov esi, v; hlt
-  }
-  writeBytes(mem, 0x1000, [...code, 0xf4]);
-  st.gpr[12] = EXC_NONE;
-  cpu.stateChanged();
-  setup?.(rig);
-  cpu.run(10000);
-  return Object.assign(rig, { exc: st.gpr[12] >>> 0, ax: st.gpr[0] & 0xffff });
-}
-
 function st0(r: Rig, i = 0): [number, number, number] {
   const f = r.cpu.state.fpu;
   return [f.stSe(i), f.stHi(i) >>> 0, f.stLo(i) >>> 0];

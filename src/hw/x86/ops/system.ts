@@ -12,6 +12,7 @@ import { GP_VECTOR, UD_VECTOR, DB_VECTOR } from "../fault.js";
 import { wrE, eaLin, ea } from "./operand.js";
 import { rdL } from "../mmu.js";
 import { MAXPHYADDR } from "../paging.js";
+import { xinuse, XCR0_SUPPORTED, XFEATURE_MASK_FP, XFEATURE_MASK_SSE, XFEATURE_MASK_YMM } from "./xsave.js";
 import { EXIT_REASON_VMCALL, EXIT_REASON_VMCLEAR, EXIT_REASON_VMLAUNCH, EXIT_REASON_VMPTRLD, EXIT_REASON_VMPTRST,
   EXIT_REASON_VMREAD, EXIT_REASON_VMRESUME, EXIT_REASON_VMWRITE, EXIT_REASON_VMOFF, EXIT_REASON_VMON,
   EXIT_REASON_INVEPT, EXIT_REASON_INVVPID, EXIT_REASON_VMFUNC } from "../../../uapi/vmx.js";
@@ -360,23 +361,30 @@ export function ud(c: X86Cpu): void {
   c.raise(UD_VECTOR, -1);
 }
 
-/** 0F 01 D0: XGETBV */
+/** 0F 01 D0: XGETBV: ECX = 0 reads XCR0, ECX = 1 reads XINUSE AND XCR0 (CPUID.(EAX=0DH,ECX=1):EAX[2]). */
 export function xgetbv(c: X86Cpu): void {
-  if (!(c.state.cr4 & CR4_OSXSAVE)) c.raise(UD_VECTOR, -1);
-  if ((c.state.gpr[2] >>> 0) !== 0) c.raise(GP_VECTOR, 0);
-  c.setReg(2, 0, c.state.xcr0, 0);
+  const st = c.state;
+  if (!(st.cr4 & CR4_OSXSAVE)) c.raise(UD_VECTOR, -1);
+  const ecx = st.gpr[2] >>> 0;
+  if (ecx > 1) c.raise(GP_VECTOR, 0);
+  c.setReg(2, 0, ecx === 0 ? st.xcr0 : xinuse(st) & st.xcr0, 0);
   c.setReg(2, 2, 0, 0);
 }
 
-/** 0F 01 D1: XSETBV (only x87 state is supported, so XCR0 must be 1) */
+/**
+ * 0F 01 D1: XSETBV (SDM Vol. 2 XSETBV): only XCR0; bit 0 (x87) must be set, AVX needs SSE, and
+ * only the components this CPU supports (x87, SSE) may be enabled, otherwise #GP(0).
+ */
 export function xsetbv(c: X86Cpu): void {
   if (!(c.state.cr4 & CR4_OSXSAVE)) c.raise(UD_VECTOR, -1);
   requireCpl0(c);
   const v = c.vmx;
   if (v !== null) { const n = hookBegin(c); v.xsetbv(c.ilen); c.state.rip = n; }
   const g = c.state.gpr;
-  if ((g[2] >>> 0) !== 0 || g[4] !== 0 || g[0] !== 1) c.raise(GP_VECTOR, 0);
-  c.state.xcr0 = 1;
+  const lo = g[0] >>> 0;
+  if ((g[2] >>> 0) !== 0 || g[4] !== 0 || !(lo & XFEATURE_MASK_FP) || (lo & ~XCR0_SUPPORTED) !== 0 ||
+    ((lo & XFEATURE_MASK_YMM) !== 0 && (lo & XFEATURE_MASK_SSE) === 0)) c.raise(GP_VECTOR, 0);
+  c.state.xcr0 = lo;
 }
 
 /** 0F C7 /6 RDRAND, /7 RDSEED (register operand): CF=1 and a random value. */

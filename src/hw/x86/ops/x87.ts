@@ -885,25 +885,3 @@ export function x87(c: X86Cpu): void {
   if (kind === K_NORMAL) { recordIp(c); recordDp(c); }
   MEM_OPS[idx]!(c);
 }
-
-// ---------------------------------------------------------------------------------------------
-// MMX interplay (SDM Vol. 1 9.5.1): for ops/mmx.ts.
-
-/** Before an MMX instruction: #UD when CR0.EM, #NM when CR0.TS, then #MF for a pending x87 exception. */
-export function mmxCheck(c: X86Cpu): void {
-  const cr0 = c.state.cr0;
-  if (cr0 & CR0_EM) c.raise(UD_VECTOR, -1);
-  if (cr0 & CR0_TS) c.raise(NM_VECTOR, -1);
-  x87Pending(c);
-}
-
-/** After an MMX instruction (other than EMMS): TOP = 0 and every register tagged valid. */
-export function mmxEnter(f: X87State): void {
-  f.top = 0;
-  f.tag = 0;
-}
-
-/** EMMS: every register tagged empty. */
-export function mmxEmms(f: X87State): void {
-  f.tag = 0xffff;
-}
