@@ -51,6 +51,8 @@ export interface InitState {
   entry?: number;
   regs?: Partial<Regs>;
   cr3?: bigint;
+  /** Overrides the preset CR4 (e.g. OSFXSR/OSXMMEXCPT for SSE cases). */
+  cr4?: bigint;
   gdt?: { base: bigint; limit: number };
   idt?: { base: bigint; limit: number };
   maxExits?: number;
@@ -153,6 +155,7 @@ export function initialState(init: InitState): { regs: Regs; sregs: Sregs } {
   regs.rflags = 2n;
   for (const [k, v] of Object.entries(init.regs ?? {})) regs[k as RegName] = v as bigint;
   if (init.cr3 !== undefined) sregs.cr3 = init.cr3;
+  if (init.cr4 !== undefined) sregs.cr4 = init.cr4;
   if (init.gdt) sregs.gdt = init.gdt;
   if (init.idt) sregs.idt = init.idt;
   return { regs, sregs };
