@@ -377,6 +377,11 @@ function handlePause(vcpu: X86Vcpu): ExitResult {
   return kvmSkipEmulatedInstruction(vcpu);
 }
 
+/** handle_monitor_trap(): the MTF exit only returns control to KVM (it is armed for instruction stepping). */
+function handleMonitorTrap(_vcpu: X86Vcpu): ExitResult {
+  return ExitResult.Resume;
+}
+
 /** The exit handlers (kvm_vmx_exit_handlers[]). */
 export const kvmVmxExitHandlers: Partial<Record<number, ExitHandler>> = {
   [R.EXIT_REASON_EXCEPTION_NMI]: handleExceptionNmi,
@@ -401,6 +406,7 @@ export const kvmVmxExitHandlers: Partial<Record<number, ExitHandler>> = {
   [R.EXIT_REASON_MSR_WRITE]: handleWrmsr,
   [R.EXIT_REASON_MWAIT_INSTRUCTION]: handleInvalidOp,
   [R.EXIT_REASON_MONITOR_INSTRUCTION]: handleInvalidOp,
+  [R.EXIT_REASON_MONITOR_TRAP_FLAG]: handleMonitorTrap,
   [R.EXIT_REASON_PAUSE_INSTRUCTION]: handlePause,
   [R.EXIT_REASON_EPT_VIOLATION]: handleEptViolation,
   [R.EXIT_REASON_EPT_MISCONFIG]: handleEptMisconfig,
