@@ -9,6 +9,7 @@ import { KvmRun } from "../../../uapi/kvm_run.js";
 import type { KvmX86Ops } from "./kvm_x86_ops.js";
 import type { TdpMmu } from "./mmu/tdp_mmu.js";
 import type { HostPageInfo } from "./mmu/mmu.js";
+import type { X86State } from "../../../hw/x86/state.js";
 
 export interface X86Kvm extends KvmLike {
   arch: KvmArchX86;
@@ -277,6 +278,12 @@ export class KvmVcpuArch {
 
   /** Vendor state (struct vcpu_vmx). */
   vendor: unknown = null;
+
+  /**
+   * vcpu->arch.guest_fpu: the guest's x87/SSE state, i.e. the register file of the processor the
+   * vendor module dedicates to this vCPU (set at vcpu_create; fpu.ts explains why nothing is swapped).
+   */
+  guestFpu: X86State | null = null;
 
   /** vcpu->arch.emulate_ctxt plus the vcpu->mmio_* fields: the emulator's per-vCPU state (emulate.ts owns it). */
   emulateCtxt: unknown = null;

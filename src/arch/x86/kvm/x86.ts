@@ -26,6 +26,7 @@ import { TdpMmu } from "./mmu/tdp_mmu.js";
 import { EPT_MT_MASK_WB } from "./mmu/spte.js";
 import { kvmGetSupportedCpuid, type HostCpuid } from "./cpuid.js";
 import { x86VcpuIoctl } from "./x86_regs.js";
+import { kvmFpuInitGuest, kvmFpuVcpuIoctl, KVM_XSAVE_SIZE } from "./fpu.js";
 import { kvmMmuCommitMemoryRegion, kvmMmuEnableLogDirtyPtMasked, kvmMmuFlushShadowMemslot, kvmMmuUnmapGfnRange } from "./mmu/mmu.js";
 import { completeEmulatedMsr, kvmGetMsrIndexList } from "./msr.js";
 import {
@@ -628,6 +629,9 @@ const X86_CAPS: Record<number, number> = {
   [K.KVM_CAP_SIGNAL_MSI]: 1,
   [K.KVM_CAP_REINJECT_CONTROL]: 1,
   [K.KVM_CAP_TSC_DEADLINE_TIMER]: 1,
+  [K.KVM_CAP_XSAVE]: 1,
+  [K.KVM_CAP_XCRS]: 1,
+  [K.KVM_CAP_XSAVE2]: KVM_XSAVE_SIZE,
 };
 
 export class X86KvmArch implements KvmArch {
@@ -740,6 +744,7 @@ export class X86KvmArch implements KvmArch {
     // Without an in-kernel irqchip every vCPU starts runnable (kvm_arch_vcpu_create).
     v.arch.mpState = K.KVM_MP_STATE_RUNNABLE;
     this.ops.vcpuCreate(v);
+    kvmFpuInitGuest(v);
     this.ops.vcpuReset(v, false);
     kvmCreateLapic(v);
     kvmMakeRequest(v, KVM_REQ_LOAD_MMU_PGD);
@@ -770,7 +775,7 @@ export class X86KvmArch implements KvmArch {
   }
 
   vcpuIoctl(vcpu: KvmVcpuLike, nr: number, arg: number | object): number | object {
-    const r = kvmLapicVcpuIoctl(vcpu as X86Vcpu, nr, arg);
+    const r = kvmLapicVcpuIoctl(vcpu as X86Vcpu, nr, arg) ?? kvmFpuVcpuIoctl(vcpu as X86Vcpu, nr, arg);
     if (r !== undefined) return r;
     return x86VcpuIoctl(vcpu as X86Vcpu, nr, arg, this.supportedCpuid);
   }

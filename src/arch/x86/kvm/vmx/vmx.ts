@@ -258,6 +258,8 @@ function vmxVcpuCreate(vcpu: X86Vcpu): void {
   const e = vmxEnv(vcpu);
   const vmx = new VcpuVmx(e.createPcpu(), e.allocPage(), e.allocPage(), e.allocPage(), e.allocPage());
   vcpu.arch.vendor = vmx;
+  // The processor is this vCPU's alone: the guest FPU stays loaded in it (arch/x86/kvm/fpu.ts).
+  vcpu.arch.guestFpu = vmx.pcpu.cpu.state;
   const pm = vcpu.kvm.physmem;
   hardwareEnable(vcpu);
   const vmcsHpa = vmx.vmcsPfn * 4096;
