@@ -345,3 +345,11 @@ export const KVM_STATS_UNIT_CYCLES = 0x3 << 4;
 export const KVM_STATS_UNIT_BOOLEAN = 0x4 << 4;
 export const KVM_STATS_BASE_POW10 = 0x0 << 8;
 export const KVM_STATS_BASE_POW2 = 0x1 << 8;
+export const KVM_CAP_HALT_POLL = 182;
+/** KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ (vCPU ioctls; also VM-wide with KVM_CAP_VM_TSC_CONTROL). */
+export const KVM_SET_TSC_KHZ = IO(KVMIO, 0xa2);
+export const KVM_GET_TSC_KHZ = IO(KVMIO, 0xa3);
+/** struct kvm_clock_data flags (KVM_GET_CLOCK / KVM_SET_CLOCK). */
+export const KVM_CLOCK_TSC_STABLE = 2;
+export const KVM_CLOCK_REALTIME = 1 << 2;
+export const KVM_CLOCK_HOST_TSC = 1 << 3;

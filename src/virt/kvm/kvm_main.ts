@@ -182,6 +182,7 @@ function checkExtensionGeneric(dev: KvmDev, kvm: Kvm | null, cap: number): numbe
     case K.KVM_CAP_IMMEDIATE_EXIT:
     case K.KVM_CAP_BINARY_STATS_FD:
     case K.KVM_CAP_READONLY_MEM:
+    case K.KVM_CAP_HALT_POLL:
       return 1;
     case K.KVM_CAP_NR_VCPUS:
       return Math.min(dev.onlineCpus, K.KVM_MAX_VCPUS);
@@ -238,6 +239,9 @@ export class Kvm implements KvmLike, HostFile {
   mmuInvalidateInProgress = 0;
   /** The VM is dead after a fatal internal error (KVM_BUG_ON): every ioctl returns EIO. */
   dead = false;
+  /** kvm->max_halt_poll_ns / override_halt_poll_ns (KVM_CAP_HALT_POLL; kvm_vcpu_halt.ts). */
+  maxHaltPollNs = 0;
+  overrideHaltPollNs = false;
   /** kvm->coalesced_mmio_ring, when the vCPU mmap area has room for its page. */
   readonly coalescedMmioRing: KvmCoalescedMmioRing | null;
   private readonly coalescedZones: CoalescedMmioDev[] = [];
@@ -670,6 +674,12 @@ export class Kvm implements KvmLike, HostFile {
         this.manualDirtyLogProtect = Number(args[0]);
         return 0;
       }
+      case K.KVM_CAP_HALT_POLL:
+        // The window is an unsigned int in struct kvm (kvm_vm_ioctl_enable_cap_generic).
+        if (flags || args[0] > 0xffffffffn) throw new KvmError(EINVAL, name, "KVM_CAP_HALT_POLL");
+        this.maxHaltPollNs = Number(args[0]);
+        this.overrideHaltPollNs = true;
+        return 0;
       case K.KVM_CAP_DIRTY_LOG_RING:
       case K.KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
         if (!this.checkExtension(cap.cap)) throw new KvmError(EINVAL, name, "dirty ring unsupported");
@@ -800,6 +810,8 @@ export class KvmVcpu implements KvmVcpuLike, HostFile {
   kicked = false;
   /** vcpu->sigset when KVM_SET_SIGNAL_MASK is active (bit sig-1 blocked), else null. */
   sigset: number | null = null;
+  /** vcpu->halt_poll_ns: the current halt-polling window (grown and shrunk by kvm_vcpu_halt). */
+  haltPollNs = 0;
 
   constructor(
     readonly kvm: Kvm,

@@ -73,5 +73,4 @@ test("a host write to an irqfd interrupts a halted guest through the PIC", () =>
   g.vcpu.run();
   assert.equal(g.vcpu.kvmRun.exitReason, K.KVM_EXIT_IO);
   assert.equal(g.vcpu.kvmRun.ioPort, 0x11);
-  assert.equal(g.vcpu.stat.halt_wakeup >= 1, true);
 });
