@@ -31,12 +31,35 @@ export const env = new FpEnv();
 
 let viewOf: Int32Array | null = null;
 let views: SimdRegs | null = null;
+let viewF64: Float64Array | null = null;
+let viewF32: Float32Array | null = null;
+
+function rebuildViews(x: Int32Array): void {
+  viewOf = x;
+  views = new SimdRegs(x);
+  viewF64 = new Float64Array(x.buffer, x.byteOffset, x.length >> 1);
+  viewF32 = new Float32Array(x.buffer, x.byteOffset, x.length);
+}
 
 /** Typed lane views over the CPU's XMM file (rebuilt only when another CPU's file is used). */
 export function simd(c: X86Cpu): SimdRegs {
   const x = c.state.xmm;
-  if (x !== viewOf) { viewOf = x; views = new SimdRegs(x); }
+  if (x !== viewOf) rebuildViews(x);
   return views!;
+}
+
+/** The XMM file as float64 lanes (register n at [2n, 2n+2)). */
+export function xmmF64(c: X86Cpu): Float64Array {
+  const x = c.state.xmm;
+  if (x !== viewOf) rebuildViews(x);
+  return viewF64!;
+}
+
+/** The XMM file as float32 lanes (register n at [4n, 4n+4)). */
+export function xmmF32(c: X86Cpu): Float32Array {
+  const x = c.state.xmm;
+  if (x !== viewOf) rebuildViews(x);
+  return viewF32!;
 }
 
 /**

@@ -9,7 +9,7 @@ import type { X86Cpu } from "../cpu.js";
 import type { Handler } from "../decode.js";
 import { Packed } from "../fp/softfloat.js";
 import {
-  SSE_CMP, SSE_ROUND, f32Op, f64Op, packedF32Op, packedF64Op, sseFinish, f32Compare, f64Compare, f32ToF64, f64ToF32,
+  SSE_ADD, SSE_SUB, SSE_MUL, SSE_DIV, SSE_SQRT, SSE_CMP, SSE_ROUND, f32Op, f64Op, packedF32Op, packedF64Op, sseFinish, f32Compare, f64Compare, f32ToF64, f64ToF32,
   intToF32, intToF64, f32ToInt, f64ToInt,
 } from "../fp/sse_float.js";
 import { cvtdq2ps, cvtps2dq, cvtdq2pd, cvtpd2dq, cvtps2pd, cvtpd2ps, hopps, hoppd, addsubps, addsubpd, dpps, dppd } from "../fp/sse_packed.js";
@@ -20,6 +20,7 @@ import { setArith } from "../flags.js";
 import { rdE } from "./operand.js";
 import {
   XS, XS2, simd, sseCheck, mmxCheck, fpBegin, fpEnd, srcX, pfx, regX, invalid, loadMem, mmToSlot, mmWrite, mmxEnter,
+  xmmF64, xmmF32,
 } from "./sse.js";
 import { wr32 } from "../mmu.js";
 import { memLa } from "./sse.js";
@@ -27,28 +28,118 @@ import { memLa } from "./sse.js";
 const res = new Packed();
 const T = new Int32Array(4);
 
+// ---- host-arithmetic fast path ----
+// With round-to-nearest and PE already raised and masked (MXCSR & 0x7020 === 0x1020), an ADD,
+// SUB, MUL, DIV or SQRT of normal operands whose result is a normal number above the smallest
+// binade raises nothing new: no IE/DE/ZE (normal operands), no OE/UE (normal result, so tininess
+// cannot depend on when it is detected), and PE is already set. The host's IEEE binary64
+// arithmetic then gives the very bits softfloat would; for binary32, the double result rounded
+// once more to single is correctly rounded for these five operations (Figueroa, "When is double
+// rounding innocuous?", 1995). Anything else takes the exact path.
+const FAST_MXCSR_MASK = 0x7020, FAST_MXCSR = 0x1020;
+const R64 = new Float64Array(2);
+const R64W = new Int32Array(R64.buffer);
+const R32 = new Float32Array(4);
+const R32W = new Int32Array(R32.buffer);
+
+function isFastOp(op: number): boolean {
+  // MIN/MAX (4, 5) keep the exact path: their operand-return rules are not IEEE's.
+  return op <= SSE_DIV || op === SSE_SQRT;
+}
+
+function host(op: number, a: number, b: number): number {
+  switch (op) {
+    case SSE_ADD: return a + b;
+    case SSE_SUB: return a - b;
+    case SSE_MUL: return a * b;
+    case SSE_DIV: return a / b;
+    default: return Math.sqrt(b);
+  }
+}
+
+/** Lane classes for the fast path: zero, normal, anything else (denormal, infinity, NaN). */
+const ZERO = 0, NORMAL = 1, OTHER = 2;
+function cls64(hi: number, lo: number): number {
+  const e = (hi >>> 20) & 0x7ff;
+  if (e === 0) return (hi & 0xfffff) === 0 && lo === 0 ? ZERO : OTHER;
+  return e === 0x7ff ? OTHER : NORMAL;
+}
+function cls32(w: number): number {
+  const e = (w >>> 23) & 0xff;
+  if (e === 0) return (w & 0x7fffff) === 0 ? ZERO : OTHER;
+  return e === 0xff ? OTHER : NORMAL;
+}
+
+/**
+ * Whether operands of classes ca (first) and cb (second, sign sb) raise nothing for `op`, and a
+ * result of class cr (exponent field er) is exact-path equivalent: a normal result must lie above
+ * the smallest binade (so UE cannot depend on when tininess is detected); a zero result is only
+ * taken where it is exact (cancellation, or a zero operand), never from underflow.
+ */
+function fastLane(op: number, ca: number, cb: number, sb: number, cr: number, er: number, emax: number): boolean {
+  if (cb === OTHER) return false;
+  if (op === SSE_SQRT) {
+    if (cb === NORMAL && sb) return false;
+  } else {
+    if (ca === OTHER) return false;
+    if (op === SSE_DIV && cb === ZERO) return false;
+  }
+  if (cr === NORMAL) return er >= 2 && er < emax;
+  if (cr !== ZERO) return false;
+  if (op === SSE_ADD || op === SSE_SUB) return true;
+  if (op === SSE_SQRT) return cb === ZERO;
+  return ca === ZERO || (op === SSE_MUL && cb === ZERO);
+}
+
+/** Fast path of fpArith; true when it delivered the result. */
+function fastArith(c: X86Cpu, op: number, p: number, d: number, s: number): boolean {
+  const x = c.state.xmm;
+  if (p === 3 || p === 1) {
+    const n = p === 3 ? 1 : 2, f = xmmF64(c);
+    for (let i = 0; i < n; i++) {
+      const ao = d * 4 + 2 * i, bo = s * 4 + 2 * i;
+      R64[i] = host(op, f[d * 2 + i]!, f[s * 2 + i]!);
+      const rh = R64W[2 * i + 1]!, bh = x[bo + 1]!;
+      if (!fastLane(op, cls64(x[ao + 1]!, x[ao]!), cls64(bh, x[bo]!), bh >>> 31, cls64(rh, R64W[2 * i]!), (rh >>> 20) & 0x7ff, 0x7ff)) return false;
+    }
+    for (let i = 0; i < n; i++) f[d * 2 + i] = R64[i]!;
+    return true;
+  }
+  const n = p === 2 ? 1 : 4, f = xmmF32(c);
+  for (let i = 0; i < n; i++) {
+    R32[i] = host(op, f[d * 4 + i]!, f[s * 4 + i]!);
+    const r = R32W[i]!, b = x[s * 4 + i]!;
+    if (!fastLane(op, cls32(x[d * 4 + i]!), cls32(b), b >>> 31, cls32(r), (r >>> 23) & 0xff, 0xff)) return false;
+  }
+  for (let i = 0; i < n; i++) f[d * 4 + i] = R32[i]!;
+  return true;
+}
+
 /**
  * 0F 51, 58, 59, 5C-5F, C2 and 66 0F 3A 08-0B: `op` (SSE_*) as PS (no prefix), PD (66),
  * SS (F3) or SD (F2). For the ROUND opcodes `round` gives the form (0 PS, 1 PD, 2 SS, 3 SD)
  * instead of the prefix, which is 66 for all of them.
  */
 export function fpArith(op: number, round = -1): Handler {
+  const fast = round < 0 && isFastOp(op);
   return (c: X86Cpu): void => {
     let p = pfx(c);
     if (round >= 0) { if (p !== 1) invalid(c); p = round; }
     sseCheck(c);
     const d = regX(c), x = c.state.xmm, imm = c.w3 & 0xff;
+    const s = srcX(c, p === 2 ? 4 : p === 3 ? 8 : 16);
+    if (fast && (c.state.mxcsr & FAST_MXCSR_MASK) === FAST_MXCSR && fastArith(c, op, p, d, s)) return;
     switch (p) {
-      case 0: { const s = srcX(c, 16); packedF32Op(fpBegin(c), op, x, d, s, imm); break; }
-      case 1: { const s = srcX(c, 16); packedF64Op(fpBegin(c), op, x, d, s, imm); break; }
+      case 0: packedF32Op(fpBegin(c), op, x, d, s, imm); break;
+      case 1: packedF64Op(fpBegin(c), op, x, d, s, imm); break;
       case 2: {
-        const s = srcX(c, 4), e = fpBegin(c);
+        const e = fpBegin(c);
         const v = f32Op(e, op, x[d * 4]!, x[s * 4]!, imm);
         if (sseFinish(e)) x[d * 4] = v;
         break;
       }
       default: {
-        const s = srcX(c, 8), e = fpBegin(c);
+        const e = fpBegin(c);
         f64Op(e, op, res, x[d * 4]!, x[d * 4 + 1]!, x[s * 4]!, x[s * 4 + 1]!, imm);
         if (sseFinish(e)) { x[d * 4] = res.lo; x[d * 4 + 1] = res.hi; }
       }
