@@ -99,7 +99,7 @@ export function rdtsc(c: X86Cpu, rdtscp: boolean): void {
   const v = c.vmx;
   if (v !== null) {
     const n = hookBegin(c); v.rdtsc(c.ilen, rdtscp); c.state.rip = n;
-    t += v.tscOffsetHi() * 4294967296 + (v.tscOffsetLo() >>> 0);
+    t = v.guestTsc ? v.guestTsc(t) : t + v.tscOffsetHi() * 4294967296 + (v.tscOffsetLo() >>> 0);
   }
   const lo = t % 4294967296;
   c.setReg(2, 0, lo | 0, 0);
@@ -113,6 +113,14 @@ export function rdmsr(c: X86Cpu): void {
   const msr = c.state.gpr[2] >>> 0;
   const v = c.vmx;
   if (v !== null) { const n = hookBegin(c); v.rdmsr(msr, c.ilen); c.state.rip = n; }
+  if (v !== null && msr === 0x10 && v.guestTsc) {
+    // RDMSR IA32_TSC without an exit returns the guest's TSC, like RDTSC (SDM 26.3).
+    const t = v.guestTsc(c.tsc());
+    const lo = t % 4294967296;
+    c.setReg(2, 0, lo | 0, 0);
+    c.setReg(2, 2, ((t - lo) / 4294967296) | 0, 0);
+    return;
+  }
   if (!c.readMsr(msr, tmp)) c.raise(GP_VECTOR, 0);
   c.setReg(2, 0, tmp[0], 0);
   c.setReg(2, 2, tmp[1], 0);

@@ -38,6 +38,8 @@ export interface VmxNonRoot {
   rdtsc(insnLen: number, rdtscp: boolean): void;
   tscOffsetLo(): number;
   tscOffsetHi(): number;
+  /** The guest's view of the TSC (offset and, with TSC scaling, the multiplier applied); absent = host TSC + offset. */
+  guestTsc?(hostTsc: number): number;
   rdmsr(msr: number, insnLen: number): void;
   wrmsr(msr: number, insnLen: number): void;
   mwait(insnLen: number): void;

@@ -13,6 +13,7 @@ import { physByteOrOnes } from "./vmcs.js";
 import type { Ept } from "./ept.js";
 import { INTR_BLOCKING_STI, INTR_BLOCKING_MOV_SS, INTR_BLOCKING_NMI } from "../state.js";
 import { EPT_FAULT_MISCONFIG } from "./ept.js";
+import { tscScale } from "./tsc_scaling.js";
 import {
   PIN_BASED_VM_EXEC_CONTROL, CPU_BASED_VM_EXEC_CONTROL, EXCEPTION_BITMAP, PAGE_FAULT_ERROR_CODE_MASK,
   PAGE_FAULT_ERROR_CODE_MATCH, CR3_TARGET_COUNT, CR3_TARGET_VALUE0, CR0_GUEST_HOST_MASK, CR4_GUEST_HOST_MASK,
@@ -26,7 +27,7 @@ import {
   CPU_BASED_MONITOR_TRAP_FLAG, CPU_BASED_USE_MSR_BITMAPS, CPU_BASED_MONITOR_EXITING, CPU_BASED_PAUSE_EXITING,
   SECONDARY_EXEC_ENABLE_EPT, SECONDARY_EXEC_DESC, SECONDARY_EXEC_ENABLE_RDTSCP, SECONDARY_EXEC_WBINVD_EXITING,
   SECONDARY_EXEC_UNRESTRICTED_GUEST, SECONDARY_EXEC_RDRAND_EXITING, SECONDARY_EXEC_ENABLE_INVPCID,
-  SECONDARY_EXEC_RDSEED_EXITING,
+  SECONDARY_EXEC_RDSEED_EXITING, SECONDARY_EXEC_TSC_SCALING, TSC_MULTIPLIER,
   INTR_INFO_VALID_MASK, INTR_INFO_DELIVER_CODE_MASK, INTR_TYPE_HARD_EXCEPTION, INTR_TYPE_SOFT_EXCEPTION,
   INTR_TYPE_PRIV_SW_EXCEPTION,
   CR_ACCESS_TYPE_SHIFT, CR_ACCESS_TYPE_MOV_FROM_CR, CR_ACCESS_TYPE_CLTS, CR_ACCESS_TYPE_LMSW, CR_ACCESS_LMSW_MEM,
@@ -72,6 +73,9 @@ export class NonRoot implements VmxNonRoot {
   private msrBitmap = 0;
   private tscLo = 0;
   private tscHi = 0;
+  private tscScaling = false;
+  private tscMulLo = 0;
+  private tscMulHi = 0;
   eptEnabled = false;
   unrestrictedGuest = false;
   /** "monitor trap flag" is set: the entry loop runs one instruction at a time. */
@@ -129,6 +133,9 @@ export class NonRoot implements VmxNonRoot {
     const tsc = (this.proc & CPU_BASED_USE_TSC_OFFSETTING) !== 0;
     this.tscLo = tsc ? v.r32(TSC_OFFSET) | 0 : 0;
     this.tscHi = tsc ? v.rHi(TSC_OFFSET) | 0 : 0;
+    this.tscScaling = tsc && (this.proc2 & SECONDARY_EXEC_TSC_SCALING) !== 0;
+    this.tscMulLo = this.tscScaling ? v.r32(TSC_MULTIPLIER) | 0 : 0;
+    this.tscMulHi = this.tscScaling ? v.rHi(TSC_MULTIPLIER) | 0 : 0;
     this.eptEnabled = (this.proc2 & SECONDARY_EXEC_ENABLE_EPT) !== 0;
     this.unrestrictedGuest = (this.proc2 & SECONDARY_EXEC_UNRESTRICTED_GUEST) !== 0;
     this.mtf = (this.proc & CPU_BASED_MONITOR_TRAP_FLAG) !== 0;
@@ -219,6 +226,12 @@ export class NonRoot implements VmxNonRoot {
 
   tscOffsetLo(): number { return this.tscLo; }
   tscOffsetHi(): number { return this.tscHi; }
+
+  /** The TSC the guest reads (RDTSC, RDTSCP, RDMSR IA32_TSC): scaled when TSC scaling is on, plus the offset (SDM 26.3). */
+  guestTsc(hostTsc: number): number {
+    const t = this.tscScaling ? tscScale(hostTsc, this.tscMulLo, this.tscMulHi) : hostTsc;
+    return t + this.tscHi * 4294967296 + (this.tscLo >>> 0);
+  }
 
   /** MSR bitmaps (SDM 25.6.9): read-low 0x000, read-high 0x400, write-low 0x800, write-high 0xc00. */
   private msrExits(msr: number, write: boolean): boolean {
