@@ -10,14 +10,24 @@
  * XS and their source in XS2 (17), operate there and write back the low quadword.
  */
 import type { X86Cpu } from "../cpu.js";
-import { GP_VECTOR, MF_VECTOR, NM_VECTOR, UD_VECTOR, XM_VECTOR } from "../fault.js";
-import { rd16, rd32, rd64, wr32, wr64, xlateFill } from "../mmu.js";
-import { WALK_W } from "../paging.js";
-import { eaLin } from "./operand.js";
-import { FpEnv } from "../fp/softfloat.js";
-import { setMxcsr, sseResultDelivered } from "../fp/sse_float.js";
-import { SimdRegs } from "../fp/simd_int.js";
-import { SW_ES } from "../fp/x87_state.js";
+import * as _fault from "../fault.js";
+import * as _mmu from "../mmu.js";
+import * as _paging from "../paging.js";
+import * as _operand from "./operand.js";
+import * as _softfloat from "../fp/softfloat.js";
+import * as _sse_float from "../fp/sse_float.js";
+import * as _simd_int from "../fp/simd_int.js";
+import * as _x87_state from "../fp/x87_state.js";
+// Module-local copies of the imported bindings: a loader that compiles imports to property
+// reads (CommonJS interop) would otherwise pay a getter call per use on the hot paths.
+const { GP_VECTOR, MF_VECTOR, NM_VECTOR, UD_VECTOR, XM_VECTOR } = _fault;
+const { rd16, rd32, rd64, wr32, wr64, xlateFill } = _mmu;
+const { WALK_W } = _paging;
+const { eaLin } = _operand;
+const { FpEnv } = _softfloat;
+const { setMxcsr, sseResultDelivered } = _sse_float;
+const { SimdRegs } = _simd_int;
+const { SW_ES } = _x87_state;
 
 /** Scratch XMM slots (X86State.xmm after XMM15). */
 export const XS = 16;
@@ -30,7 +40,7 @@ const CR4_OSFXSR = 1 << 9, CR4_OSXMMEXCPT = 1 << 10;
 export const env = new FpEnv();
 
 let viewOf: Int32Array | null = null;
-let views: SimdRegs | null = null;
+let views: _simd_int.SimdRegs | null = null;
 let viewF64: Float64Array | null = null;
 let viewF32: Float32Array | null = null;
 
@@ -42,7 +52,7 @@ function rebuildViews(x: Int32Array): void {
 }
 
 /** Typed lane views over the CPU's XMM file (rebuilt only when another CPU's file is used). */
-export function simd(c: X86Cpu): SimdRegs {
+export function simd(c: X86Cpu): _simd_int.SimdRegs {
   const x = c.state.xmm;
   if (x !== viewOf) rebuildViews(x);
   return views!;
@@ -81,7 +91,7 @@ export function mmxCheck(c: X86Cpu): void {
 }
 
 /** Start of an SSE floating-point operation: environment from MXCSR. */
-export function fpBegin(c: X86Cpu): FpEnv {
+export function fpBegin(c: X86Cpu): _softfloat.FpEnv {
   setMxcsr(env, c.state.mxcsr);
   return env;
 }

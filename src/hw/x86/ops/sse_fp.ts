@@ -7,23 +7,28 @@
  */
 import type { X86Cpu } from "../cpu.js";
 import type { Handler } from "../decode.js";
-import { Packed } from "../fp/softfloat.js";
-import {
-  SSE_ADD, SSE_SUB, SSE_MUL, SSE_DIV, SSE_SQRT, SSE_CMP, SSE_ROUND, f32Op, f64Op, packedF32Op, packedF64Op, sseFinish, f32Compare, f64Compare, f32ToF64, f64ToF32,
-  intToF32, intToF64, f32ToInt, f64ToInt,
-} from "../fp/sse_float.js";
-import { cvtdq2ps, cvtps2dq, cvtdq2pd, cvtpd2dq, cvtps2pd, cvtpd2ps, hopps, hoppd, addsubps, addsubpd, dpps, dppd } from "../fp/sse_packed.js";
-import { eflagsCompare } from "../fp/f80.js";
-import { plogic, punpck, blendImm } from "../fp/simd_int.js";
-import { rcpF32, rsqrtF32 } from "../fp/sse_approx.js";
-import { setArith } from "../flags.js";
-import { rdE } from "./operand.js";
-import {
-  XS, XS2, simd, sseCheck, mmxCheck, fpBegin, fpEnd, srcX, pfx, regX, invalid, loadMem, mmToSlot, mmWrite, mmxEnter,
-  xmmF64, xmmF32,
-} from "./sse.js";
-import { wr32 } from "../mmu.js";
-import { memLa } from "./sse.js";
+import * as _softfloat from "../fp/softfloat.js";
+import * as _sse_float from "../fp/sse_float.js";
+import * as _sse_packed from "../fp/sse_packed.js";
+import * as _f80 from "../fp/f80.js";
+import * as _simd_int from "../fp/simd_int.js";
+import * as _sse_approx from "../fp/sse_approx.js";
+import * as _flags from "../flags.js";
+import * as _operand from "./operand.js";
+import * as _sse from "./sse.js";
+import * as _mmu from "../mmu.js";
+// Module-local copies of the imported bindings: a loader that compiles imports to property
+// reads (CommonJS interop) would otherwise pay a getter call per use on the hot paths.
+const { Packed } = _softfloat;
+const { SSE_ADD, SSE_SUB, SSE_MUL, SSE_DIV, SSE_SQRT, SSE_CMP, SSE_ROUND, f32Op, f64Op, packedF32Op, packedF64Op, sseFinish, f32Compare, f64Compare, f32ToF64, f64ToF32, intToF32, intToF64, f32ToInt, f64ToInt } = _sse_float;
+const { cvtdq2ps, cvtps2dq, cvtdq2pd, cvtpd2dq, cvtps2pd, cvtpd2ps, hopps, hoppd, addsubps, addsubpd, dpps, dppd } = _sse_packed;
+const { eflagsCompare } = _f80;
+const { plogic, punpck, blendImm } = _simd_int;
+const { rcpF32, rsqrtF32 } = _sse_approx;
+const { setArith } = _flags;
+const { rdE } = _operand;
+const { XS, XS2, simd, sseCheck, mmxCheck, fpBegin, fpEnd, srcX, pfx, regX, invalid, loadMem, mmToSlot, mmWrite, mmxEnter, xmmF64, xmmF32, memLa } = _sse;
+const { wr32 } = _mmu;
 
 const res = new Packed();
 const T = new Int32Array(4);

@@ -13,16 +13,16 @@
  */
 import type { X86Cpu } from "../cpu.js";
 import type { Handler } from "../decode.js";
-import {
-  SimdRegs, padd, paddSat, pmulw, pmulhrsw, pmulld, pmuldq, pmaddwd, pmaddubsw, pavg, psadbw, pminmax, pabs, psign,
-  pcmp, plogic, LOGIC_AND, LOGIC_ANDN, LOGIC_OR, LOGIC_XOR, pack, punpck, pshufb, phaddsub, pshift, pshiftBytes,
-  shiftCountFromReg, SHIFT_LL, SHIFT_RL, SHIFT_RA, pshufd, pshufw, palignr, pblendw, blendv, pmovx, phminposuw,
-  mpsadbw, ptest, pmovmskb,
-} from "../fp/simd_int.js";
-import { setArith } from "../flags.js";
-import { XS, XS2, simd, sseCheck, mmxCheck, srcX, pfx, regX, invalid, mmToSlot, mmWrite, mmSrc, loadMem, mmxEnter } from "./sse.js";
+import * as _simd_int from "../fp/simd_int.js";
+import * as _flags from "../flags.js";
+import * as _sse from "./sse.js";
+// Module-local copies of the imported bindings: a loader that compiles imports to property
+// reads (CommonJS interop) would otherwise pay a getter call per use on the hot paths.
+const { padd, paddSat, pmulw, pmulhrsw, pmulld, pmuldq, pmaddwd, pmaddubsw, pavg, psadbw, pminmax, pabs, psign, pcmp, plogic, LOGIC_AND, LOGIC_ANDN, LOGIC_OR, LOGIC_XOR, pack, punpck, pshufb, phaddsub, pshift, pshiftBytes, shiftCountFromReg, SHIFT_LL, SHIFT_RL, SHIFT_RA, pshufd, pshufw, palignr, pblendw, blendv, pmovx, phminposuw, mpsadbw, ptest, pmovmskb } = _simd_int;
+const { setArith } = _flags;
+const { XS, XS2, simd, sseCheck, mmxCheck, srcX, pfx, regX, invalid, mmToSlot, mmWrite, mmSrc, loadMem, mmxEnter } = _sse;
 
-export type IntOp = (r: SimdRegs, d: number, s: number) => void;
+export type IntOp = (r: _simd_int.SimdRegs, d: number, s: number) => void;
 
 export const MM_NONE = 0;
 export const MM_LANE = 1;
@@ -63,7 +63,7 @@ export function intBinary(xop: IntOp, mop: IntOp | null, mode: number): Handler 
       xop(simd(c), regX(c), s);
       return;
     }
-    if (p !== 0 || mop === null || mode === MM_NONE) invalid(c);
+    if (p !== 0 || mop === null || mode === MM_NONE) return invalid(c);
     mmBinary(c, mop, mode);
   };
 }

@@ -6,15 +6,20 @@
  */
 import type { X86Cpu } from "../cpu.js";
 import type { Handler } from "../decode.js";
-import { rd8, wr8, wr16, wr32, linAddr, wrL, xlateFill } from "../mmu.js";
-import { WALK_W } from "../paging.js";
-import { rdE, wrE } from "./operand.js";
-import { pcmpstr, strResult, pinsr, pextr } from "../fp/simd_int.js";
-import { setArith } from "../flags.js";
-import {
-  XS, XS2, simd, sseCheck, mmxCheck, srcX, storeMem, loadMem, memLa, pfx, regX, invalid, mmToSlot, mmWrite, mmSrc,
-  mmxEnter,
-} from "./sse.js";
+import * as _mmu from "../mmu.js";
+import * as _paging from "../paging.js";
+import * as _operand from "./operand.js";
+import * as _simd_int from "../fp/simd_int.js";
+import * as _flags from "../flags.js";
+import * as _sse from "./sse.js";
+// Module-local copies of the imported bindings: a loader that compiles imports to property
+// reads (CommonJS interop) would otherwise pay a getter call per use on the hot paths.
+const { rd8, wr8, wr16, wr32, linAddr, wrL, xlateFill } = _mmu;
+const { WALK_W } = _paging;
+const { rdE, wrE } = _operand;
+const { pcmpstr, strResult, pinsr, pextr } = _simd_int;
+const { setArith } = _flags;
+const { XS, XS2, simd, sseCheck, mmxCheck, srcX, storeMem, loadMem, memLa, pfx, regX, invalid, mmToSlot, mmWrite, mmSrc, mmxEnter } = _sse;
 
 function copyX(x: Int32Array, d: number, s: number): void {
   const a = d * 4, b = s * 4;
