@@ -64,6 +64,8 @@ export interface InitState {
   hash?: [number, number];
   /** Wall-clock guard for the real KVM (seconds). */
   timeoutSec?: number;
+  /** KVM_SET_GUEST_DEBUG before the first KVM_RUN: control flags, DR0-DR3 and DR7; debug exits then continue the run. */
+  guestDebug?: { control: number; debugreg?: [number, number, number, number]; dr7?: number };
 }
 
 export interface ExitRecord {
@@ -73,6 +75,7 @@ export interface ExitRecord {
   io?: { dir: "in" | "out"; size: number; port: number; count: number; data: string };
   mmio?: { addr: bigint; len: number; write: number; data: string };
   internal?: { suberror: number; data: bigint[] };
+  debug?: { exception: number; pc: bigint; dr6: bigint; dr7: bigint };
   regs: Regs;
   sregs: { cr0: bigint; cr2: bigint; cr3: bigint; cr4: bigint; efer: bigint; cs: number; ss: number; ds: number; es: number; fs: number; gs: number };
   /** FNV-1a (32-bit, hex) of the hash range at this exit. */
@@ -178,6 +181,12 @@ export function runnerArgs(init: InitState, imagePath: string): string[] {
   if (init.exitMmio !== undefined) args.push("--exit-mmio", hex(init.exitMmio));
   const [hb, hl] = init.hash ?? [0, 0];
   args.push("--hash", `${hex(hb)}:${hex(hl)}`);
+  const dbg = init.guestDebug;
+  if (dbg) {
+    args.push("--guest-debug", hex(dbg.control));
+    (dbg.debugreg ?? [0, 0, 0, 0]).forEach((v, i) => args.push("--debugreg", `${i}:${hex(v)}`));
+    args.push("--debugreg", `7:${hex(dbg.dr7 ?? 0)}`);
+  }
   args.push("--timeout", String(init.timeoutSec ?? 20), imagePath);
   return args;
 }
@@ -209,6 +218,7 @@ export function parseRunnerOutput(out: string): RunResult {
     if (j.io) rec.io = j.io;
     if (j.mmio) rec.mmio = { ...j.mmio, addr: big(j.mmio.addr) };
     if (j.internal) rec.internal = { suberror: j.internal.suberror, data: j.internal.data.map(big) };
+    if (j.debug) rec.debug = { exception: j.debug.exception, pc: big(j.debug.pc), dr6: big(j.debug.dr6), dr7: big(j.debug.dr7) };
     exits.push(rec);
   }
   return { exits, stop, serial };

@@ -9,7 +9,7 @@
  */
 import { createHost } from "../../src/host/process.js";
 import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../src/uapi/mman.js";
-import { KVM_EXIT_HLT, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_INTR, KVM_EXIT_IO, KVM_EXIT_IO_OUT, KVM_EXIT_MMIO, KVM_EXIT_NAMES, KVM_EXIT_SHUTDOWN } from "../../src/uapi/kvm.js";
+import { KVM_EXIT_DEBUG, KVM_EXIT_HLT, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_INTR, KVM_EXIT_IO, KVM_EXIT_IO_OUT, KVM_EXIT_MMIO, KVM_EXIT_NAMES, KVM_EXIT_SHUTDOWN } from "../../src/uapi/kvm.js";
 import type { KvmSegment, KvmSregs } from "../../src/uapi/kvm_structs.js";
 import { KvmRun } from "../../src/uapi/kvm_run.js";
 import type { KvmCpuid2, KvmRegs } from "../../src/uapi/kvm_structs.js";
@@ -28,6 +28,7 @@ interface TskvmVcpu {
   getSregs(): KvmSregs;
   setSregs(s: KvmSregs): void;
   setCpuid2(c: KvmCpuid2): void;
+  setGuestDebug(d: { control: number; debugreg: bigint[] }): void;
 }
 interface TskvmModule {
   openKvm(proc?: HostProcess): {
@@ -106,6 +107,11 @@ export async function runTskvm(image: Uint8Array, init: InitState, opts: TskvmRu
   for (const n of SEG_NAMES) next[n] = toKvmSeg(sregs.segs[n]);
   vcpu.setSregs(next);
   vcpu.setRegs({ ...regs });
+  const dbg = init.guestDebug;
+  if (dbg) {
+    const [d0, d1, d2, d3] = dbg.debugreg ?? [0, 0, 0, 0];
+    vcpu.setGuestDebug({ control: dbg.control, debugreg: [d0, d1, d2, d3, 0, 0, 0, dbg.dr7 ?? 0].map(BigInt) });
+  }
 
   const [hashBase, hashLen] = init.hash ?? [0, 0];
   const exits: ExitRecord[] = [];
@@ -146,13 +152,15 @@ export async function runTskvm(image: Uint8Array, init: InitState, opts: TskvmRu
       if (write && init.exitMmio !== undefined && run.mmioPhysAddrBig === BigInt(init.exitMmio)) { end = true; stop = "exit-mmio"; }
     } else if (reason === KVM_EXIT_INTERNAL_ERROR) {
       rec.internal = { suberror: run.internalSuberror, data: [] };
+    } else if (reason === KVM_EXIT_DEBUG) {
+      rec.debug = { exception: run.debugException, pc: run.debugPcBig, dr6: BigInt(run.debugDr6), dr7: BigInt(run.debugDr7) };
     }
     rec.mem = fnv1a(hashLen ? mm.copyFromUser(hva + hashBase, hashLen) : new Uint8Array(0));
     exits.push(rec);
     if (reason === KVM_EXIT_HLT) { stop = "hlt"; break; }
     if (reason === KVM_EXIT_SHUTDOWN) { stop = "shutdown"; break; }
     if (end) break;
-    if (reason !== KVM_EXIT_IO && reason !== KVM_EXIT_MMIO && reason !== KVM_EXIT_INTR) { stop = "unhandled"; break; }
+    if (reason !== KVM_EXIT_IO && reason !== KVM_EXIT_MMIO && reason !== KVM_EXIT_INTR && !(reason === KVM_EXIT_DEBUG && dbg)) { stop = "unhandled"; break; }
     if (opts.zapEveryExit) {
       vm.setUserMemoryRegion({ ...slot, memory_size: 0n });
       vm.setUserMemoryRegion(slot);

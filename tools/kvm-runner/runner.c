@@ -47,6 +47,9 @@ struct opts {
 	struct kvm_dtable gdt, idt;
 	struct { const char *name; struct kvm_segment seg; } segs[8];
 	int nsegs;
+	/* KVM_SET_GUEST_DEBUG: control flags and debugreg[0..3], debugreg[7]. */
+	int has_guest_debug;
+	struct kvm_guest_debug guest_debug;
 };
 
 static volatile sig_atomic_t timed_out;
@@ -199,6 +202,14 @@ static void parse_args(struct opts *o, int argc, char **argv)
 			NEEDV(); pair(v, &o->dump_base, &o->dump_len);
 		} else if (!strcmp(a, "--quiet")) {
 			o->quiet = 1;
+		} else if (!strcmp(a, "--guest-debug")) {
+			NEEDV(); o->guest_debug.control = (uint32_t)num(v); o->has_guest_debug = 1;
+		} else if (!strcmp(a, "--debugreg")) {
+			uint64_t dr, val;
+			NEEDV(); pair(v, &dr, &val);
+			if (dr > 7 || (dr > 3 && dr < 7))
+				die_usage("--debugreg I:VALUE takes I in 0-3 or 7", v);
+			o->guest_debug.arch.debugreg[dr] = val;
 		} else if (!strcmp(a, "--cr0")) {
 			NEEDV(); o->cr0 = num(v); o->has_cr0 = 1;
 		} else if (!strcmp(a, "--cr3")) {
@@ -477,6 +488,11 @@ int main(int argc, char **argv)
 		return RC_SETUP;
 	}
 
+	if (o.has_guest_debug && ioctl(vcpu, KVM_SET_GUEST_DEBUG, &o.guest_debug) < 0) {
+		printf("{\"error\":\"KVM_SET_GUEST_DEBUG: %s\"}\n", strerror(errno));
+		return RC_SETUP;
+	}
+
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_alarm; /* no SA_RESTART: KVM_RUN returns EINTR */
@@ -552,6 +568,11 @@ int main(int argc, char **argv)
 				 k->ex.exception, k->ex.error_code);
 		} else if (reason == KVM_EXIT_SYSTEM_EVENT) {
 			snprintf(detail, sizeof detail, ",\"system_event\":%u", k->system_event.type);
+		} else if (reason == KVM_EXIT_DEBUG) {
+			snprintf(detail, sizeof detail,
+				 ",\"debug\":{\"exception\":%u,\"pc\":\"0x%llx\",\"dr6\":\"0x%llx\",\"dr7\":\"0x%llx\"}",
+				 k->debug.arch.exception, (unsigned long long)k->debug.arch.pc,
+				 (unsigned long long)k->debug.arch.dr6, (unsigned long long)k->debug.arch.dr7);
 		}
 		if (!o.quiet || (reason != KVM_EXIT_IO && reason != KVM_EXIT_MMIO) || is_exit_port || timed_out) {
 			printf("{\"n\":%u,\"exit\":\"%s\",\"reason\":%u%s,\"regs\":{", n, exit_name(reason), reason, detail);
@@ -571,7 +592,9 @@ int main(int argc, char **argv)
 		if (reason == KVM_EXIT_HLT) { stop = "hlt"; break; }
 		if (reason == KVM_EXIT_SHUTDOWN) { stop = "shutdown"; break; }
 		if (is_exit_port) { stop = reason == KVM_EXIT_MMIO ? "exit-mmio" : "exit-port"; break; }
-		if (reason != KVM_EXIT_IO && reason != KVM_EXIT_MMIO && reason != KVM_EXIT_INTR) {
+		/* With --guest-debug, debug exits are recorded and the guest continues. */
+		if (reason != KVM_EXIT_IO && reason != KVM_EXIT_MMIO && reason != KVM_EXIT_INTR &&
+		    !(reason == KVM_EXIT_DEBUG && o.has_guest_debug)) {
 			stop = "unhandled";
 			break;
 		}

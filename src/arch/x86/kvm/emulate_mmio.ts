@@ -549,7 +549,7 @@ function commitInsn(vcpu: X86Vcpu, cpu: X86Cpu, op: number, repLeft: number): Ex
   kvmRipWrite(vcpu, cs.rip);
   a.ops.setInterruptShadow(vcpu, 0);
   st.rcCount = 0;
-  const tf = (rflags & 0x100) !== 0;
+  const tf = (rflags & 0x100) !== 0 || (a.guestDebug & K.KVM_GUESTDBG_SINGLESTEP) !== 0;
   if (st.wfCount > 0) {
     st.wfCur = 0;
     st.singlestepAfterWrites = tf;

@@ -381,10 +381,19 @@ export function kvmArchCompleteUserspaceIo(vcpu: X86Vcpu): number {
 /** kvm_skip_emulated_instruction(): advance RIP; single-step (guest TF or KVM_GUESTDBG_SINGLESTEP) raises #DB. */
 export function kvmSkipEmulatedInstruction(vcpu: X86Vcpu): ExitResult {
   const a = vcpu.arch;
-  const rflags = a.ops.getRflags(vcpu);
+  const tf = kvmSinglestepPending(vcpu);
   if (!a.ops.skipEmulatedInstruction(vcpu)) return ExitResult.ToUserspace;
-  if ((rflags & 0x100) !== 0) return kvmVcpuDoSinglestep(vcpu);
+  if (tf) return kvmVcpuDoSinglestep(vcpu);
   return ExitResult.Resume;
+}
+
+/**
+ * The raw RFLAGS.TF of the instruction being completed: the guest's own TF, or the one KVM sets
+ * for KVM_GUESTDBG_SINGLESTEP (which get_rflags hides from the guest's view).
+ */
+export function kvmSinglestepPending(vcpu: X86Vcpu): boolean {
+  const a = vcpu.arch;
+  return (a.ops.getRflags(vcpu) & 0x100) !== 0 || (a.guestDebug & K.KVM_GUESTDBG_SINGLESTEP) !== 0;
 }
 
 /** kvm_vcpu_do_singlestep(): the instruction KVM completed was single-stepped. */
@@ -395,7 +404,7 @@ export function kvmVcpuDoSinglestep(vcpu: X86Vcpu): ExitResult {
     run.exitReason = K.KVM_EXIT_DEBUG;
     run.debugException = DB_VECTOR;
     run.debugPc = kvmRipRead(vcpu) + a.ops.getSegmentBase(vcpu, 1);
-    run.debugDr6 = 0xffff0ff0 | 0x4000 | 0x800;
+    run.debugDr6 = (0xffff0ff0 | 0x4000) >>> 0; // DR6_BS | DR6_ACTIVE_LOW, as a u64
     run.debugDr7 = 0;
     return ExitResult.ToUserspace;
   }
