@@ -124,17 +124,24 @@ test("FILD m64 / FBSTP / FBLD round trip 18-digit BCD", () => {
   assert.equal((BigInt(read32(r.mem, 0x3024)) << 32n) | BigInt(read32(r.mem, 0x3020)), v);
 });
 
-test("FNSTENV records FIP/FCS/FOP/FDP/FDS of the last non-control instruction and masks exceptions", () => {
+test("FNSTENV: FIP/FCS of the last non-control instruction; FOP/FDP/FDS only from one with an unmasked exception", () => {
   // 0x1000 FNINIT; 0x1002 FLD dword [0x3000]; 0x1008 FNOP; 0x100a FNSTENV [0x3100]
   const r = machine([...FNINIT, ...m(0xd9, 0, 0x3000), 0xd9, 0xd0, ...m(0xd9, 6, 0x3100)], (g) => write32(g.mem, 0x3000, 0x3f800000));
   const e = (k: number): number => read32(r.mem, 0x3100 + 4 * k);
   assert.equal(e(0) & 0xffff, 0x037f);
   assert.equal(e(2) & 0xffff, 0x3fff, "tag word: ST0 valid, rest empty");
   assert.equal(e(3), 0x1008, "FIP = the FNOP");
-  assert.equal(e(4), (0x1d0 << 16) | 0x08, "FOP D9 D0, FCS 0x08");
-  assert.equal(e(5), 0x3000, "FDP from the FLD");
-  assert.equal(e(6) & 0xffff, 0x10);
+  assert.equal(e(4), 0x08, "FOP not recorded without an exception, FCS 0x08");
+  assert.equal(e(5), 0, "FDP not recorded without an exception");
   assert.equal(r.cpu.state.fpu.cw, 0x037f);
+  // With IE unmasked, FLD of an SNaN leaves an exception pending: FOP D9 05, FDP/FDS recorded.
+  const x = machine([...FNINIT, ...m(0xd9, 5, 0x3004), ...m(0xd9, 0, 0x3000), ...m(0xd9, 6, 0x3100)],
+    (g) => { write32(g.mem, 0x3000, 0x7f800001); write32(g.mem, 0x3004, 0x037e); });
+  const ex = (k: number): number => read32(x.mem, 0x3100 + 4 * k);
+  assert.equal(ex(3), 0x1008);
+  assert.equal(ex(4), (0x105 << 16) | 0x08);
+  assert.equal(ex(5), 0x3000);
+  assert.equal(ex(6) & 0xffff, 0x10);
   const r2 = machine([...FNINIT, ...m(0xd9, 5, 0x3000), ...m(0xd9, 6, 0x3100)], (g) => write32(g.mem, 0x3000, 0x0360));
   assert.equal(r2.cpu.state.fpu.cw, 0x037f);
 });
@@ -196,14 +203,14 @@ test("real-mode 16-bit FNSTENV stores the 14-byte real-mode image", () => {
   const rig = makeRig();
   const { mem, cpu } = rig;
   // FNINIT; FLD1; FNSTENV [0x3100] (16-bit addressing: D9 36 00 31)
-  writeBytes(mem, 0x1000, [...FNINIT, ...FLD1, 0xd9, 0x36, 0x00, 0x31, 0xf4]);
+  writeBytes(mem, 0x10000, [...FNINIT, ...FLD1, 0xd9, 0x36, 0x00, 0x31, 0xf4]);
   const st = cpu.state;
   for (let s = 0; s < 6; s++) { st.segSel[s] = 0; st.segBase[s] = 0; st.segLimit[s] = 0xffff; st.segAr[s] = s === 1 ? 0x9b : 0x93; }
-  st.segSel[1] = 0x100; st.segBase[1] = 0x1000; st.cr0 = 0x60000010; st.rip = 0;
+  st.segSel[1] = 0x1000; st.segBase[1] = 0x10000; st.cr0 = 0x60000010; st.rip = 0;
   cpu.stateChanged();
   cpu.run(100);
   const w = (k: number): number => mem.read8(0x3100 + 2 * k) | (mem.read8(0x3101 + 2 * k) << 8);
   assert.equal(w(0), 0x037f);
-  assert.equal(w(3), 0x1002, "IP as a 20-bit linear address, low 16 bits");
-  assert.equal(w(4), 0x1e8, "FOP beside linear IP bits 19:16");
+  assert.equal(w(3), 0x0002, "IP as a 20-bit linear address (0x10002), low 16 bits");
+  assert.equal(w(4), 0x1000, "linear IP bits 19:16 above FOP (0: no exception)");
 });

@@ -11,8 +11,11 @@
  *     FERR# path of SDM Vol. 1 8.7 / Vol. 3A D.2 ("MS-DOS compatibility"), which signals IRQ 13
  *     through external logic. That external path is not implemented: the CPU records it in
  *     X86State.fpuFerr and goes on as if IGNNE# were asserted. KVM guests always run with NE=1.
- *   - non-control instructions record FIP/FCS/FOP, and FDP/FDS when they have a memory operand
- *     (SDM Vol. 1 8.1.8-8.1.9); control instructions leave them alone.
+ *   - non-control instructions record FIP/FCS; FOP, and FDP/FDS for a memory operand, only when
+ *     the instruction leaves an unmasked exception pending, as current Intel processors do (SDM
+ *     Vol. 1 8.1.9.1 with the fopcode compatibility mode off, and CPUID.(EAX=07H,ECX=0):EBX[6]
+ *     FDP_EXCPTN_ONLY; checked on an Intel Xeon under KVM by guests/fp/x87.c). Control
+ *     instructions leave all of them alone.
  * Unmasked invalid, denormal and zero-divide exceptions leave the destination and the stack
  * unchanged; unmasked overflow/underflow deliver the bias-adjusted result to a register and
  * nothing to memory (SDM Vol. 1 8.5). Undefined encodings raise #UD.
@@ -110,7 +113,10 @@ function recordIp(c: X86Cpu): void {
   f.fip = rip >>> 0;
   f.fipHi = c.m64 ? Math.floor(rip / TWO32) | 0 : 0;
   f.fcs = st.segSel[1];
-  f.fop = ((c.opb & 7) << 8) | (c.mod << 6) | ((c.reg & 7) << 3) | (c.rm & 7);
+}
+
+function recordOp(c: X86Cpu): void {
+  c.state.fpu.fop = ((c.opb & 7) << 8) | (c.mod << 6) | ((c.reg & 7) << 3) | (c.rm & 7);
 }
 
 function recordDp(c: X86Cpu): void {
@@ -875,6 +881,7 @@ export function x87(c: X86Cpu): void {
     if (kind !== K_NOWAIT) x87Pending(c);
     if (kind === K_NORMAL) recordIp(c);
     REG_OPS[idx]!(c, c.rm & 7);
+    if (kind === K_NORMAL && (st.fpu.sw & SW_ES) !== 0) recordOp(c);
     return;
   }
   const idx = (esc << 3) | (c.reg & 7);
@@ -882,6 +889,7 @@ export function x87(c: X86Cpu): void {
   if (kind === K_UD) c.raise(UD_VECTOR, -1);
   if (kind !== K_NOWAIT) x87Pending(c);
   mOff = ea(c);
-  if (kind === K_NORMAL) { recordIp(c); recordDp(c); }
+  if (kind === K_NORMAL) recordIp(c);
   MEM_OPS[idx]!(c);
+  if (kind === K_NORMAL && (st.fpu.sw & SW_ES) !== 0) { recordOp(c); recordDp(c); }
 }
