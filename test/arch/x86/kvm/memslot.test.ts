@@ -16,8 +16,8 @@ const MOVED_GPA = 0x180000;
 const MMIO_VAL = 0xbeefn;
 
 /** A 64-bit guest (CPL 0) running `code` at 0x1000 in slot 0 [0, 64 KiB), with the first 2 MiB identity-mapped by one PDE. */
-function longModeGuest(code: number[]): Guest {
-  const g = realModeGuest({ code: Uint8Array.from(code), slotSize: 0x10000 });
+function longModeGuest(bytes: number[]): Guest {
+  const g = realModeGuest({ code: Uint8Array.from(bytes), slotSize: 0x10000 });
   const le = (v: number): Uint8Array => b(v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >> 24) & 0xff, 0, 0, 0, 0);
   g.poke(0x2000, le(0x3003));
   g.poke(0x3000, le(0x4003));
