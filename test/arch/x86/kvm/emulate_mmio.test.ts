@@ -248,3 +248,41 @@ test("an MMIO access made while delivering an event is not emulated: INTERNAL_ER
   assert.equal(g.run.internalData(1), 48n, "EXIT_REASON_EPT_VIOLATION");
   assert.equal(g.run.internalData(3), 0xfffen);
 });
+
+test("immediate_exit still completes a pending MMIO read (api.rst): the data reaches the register, then EINTR", () => {
+  const g = guest([0x66, 0xa1, 0x00, 0x30]);
+  expectRead(g, 0x3000, 4, [0x78, 0x56, 0x34, 0x12]);
+  g.run.immediateExit = 1;
+  assert.throws(() => g.vcpu.run(), (e: unknown) => (e as { code?: string }).code === "EINTR");
+  assert.equal(g.vcpu.getRegs().rax, 0x12345678n);
+  assert.equal(g.vcpu.getRegs().rip, 0x1004n);
+  g.run.immediateExit = 0;
+  expectHlt(g);
+});
+
+test("64-bit CPL 3 under 2 MiB guest pages: ADD to MMIO reads and writes 4 bytes; REP MOVSQ stores 8 bytes per exit", () => {
+  // add [rcx], edx; mov rsi, 0x1800 (imm32); rep movsq (rdi = rcx + 0x100, rcx = 2); then spin
+  const g = realModeGuest({
+    code: b(0x01, 0x11, 0x48, 0x8d, 0xb9, 0x00, 0x01, 0x00, 0x00, 0x48, 0xc7, 0xc6, 0x00, 0x18, 0x00, 0x00, 0xb9, 0x02, 0x00, 0x00, 0x00, 0xf3, 0x48, 0xa5, 0xeb, 0xfe),
+    slotSize: 0x10000,
+    regs: { rcx: 0x300000n, rdx: 5n, rsp: 0x8000n },
+  });
+  const le = (v: number): Uint8Array => b(v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >> 24) & 0xff, 0, 0, 0, 0);
+  g.poke(0x2000, le(0x3007));
+  g.poke(0x3000, le(0x4007));
+  g.poke(0x4000, Uint8Array.from([...le(0x87), ...le(0x200087)]));
+  g.poke(0x1800, Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]));
+  const s = g.vcpu.getSregs();
+  const code = { base: 0n, limit: 0xffffffff, selector: 0x2b, type: 0xb, present: 1, dpl: 3, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0, padding: 0 };
+  const data = { ...code, selector: 0x23, type: 0x3, l: 0, db: 1 };
+  Object.assign(s, { cs: code, ds: data, es: data, ss: data, fs: data, gs: data, cr3: 0x2000n, cr4: 0x20n, cr0: 0x80000011n, efer: 0x500n });
+  g.vcpu.setSregs(s);
+  expectRead(g, 0x300000, 4, [10, 0, 0, 0]);
+  expectWrite(g, 0x300000, [15, 0, 0, 0]);
+  expectWrite(g, 0x300100, [1, 2, 3, 4, 5, 6, 7, 8]);
+  expectWrite(g, 0x300108, [9, 10, 11, 12, 13, 14, 15, 16]);
+  const r = g.vcpu.getRegs();
+  assert.equal(r.rcx, 0n);
+  assert.equal(r.rdi, 0x300110n);
+  assert.equal(r.rsi, 0x1810n);
+});
