@@ -4,7 +4,8 @@
  * extremes, near-ties, small integers), sets a random MXCSR (rounding mode, FTZ, DAZ, sticky
  * flags; exceptions masked) and random arithmetic flags, runs one SSE instruction at CPL 3 and
  * dumps the state through two MMIO-write exits: XMM0-3 in R8-R15 with MXCSR in RAX and RFLAGS in
- * RBX, then XMM4-7 in R8-R15. RCX/RDX/RSI/RDI carry the instruction's GPR inputs and outputs.
+ * RBX, then XMM4-7 in R8-R15 (MM0-7 for the MMX forms, whose blocks also load MM0-7 and end with
+ * EMMS). RCX/RDX/RSI/RDI carry the instruction's GPR inputs and outputs.
  */
 import { Rng, LAYOUT } from "./gen.js";
 import type { InitState, Regs } from "./harness.js";
@@ -54,7 +55,7 @@ function immFor(tpl: string, r: Rng): number {
 
 // [template, lane kind of the inputs, approximate]. x/y: XMM dst/src, m: aligned m128, q: m64,
 // d: m32, I: imm8, R/E: 64/32-bit GPR (rcx as output, rdx as input).
-type T = [string, number, boolean?];
+type T = [string, number, boolean?, boolean?];
 const F32: T[] = ["addps x, y", "subps x, y", "mulps x, y", "divps x, m", "minps x, y", "maxps x, y", "sqrtps x, y", "cmpps x, y, I",
   "andnps x, y", "xorps x, m", "unpcklps x, y", "unpckhps x, m", "shufps x, y, I", "haddps x, y", "hsubps x, m", "addsubps x, y",
   "roundps x, y, I", "dpps x, y, I", "blendps x, y, I", "insertps x, y, I", "insertps x, d, I", "movmskps ecx, y", "movsldup x, y", "movshdup x, m",
@@ -84,7 +85,17 @@ const INT: T[] = ["cvtdq2ps x, y", "cvtdq2pd x, y", "cvtsi2ss x, rdx", "cvtsi2sd
   "pinsrb x, edx, I", "pinsrd x, edx, I", "pinsrq x, rdx, I", "pcmpestri x, y, I", "pcmpestrm x, m, I", "pcmpistri x, y, I",
   "pcmpistrm x, y, I", "movq x, y", "movq x, q", "movd x, edx", "movq x, rdx", "movq rcx, y", "movd ecx, y", "movdqa x, y", "movdqu x, m",
   "lddqu x, m"].map((s) => [s, 2] as T);
-const ALL = [...F32, ...F64, ...INT];
+// MMX forms: M/N are MM registers, q an m64 operand (inputs of kind 3 = integer lanes).
+const MMX: T[] = ["paddb M, N", "paddw M, q", "paddd M, N", "paddq M, N", "psubsw M, N", "psubusb M, N", "pmullw M, N", "pmulhw M, N",
+  "pmulhuw M, N", "pmuludq M, N", "pmaddwd M, q", "pavgb M, N", "psadbw M, N", "pminub M, N", "pmaxsw M, N", "pcmpeqw M, N",
+  "pcmpgtb M, N", "pand M, N", "pandn M, q", "por M, N", "pxor M, N", "packsswb M, N", "packuswb M, q", "packssdw M, N",
+  "punpcklbw M, N", "punpckhbw M, N", "punpckhwd M, q", "punpckhdq M, N", "punpckldq M, N", "pshufw M, N, I", "psllw M, N",
+  "psrlq M, q", "psrad M, N", "psllq M, I5", "psrlw M, I5", "psraw M, I5", "pmovmskb ecx, N", "pextrw ecx, N, I", "pinsrw M, edx, I",
+  "pshufb M, N", "pshufb M, q", "phaddw M, N", "phaddd M, N", "phsubsw M, q", "pmaddubsw M, N", "psignb M, N", "psignd M, N",
+  "pmulhrsw M, N", "pabsw M, N", "palignr M, N, I5", "palignr M, q, I5", "movq M, N", "movq M, q", "movd M, edx", "movq M, rdx",
+  "movq rcx, N", "movd ecx, N", "movq2dq x, N", "movdq2q M, y", "cvtpi2ps x, N", "cvtpi2pd x, q", "cvtps2pi M, y", "cvttpd2pi M, y",
+  "cvtpd2pi M, m"].map((s) => [s, /cvt/.test(s) ? 0 : 2] as T).map((t) => [t[0], t[1], false, true] as T);
+const ALL = [...F32, ...F64, ...INT, ...MMX];
 
 /** A case of `blocks` instructions from `seed`. */
 export function generateSseCase(seed: number, blocks: number): SseCase {
@@ -94,7 +105,7 @@ export function generateSseCase(seed: number, blocks: number): SseCase {
   const approx: boolean[] = [];
   const data: number[] = [];
   for (let b = 0; b < blocks; b++) {
-    const [tpl, kind, apx] = r.pick(ALL);
+    const [tpl, kind, apx, mmx] = r.pick(ALL);
     // Inputs: 8 registers + one memory operand, 16 bytes each, at data + b * 160.
     const base = b * 160;
     for (let i = 0; i < 9; i++) data.push(...lanes(r, r.int(6) === 0 ? 2 : kind));
@@ -103,11 +114,12 @@ export function generateSseCase(seed: number, blocks: number): SseCase {
     lines.push(`# block ${b}: ${tpl}`);
     lines.push(`mov dword ptr [rbp + 0x1800], ${mx}`, "ldmxcsr [rbp + 0x1800]");
     for (let i = 0; i < 8; i++) lines.push(`movdqa xmm${i}, [rbp + ${base + i * 16}]`);
+    if (mmx) for (let i = 0; i < 8; i++) lines.push(`movq mm${i}, [rbp + ${base + i * 16 + 8}]`);
     const pcmp = /pcmpe/.test(tpl);
     lines.push(`mov rdx, ${pcmp ? r.range(-20, 20) : `0x${r.u64().toString(16)}`}`, `mov eax, ${pcmp ? r.range(-20, 20) : r.u32()}`,
       `mov rcx, 0x${r.u64().toString(16)}`, `push ${(r.u32() & 0x8d5) | 0x202}`, "popfq");
     const x = r.int(8), y = r.int(8);
-    const insn = tpl.replace(/\bx\b/, `xmm${x}`).replace(/\by\b/, `xmm${y}`)
+    const insn = tpl.replace(/\bx\b/, `xmm${x}`).replace(/\by\b/, `xmm${y}`).replace(/\bM\b/, `mm${x}`).replace(/\bN\b/, `mm${y}`)
       .replace(/\bm\b/, `xmmword ptr [rbp + ${base + 128}]`).replace(/\bq\b/, `qword ptr [rbp + ${base + 128}]`)
       .replace(/\bd\b/, `dword ptr [rbp + ${base + 132}]`).replace(/\bI5\b/, String(r.int(80))).replace(/\bI\b/, String(immFor(tpl, r)));
     lines.push(insn);
@@ -118,8 +130,10 @@ export function generateSseCase(seed: number, blocks: number): SseCase {
     };
     dump(0);
     lines.push(`mov dword ptr [${L.exitMmio}], ${2 * b}`);
-    dump(4);
+    if (mmx) for (let i = 0; i < 8; i++) lines.push(`movq r${8 + i}, mm${i}`);
+    else dump(4);
     lines.push(`mov dword ptr [${L.exitMmio}], ${2 * b + 1}`);
+    if (mmx) lines.push("emms");
   }
   lines.push(`mov dword ptr [${L.stopMmio}], 0`);
   const source = [
