@@ -172,6 +172,16 @@ test("VMX instructions in the guest (no nested VMX): #UD", () => {
   assert.ok(exits.includes(R.EXIT_REASON_VMOFF), exits.join());
 });
 
+test("EXTERNAL_INTERRUPT: the host timer tick ends each time slice; KVM counts it and resumes the guest", () => {
+  // mov cx, 3000; l: dec cx; jnz l; hlt      (6000 instructions, slices of 500)
+  const g = realModeGuest({ code: b(0xb9, 0xb8, 0x0b, 0x49, 0x75, 0xfd, HLT), sliceInsns: 500 });
+  const exits = recordExits(g);
+  assert.equal(runToHlt(g), 0x1007n);
+  const ext = exits.filter((r) => r === R.EXIT_REASON_EXTERNAL_INTERRUPT).length;
+  assert.ok(ext >= 10, `external-interrupt exits: ${ext}`);
+  assert.equal(g.vcpu.stat.irq_exits, ext);
+});
+
 test("every exit reason the processor model can produce has a handler (no unexpected-exit path)", () => {
   const produced = [
     R.EXIT_REASON_EXCEPTION_NMI, R.EXIT_REASON_EXTERNAL_INTERRUPT, R.EXIT_REASON_TRIPLE_FAULT, R.EXIT_REASON_INTERRUPT_WINDOW,
