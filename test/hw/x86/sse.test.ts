@@ -209,3 +209,21 @@ test("16-byte store across a page boundary into a read-only page writes nothing"
   assert.equal(vectorTaken(cpu), 14);
   assert.equal(mem.read32(DATA + 0xff8), 0, "nothing written to the first page");
 });
+
+test("16-byte loads and stores: 4-byte-aligned, unaligned and page-crossing forms agree", () => {
+  const { cpu, mem } = sseRun([
+    0xf3, 0x0f, 0x6f, 0x86, 0xfb, 0x0f, 0x00, 0x00, // movdqu xmm0, [rsi+0xffb]  (crosses into the next page)
+    0xf3, 0x0f, 0x7f, 0x46, 0x23,                   // movdqu [rsi+0x23], xmm0
+    0x0f, 0x11, 0x46, 0x44,                         // movups [rsi+0x44], xmm0
+    0xf3, 0x0f, 0x6f, 0x4e, 0x23,                   // movdqu xmm1, [rsi+0x23]
+    0x0f, 0x10, 0x56, 0x44,                         // movups xmm2, [rsi+0x44]
+  ], (c) => { for (let i = 0; i < 32; i++) c.physmem.write8(DATA + 0xffb + i, 0x40 + i); });
+  const want = [0x43424140, 0x47464544, 0x4b4a4948, 0x4f4e4d4c];
+  assert.deepEqual(xmmWords(cpu, 0), want);
+  assert.deepEqual(xmmWords(cpu, 1), want);
+  assert.deepEqual(xmmWords(cpu, 2), want);
+  assert.equal(mem.read8(DATA + 0x23), 0x40);
+  assert.equal(mem.read8(DATA + 0x32), 0x4f);
+  assert.equal(mem.read8(DATA + 0x33), 0);
+  assert.equal(mem.read32(DATA + 0x44), 0x43424140);
+});

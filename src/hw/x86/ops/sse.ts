@@ -21,7 +21,7 @@ import * as _x87_state from "../fp/x87_state.js";
 // Module-local copies of the imported bindings: a loader that compiles imports to property
 // reads (CommonJS interop) would otherwise pay a getter call per use on the hot paths.
 const { GP_VECTOR, MF_VECTOR, NM_VECTOR, UD_VECTOR, XM_VECTOR } = _fault;
-const { rd16, rd32, rd64, wr32, wr64, xlateFill } = _mmu;
+const { rd16, rd32, rd64, wr32, wr64, xlateFill, TLB_MASK } = _mmu;
 const { WALK_W } = _paging;
 const { eaLin } = _operand;
 const { FpEnv } = _softfloat;
@@ -118,6 +118,19 @@ export function loadMem(c: X86Cpu, slot: number, bytes: number, align: boolean):
   const x = c.state.xmm, o = slot * 4;
   const la = memLa(c, bytes, 1, align && bytes === 16);
   if (bytes === 16) {
+    // Within one page that the TLB maps for reading: straight from the frame (a TLB entry is
+    // only installed for accesses that need no further checks, mmu.ts).
+    const vpn = Math.floor(la / 4096), i = vpn & TLB_MASK, po = la & 4095;
+    if (c.tR[i] === vpn && po <= 4080) {
+      if ((po & 3) === 0) {
+        const m = c.tM32[i]!, q = (c.tOff[i]! + po) >> 2;
+        x[o] = m[q]!; x[o + 1] = m[q + 1]!; x[o + 2] = m[q + 2]!; x[o + 3] = m[q + 3]!;
+      } else {
+        const m = c.tM8[i]!, q = c.tOff[i]! + po, u8 = simd(c).u8, d = slot * 16;
+        for (let k = 0; k < 16; k++) u8[d + k] = m[q + k]!;
+      }
+      return;
+    }
     const lo0 = rd64(c, la), hi0 = c.rhi;
     const lo1 = rd64(c, c.m64 ? la + 8 : (la + 8) >>> 0);
     x[o] = lo0; x[o + 1] = hi0; x[o + 2] = lo1; x[o + 3] = c.rhi;
@@ -145,6 +158,17 @@ export function storeMem(c: X86Cpu, r: number, bytes: number, align: boolean): v
   const x = c.state.xmm, o = r * 4;
   const la = memLa(c, bytes, 2, align && bytes === 16);
   if (bytes === 16) {
+    const vpn = Math.floor(la / 4096), i = vpn & TLB_MASK, po = la & 4095;
+    if (c.tW[i] === vpn && po <= 4080) {
+      if ((po & 3) === 0) {
+        const m = c.tM32[i]!, q = (c.tOff[i]! + po) >> 2;
+        m[q] = x[o]!; m[q + 1] = x[o + 1]!; m[q + 2] = x[o + 2]!; m[q + 3] = x[o + 3]!;
+      } else {
+        const m = c.tM8[i]!, q = c.tOff[i]! + po, u8 = simd(c).u8, d = r * 16;
+        for (let k = 0; k < 16; k++) m[q + k] = u8[d + k]!;
+      }
+      return;
+    }
     const la2 = c.m64 ? la + 8 : (la + 8) >>> 0;
     if ((la & 4095) > 4080) {
       xlateFill(c, la, WALK_W);
