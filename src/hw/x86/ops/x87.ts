@@ -27,7 +27,7 @@ import { NM_VECTOR, MF_VECTOR, UD_VECTOR } from "../fault.js";
 import { ea } from "./operand.js";
 import { linAddr, rd16, rd32, rd64, rdLW, wr16, wr32, wr64 } from "../mmu.js";
 import { flagsSync, cond, ARITH } from "../flags.js";
-import { FpEnv, Packed, FP_IE, FP_DE } from "../fp/softfloat.js";
+import { FpEnv, Packed, FP_IE, FP_DE, FP_OE, FP_UE, FP_PE } from "../fp/softfloat.js";
 import {
   setX87Control, x87ResultDelivered, f80Add, f80Sub, f80Mul, f80Div, f80Sqrt, f80RoundInt, f80Scale, f80Xtract,
   f80Prem, premStatus, f80Compare, x87CompareCodes, eflagsCompare, f80ToInt, intToF80, f32ToF80, f64ToF80,
@@ -266,13 +266,15 @@ function arithMem(c: X86Cpu): void {
 // ---------------------------------------------------------------------------------------------
 // Comparisons
 
-/** FCOM/FUCOM family core: C3 C2 C0 from ST(0) vs (se,hi,lo), C1 = 0, then `pops` pops. */
+/**
+ * FCOM/FUCOM family core: C3 C2 C0 from ST(0) vs (se,hi,lo), C1 = 0, then `pops` pops unless
+ * an unmasked exception stops it. The condition codes are written even then (unordered for an
+ * invalid operand), as an Intel Xeon does.
+ */
 function fcomCore(f: X87State, se: number, hi: number, lo: number, quiet: boolean, pops: number): void {
   const cmp = f80Compare(env, f.stSe(0), f.stHi(0), f.stLo(0), se, hi, lo, quiet);
-  if ((env.flags & ~env.masks & (FP_IE | FP_DE)) === 0) {
-    setCc(f, x87CompareCodes(cmp));
-    for (let k = 0; k < pops; k++) f.pop();
-  }
+  setCc(f, x87CompareCodes(cmp));
+  if ((env.flags & ~env.masks & (FP_IE | FP_DE)) === 0) for (let k = 0; k < pops; k++) f.pop();
   f.raise(env.flags);
 }
 
@@ -296,7 +298,7 @@ function fcomMem(c: X86Cpu): void {
   const pops = c.reg & 1;
   if (f.isEmpty(0)) { fcomUnderflow(f, pops); return; }
   setX87Control(env, f.cw);
-  if (!memDenormal(f)) return;
+  if (mDen && !nanLike(f.stSe(0), f.stHi(0), f.stLo(0))) env.flags |= FP_DE;
   fcomCore(f, mSe, mHi, mLo, false, pops);
 }
 
@@ -323,9 +325,9 @@ function fcomi(c: X86Cpu, i: number, quiet: boolean, pop: boolean): void {
 // ---------------------------------------------------------------------------------------------
 // Loads and stores
 
-/** Push R1 after a conversion unless an unmasked IE/DE stops it. */
+/** Push R1 after FLD m32/m64 unless an unmasked IE stops it (a denormal operand is loaded even with DE unmasked). */
 function pushConverted(f: X87State): void {
-  if (x87ResultDelivered(env)) f.push(R1.se, R1.hi, R1.lo);
+  if ((env.flags & ~env.masks & FP_IE) === 0) f.push(R1.se, R1.hi, R1.lo);
   f.raise(env.flags);
 }
 
@@ -443,6 +445,9 @@ function storeMem(c: X86Cpu, kind: number, pop: boolean): void {
     writeStore(c, kind, la, R1);
     setC1(f, env.roundedUp);
     if (pop) f.pop();
+  } else if ((env.flags & ~env.masks & (FP_OE | FP_UE)) !== 0) {
+    // Nothing is stored, and the store reports no precision exception (an Intel Xeon shows UE alone).
+    env.flags &= ~FP_PE;
   }
   f.raise(env.flags);
 }
@@ -499,8 +504,7 @@ function ftst(c: X86Cpu): void {
   const f = c.state.fpu;
   if (f.isEmpty(0)) { fcomUnderflow(f, 0); return; }
   setX87Control(env, f.cw);
-  const cmp = f80Test(env, f.stSe(0), f.stHi(0), f.stLo(0));
-  if ((env.flags & ~env.masks & (FP_IE | FP_DE)) === 0) setCc(f, x87CompareCodes(cmp));
+  setCc(f, x87CompareCodes(f80Test(env, f.stSe(0), f.stHi(0), f.stLo(0))));
   f.raise(env.flags);
 }
 
