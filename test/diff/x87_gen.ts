@@ -5,7 +5,10 @@
  * the indefinite, pseudo-NaNs, extreme exponents), runs one arithmetic / compare / convert
  * instruction, and exposes the result in GPRs before an MMIO exit:
  *   RAX = FSW (exception flags, condition codes, TOP), RBX:RCX = ST(0) significand and
- *   sign/exponent, RDX:RSI = ST(1) (or the memory result of a store), RFLAGS (FCOMI family).
+ *   sign/exponent, RDX:RSI = ST(1) (or the memory result of a store), RFLAGS (FCOMI family);
+ *   in some blocks also R8-R11 = the FNSTENV image (control/status/tag words, FIP/FCS/FOP,
+ *   FDP/FDS right after the operation) and R12-R15 = the first 32 bytes of an FXSAVE image.
+ * Some blocks free ST(0) or ST(1) first (with IE masked), for the stack-underflow responses.
  * Exceptions are captured by FNSTSW and then cleared by FNCLEX before the stores, so an
  * unmasked exception never reaches #MF. Transcendentals are left out: tskvm's are within 1 ulp
  * of Intel's, not bit-identical (src/hw/x86/fp/f80_trans.ts).
@@ -26,6 +29,8 @@ interface X87Op {
 
 const SCRATCH = LAYOUT.stack; // bottom of the stack page: never reached by the stack
 const RES = SCRATCH + 32;
+const ENV = SCRATCH + 64;
+const FXA = SCRATCH + 0x200;
 
 const b = (...bytes: number[]): string => `.byte ${bytes.map((x) => `0x${x.toString(16)}`).join(", ")}`;
 
@@ -124,7 +129,8 @@ export function generateX87Case(seed: number, blocks: number): X87Case {
     const op = X87_OPS[r.u32() % X87_OPS.length]!;
     ops.push(op.name);
     const rc = r.u32() & 3, pc = [0, 2, 3][r.u32() % 3]!;
-    const masks = r.u32() % 2 ? 0x3f : r.u32() & 0x3f;
+    const free = r.u32() % 8 === 0 ? 1 + (r.u32() & 1) : 0;
+    const masks = (r.u32() % 2 ? 0x3f : r.u32() & 0x3f) | (free ? 1 : 0);
     const cw = 0x40 | (rc << 10) | (pc << 8) | masks;
     const a = randF80(r), bb = randF80(r);
     const at = LAYOUT.data + k * 32, bt = at + 16;
@@ -137,8 +143,15 @@ export function generateX87Case(seed: number, blocks: number): X87Case {
       `fldt ${at}`, `fldt ${bt}`,
       // FCMOVB reads CF: make it random but defined.
       r.u32() & 1 ? "stc" : "clc",
+      ...(free ? [b(0xdd, 0xc0 + free - 1)] : []), // FFREE ST(0) / ST(1)
       ...op.text.split("\n"),
-      "xorl %eax, %eax", "fnstsw %ax", "fnclex",
+      "xorl %eax, %eax", "fnstsw %ax",
+    );
+    const env = r.u32() % 4 === 0, fx = r.u32() % 8 === 0;
+    lines.push(
+      ...(env ? [`fnstenv ${ENV}`, `movq ${ENV}, %r8`, `movq ${ENV + 8}, %r9`, `movq ${ENV + 16}, %r10`, `movl ${ENV + 24}, %r11d`] : []),
+      ...(fx ? [`fxsave ${FXA}`, `movq ${FXA}, %r12`, `movq ${FXA + 8}, %r13`, `movq ${FXA + 16}, %r14`, `movq ${FXA + 24}, %r15`] : []),
+      "fnclex",
       "xorl %ebx, %ebx", "xorl %ecx, %ecx", "xorl %edx, %edx", "xorl %esi, %esi",
     );
     if (op.left >= 1) lines.push(`fstpt ${SCRATCH}`, `movq ${SCRATCH}, %rbx`, `movzwq ${SCRATCH + 8}, %rcx`);
@@ -163,6 +176,8 @@ export function generateX87Case(seed: number, blocks: number): X87Case {
     seed, source, ops,
     init: {
       mode: "long64", cpl: 3, cr3: BigInt(LAYOUT.pml4), gpa: LAYOUT.image, mem: LAYOUT.mem, entry: LAYOUT.code,
+      // CR4.PAE and CR4.OSFXSR (FXSAVE stores MXCSR and the XMM registers).
+      cr4: 0x220n,
       regs: { rsp: BigInt(LAYOUT.stackTop), rflags: 0x202n },
       exitMmio: LAYOUT.stopMmio, maxExits: blocks + 8,
     },

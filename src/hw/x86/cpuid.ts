@@ -16,7 +16,7 @@ const L1_ECX = (1 << 5) /* VMX */ | (1 << 13) /* CX16 */ | (1 << 17) /* PCID */
 // MMX, SSE, SSE2 (EDX) and SSE3, SSSE3, SSE4.1, SSE4.2 (ECX): ops/sse*.ts.
 const L1_EDX_SIMD = (1 << 23) /* MMX */ | (1 << 25) /* SSE */ | (1 << 26) /* SSE2 */;
 const L1_ECX_SIMD = (1 << 0) /* SSE3 */ | (1 << 9) /* SSSE3 */ | (1 << 19) /* SSE4.1 */ | (1 << 20) /* SSE4.2 */;
-const L7_EBX = (1 << 0) /* FSGSBASE */ | (1 << 3) /* BMI1 */ | (1 << 7) /* SMEP */ | (1 << 8) /* BMI2 */ | (1 << 10) /* INVPCID */
+const L7_EBX = (1 << 6) /* FDP_EXCPTN_ONLY */ | (1 << 13) /* FCS/FDS deprecated */ | (1 << 0) /* FSGSBASE */ | (1 << 3) /* BMI1 */ | (1 << 7) /* SMEP */ | (1 << 8) /* BMI2 */ | (1 << 10) /* INVPCID */
   | (1 << 18) /* RDSEED */ | (1 << 19) /* ADX */ | (1 << 20) /* SMAP */;
 const X1_ECX = (1 << 0) /* LAHF/SAHF in 64-bit */ | (1 << 5) /* LZCNT */;
 const X1_EDX = (1 << 11) /* SYSCALL */ | (1 << 20) /* NX */ | (1 << 26) /* 1 GiB pages */ | (1 << 27) /* RDTSCP */ | (1 << 29) /* LM */;

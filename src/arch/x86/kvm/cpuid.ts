@@ -26,7 +26,8 @@ export const KVM_FEATURE_PV_UNHALT = 7;
 export const KVM_FEATURE_CLOCKSOURCE_STABLE_BIT = 24;
 
 /** The PV features this KVM really implements (each bit needs its MSR / hypercall behind it). */
-export const KVM_PV_FEATURES_SUPPORTED = 1 << KVM_FEATURE_NOP_IO_DELAY;
+export const KVM_PV_FEATURES_SUPPORTED = (1 << KVM_FEATURE_CLOCKSOURCE) | (1 << KVM_FEATURE_NOP_IO_DELAY) |
+  (1 << KVM_FEATURE_CLOCKSOURCE2) | (1 << KVM_FEATURE_CLOCKSOURCE_STABLE_BIT);
 
 /** CPUID bits KVM virtualizes, by leaf register (kvm_set_cpu_caps); the rest of the host's are hidden. */
 const bits = (...b: number[]): number => b.reduce((m, x) => (m | (1 << x)) >>> 0, 0);
@@ -37,8 +38,8 @@ const CPUID_1_ECX_MASK = bits(0, 1, 9, 12, 13, 17, 19, 20, 21, 22, 23, 25, 26, 2
 export const X86_FEATURE_HYPERVISOR_ECX = 1 << 31;
 export const X86_FEATURE_OSXSAVE_ECX = 1 << 27;
 export const X86_FEATURE_X2APIC_ECX = 1 << 21;
-/** CPUID.7.0:EBX: FSGSBASE BMI1 AVX2 SMEP BMI2 ERMS INVPCID ADX SMAP CLFLUSHOPT CLWB SHA */
-const CPUID_7_0_EBX_MASK = bits(0, 3, 5, 7, 8, 9, 10, 19, 20, 23, 24, 29);
+/** CPUID.7.0:EBX: FSGSBASE BMI1 AVX2 FDP_EXCPTN_ONLY SMEP BMI2 ERMS INVPCID ZERO_FCS_FDS ADX SMAP CLFLUSHOPT CLWB SHA */
+const CPUID_7_0_EBX_MASK = bits(0, 3, 5, 6, 7, 8, 9, 10, 13, 19, 20, 23, 24, 29);
 /** CPUID.7.0:ECX: UMIP PKU? (not without PKRU state) -> UMIP, RDPID */
 const CPUID_7_0_ECX_MASK = bits(2, 22);
 /** CPUID.0x80000001:ECX: LAHF_LM ABM(LZCNT) PREFETCHW */

@@ -107,12 +107,17 @@ export function fwait(c: X86Cpu): void {
   x87Pending(c);
 }
 
+/*
+ * FCS and FDS are deprecated on this CPU and stored as 0 (CPUID.(EAX=07H,ECX=0):EBX[13], as on
+ * the Xeon the differential tests compare with); in real and virtual-8086 mode the pointers are
+ * then the linear addresses the real-mode FSTENV/FSAVE images hold (SDM Vol. 1 Figure 8-10).
+ */
 function recordIp(c: X86Cpu): void {
-  const st = c.state, f = st.fpu;
+  const f = c.state.fpu;
   const rip = c.curRip;
-  f.fip = rip >>> 0;
+  f.fip = !c.pe || c.v86 ? (rip + c.effBase[1]) >>> 0 : rip >>> 0;
   f.fipHi = c.m64 ? Math.floor(rip / TWO32) | 0 : 0;
-  f.fcs = st.segSel[1];
+  f.fcs = 0;
 }
 
 function recordOp(c: X86Cpu): void {
@@ -120,11 +125,11 @@ function recordOp(c: X86Cpu): void {
 }
 
 function recordDp(c: X86Cpu): void {
-  const st = c.state, f = st.fpu;
+  const f = c.state.fpu;
   const off = mOff;
-  f.fdp = off >>> 0;
+  f.fdp = !c.pe || c.v86 ? (off + c.effBase[c.seg]) >>> 0 : off >>> 0;
   f.fdpHi = c.m64 ? Math.floor(off / TWO32) | 0 : 0;
-  f.fds = st.segSel[c.seg];
+  f.fds = 0;
 }
 
 /** Linear address of the memory operand (size bytes; acc 1 read, 2 write). */
@@ -689,6 +694,8 @@ function fnstenv(c: X86Cpu): void {
   encodeEnv(f, IMG, 0, fmt);
   writeImage(c, la, n, IMG, 0);
   f.cw |= 0x3f;
+  // Every exception is now masked, so none is pending any more (ES and B follow the masks).
+  x87UpdateSummary(f);
 }
 
 function fldenv(c: X86Cpu): void {
