@@ -24,6 +24,7 @@ import * as xs from "./ops/xsave.js";
 import { BR_VECTOR, UD_VECTOR } from "./fault.js";
 import { eaLin } from "./ops/operand.js";
 import { rdL } from "./mmu.js";
+import "./opcodes_sse.js";
 
 // ---- one-byte map ----
 for (let op = 0; op < 8; op++) {
