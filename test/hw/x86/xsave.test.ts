@@ -126,3 +126,28 @@ test("CPUID reports FPU, FXSR, XSAVE and leaf 0DH sizes for x87 + SSE", () => {
   r.cpu.cpuid(0xd, 1, out);
   assert.equal(out[0], 7);
 });
+
+test("64-bit mode: FXSAVE64 stores a 64-bit FIP and XMM8-15; XSAVEC + XRSTOR of a compacted image round-trips", async () => {
+  const { run64, read32: rd } = await import("./helpers.js");
+  const abs = (op: number[], reg: number, a: number): number[] => [...op, (reg << 3) | 4, 0x25, ...le(a)];
+  const setup = (c: Rig["cpu"]): void => {
+    c.state.cr4 |= OSFXSR | OSXSAVE;
+    c.state.xcr0 = 3;
+    c.state.xmm[15 * 4] = 0x15151515;
+    c.stateChanged();
+  };
+  // 0x1000 FNINIT; 0x1002 FLD1; 0x1004 FXSAVE64 [0x6000]; FXSAVE [0x6200]; eax=3, edx=0; XSAVEC [0x6400]; FNINIT; XRSTOR [0x6400]
+  const code = [...FNINIT, ...FLD1, 0x48, ...abs(FX, 0, 0x6000), ...abs(FX, 0, 0x6200),
+    0xb8, 3, 0, 0, 0, 0x31, 0xd2, ...abs(C7, 4, 0x6400), ...FNINIT, ...abs(FX, 5, 0x6400)];
+  const { mem, cpu } = run64(code, setup);
+  assert.equal(rd(mem, 0x6008), 0x1002, "FIP of FLD1, 64-bit");
+  assert.equal(rd(mem, 0x600c), 0);
+  assert.equal(rd(mem, 0x60a0 + 15 * 16), 0x15151515, "XMM15");
+  assert.equal(rd(mem, 0x6200 + 8), 0x1002);
+  assert.equal(rd(mem, 0x6400 + 512), 3, "XSTATE_BV: x87 and SSE in use");
+  assert.deepEqual([rd(mem, 0x6400 + 520), rd(mem, 0x6400 + 524)], [3, 0x80000000], "XCOMP_BV");
+  const f = cpu.state.fpu;
+  assert.equal(f.top, 7, "XRSTOR brought the stack back");
+  assert.equal(f.stHi(0) >>> 0, 0x80000000);
+  assert.equal(cpu.state.xmm[60], 0x15151515);
+});

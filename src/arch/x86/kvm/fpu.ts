@@ -20,7 +20,7 @@ import { KvmError } from "../../../virt/kvm/kvm_error.js";
 import type { X86State } from "../../../hw/x86/state.js";
 import { FXSAVE_64 } from "../../../hw/x86/fp/x87_state.js";
 import {
-  MXCSR_MASK, XSAVE_HDR, XFEATURE_MASK_FP, XFEATURE_MASK_SSE, XFEATURE_MASK_YMM, XCR0_SUPPORTED, fxImage, loadX87Image,
+  MXCSR_MASK, XSAVE_AREA_SIZE, XSAVE_HDR, XFEATURE_MASK_FP, XFEATURE_MASK_SSE, XFEATURE_MASK_YMM, XCR0_SUPPORTED, fxImage, loadX87Image,
   loadXmmImage, xinuse, xrstorImage,
 } from "../../../hw/x86/ops/xsave.js";
 import type { X86Vcpu } from "./kvm_host.js";
@@ -108,14 +108,29 @@ export function kvmSetFpu(vcpu: X86Vcpu, f: KvmFpu): void {
   st.mxcsr = (f.mxcsr & MXCSR_MASK) >>> 0;
 }
 
-/** kvm_vcpu_ioctl_x86_get_xsave() / KVM_GET_XSAVE2: the standard-format XSAVE image (XSTATE_BV = components in use). */
+/** FP_XSTATE_MAGIC1 and the size of FP_XSTATE_MAGIC2 (arch/x86/include/uapi/asm/sigcontext.h). */
+const FP_XSTATE_MAGIC1 = 0x46505853;
+const FP_XSTATE_MAGIC2_SIZE = 4;
+
+/**
+ * kvm_vcpu_ioctl_x86_get_xsave() / KVM_GET_XSAVE2 (copy_xstate_to_uabi_buf): the standard-format
+ * XSAVE image. XSTATE_BV holds the components in use; a component not in use is shown in its
+ * initial configuration; bytes 464-511 carry the kernel's fx_sw_reserved descriptor (magic1,
+ * extended size, features, XSAVE size), as Linux writes them.
+ */
 export function kvmGetXsave(vcpu: X86Vcpu, out: Uint8Array): Uint8Array {
   const st = fpuOf(vcpu, "KVM_GET_XSAVE");
+  const inuse = xinuse(st) & XCR0_SUPPORTED;
   out.fill(0, 0, KVM_XSAVE_SIZE);
   fxImage(st, out, 0, 16, FXSAVE_64);
-  // Bytes 464-511 are software-available in FXSAVE images; KVM's uABI copy leaves them to the kernel.
-  out.fill(0, 464, 512);
-  out[XSAVE_HDR] = xinuse(st) & XCR0_SUPPORTED;
+  if ((inuse & XFEATURE_MASK_FP) === 0) out.fill(0, 32, 160);
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  out.fill(0, 416, 512);
+  dv.setUint32(464, FP_XSTATE_MAGIC1, true);
+  dv.setUint32(468, XSAVE_AREA_SIZE + FP_XSTATE_MAGIC2_SIZE, true);
+  dv.setUint32(472, XCR0_SUPPORTED, true);
+  dv.setUint32(480, XSAVE_AREA_SIZE, true);
+  out[XSAVE_HDR] = inuse;
   return out;
 }
 

@@ -75,6 +75,8 @@ test("KVM_GET_XSAVE / KVM_GET_XSAVE2 give the standard XSAVE layout; KVM_SET_XSA
   assert.equal(x.byteLength, 4096);
   assert.equal(x[0]! | (x[1]! << 8), 0x37f);
   assert.equal(x[512]! & 1, 1, "XSTATE_BV: x87 in use");
+  const dv = new DataView(x.buffer, x.byteOffset);
+  assert.deepEqual([dv.getUint32(464, true), dv.getUint32(468, true), dv.getUint32(480, true)], [0x46505853, 580, 576], "fx_sw_reserved");
   assert.deepEqual(g.vcpu.archIoctl(K.KVM_GET_XSAVE2, 0), x);
   assert.equal(g.vm.checkExtension(K.KVM_CAP_XSAVE2), 4096);
   assert.equal(g.vm.checkExtension(K.KVM_CAP_XCRS), 1);
