@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { sseRun, vectorTaken, DATA, setXd, getXd, setXf, getXf, xmmWords, setXmm } from "./sse_rig.js";
-import { setR, getR } from "./helpers.js";
+import { setR, getR, run32 } from "./helpers.js";
 
 const F64 = new Float64Array(1);
 const W = new Int32Array(F64.buffer);
@@ -226,4 +226,43 @@ test("16-byte loads and stores: 4-byte-aligned, unaligned and page-crossing form
   assert.equal(mem.read8(DATA + 0x32), 0x4f);
   assert.equal(mem.read8(DATA + 0x33), 0);
   assert.equal(mem.read32(DATA + 0x44), 0x43424140);
+});
+
+test("unmasked exceptions: packed destination untouched, COMISS leaves EFLAGS, CVTTSD2SI leaves the GPR", () => {
+  // addps xmm0, xmm1 with lane 1 overflowing and OE unmasked
+  let { cpu } = sseRun([0x0f, 0x58, 0xc1], (c) => {
+    setXmm(c, 0, [0x3f800000, 0x7f7fffff, 0x40000000, 0]);
+    setXmm(c, 1, [0x3f800000, 0x7f7fffff, 0x40000000, 0]);
+    c.state.mxcsr = 0x1f80 & ~0x400; // OM clear
+  });
+  assert.equal(vectorTaken(cpu), 19);
+  assert.deepEqual(xmmWords(cpu, 0), [0x3f800000, 0x7f7fffff, 0x40000000, 0]);
+  assert.equal(cpu.state.mxcsr & 0x3f, 0x08, "OE only: 2 * FLT_MAX is exact with an unbounded exponent, so no PE");
+  // comiss xmm0, xmm1 with a QNaN (COMISS signals on QNaN) and IM clear
+  ({ cpu } = sseRun([0x0f, 0x2f, 0xc1], (c) => {
+    setXmm(c, 0, [0x7fc00000, 0, 0, 0]); setXmm(c, 1, [0, 0, 0, 0]);
+    c.state.mxcsr = 0x1f80 & ~0x80; c.setRflags(0x2 | 0x800);
+  }));
+  assert.equal(vectorTaken(cpu), 19);
+  assert.equal(cpu.state.mxcsr & 0x3f, 0x01);
+  // cvttsd2si rcx, xmm2 of NaN with IM clear: RCX unchanged
+  ({ cpu } = sseRun([0xf2, 0x48, 0x0f, 0x2c, 0xca], (c) => {
+    setR(c, 1, 0x1234n); setXmm(c, 2, [0, 0x7ff80000, 0, 0]);
+    c.state.mxcsr = 0x1f80 & ~0x80;
+  }));
+  assert.equal(vectorTaken(cpu), 19);
+  assert.equal(getR(cpu, 1), 0x1234n);
+});
+
+test("SSE in 32-bit protected mode: memory operands and MOVD", () => {
+  const { cpu } = run32([
+    0x0f, 0x28, 0x06,       // movaps xmm0, [esi]
+    0x0f, 0x58, 0x46, 0x10, // addps xmm0, [esi+16]
+    0x66, 0x0f, 0x7e, 0xc0, // movd eax, xmm0
+  ], (c) => {
+    c.state.cr4 |= (1 << 9) | (1 << 10); c.stateChanged();
+    c.state.gpr[12] = 0x6000;
+    for (let i = 0; i < 8; i++) c.physmem.write32(0x6000 + 4 * i, 0x3f800000);
+  });
+  assert.equal(cpu.state.gpr[0]! >>> 0, 0x40000000);
 });
