@@ -188,7 +188,7 @@ export function kvmGetVcpuEvents(vcpu: X86Vcpu): KvmVcpuEvents {
     // Without KVM_CAP_EXCEPTION_PAYLOAD a pending exception is reported as injected.
     exception: { injected: ex.injected || ex.pending ? 1 : 0, nr: ex.vector, has_error_code: ex.hasErrorCode ? 1 : 0, pending: 0, error_code: ex.errorCode >>> 0 },
     interrupt: { injected: a.interrupt.injected ? 1 : 0, nr: a.interrupt.nr, soft: a.interrupt.soft ? 1 : 0, shadow },
-    nmi: { injected: a.nmiInjected ? 1 : 0, pending: a.nmiPending > 0 ? 1 : 0, masked: a.ops.getNmiMask(vcpu) ? 1 : 0, pad: 0 },
+    nmi: { injected: a.nmiInjected ? 1 : 0, pending: a.nmiPending + a.nmiQueued > 0 ? 1 : 0, masked: a.ops.getNmiMask(vcpu) ? 1 : 0, pad: 0 },
     sipi_vector: 0,
     flags: K_VCPUEVENT_VALID_NMI_PENDING | K_VCPUEVENT_VALID_SHADOW,
     smi: { smm: 0, pending: 0, smm_inside_nmi: 0, latched_init: 0 },
@@ -225,7 +225,12 @@ export function kvmSetVcpuEvents(vcpu: X86Vcpu, ev: KvmVcpuEvents): void {
   a.interrupt.soft = ev.interrupt.soft !== 0;
   if ((ev.flags & K_VCPUEVENT_VALID_SHADOW) !== 0) a.ops.setInterruptShadow(vcpu, ev.interrupt.shadow);
   a.nmiInjected = ev.nmi.injected !== 0;
-  if ((ev.flags & K_VCPUEVENT_VALID_NMI_PENDING) !== 0) a.nmiPending = ev.nmi.pending ? 1 : 0;
+  if ((ev.flags & K_VCPUEVENT_VALID_NMI_PENDING) !== 0) {
+    // Restored NMIs are queued: process_nmi() applies the pending limit on the next entry.
+    a.nmiPending = 0;
+    a.nmiQueued = ev.nmi.pending ? 1 : 0;
+    if (a.nmiQueued > 0) kvmMakeRequest(vcpu, KVM_REQ_NMI);
+  }
   a.ops.setNmiMask(vcpu, ev.nmi.masked !== 0);
   kvmMakeRequest(vcpu, KVM_REQ_EVENT);
 }

@@ -45,3 +45,15 @@ test("NMIs raised while one is in service collapse to a single pending NMI", () 
   assert.equal(g.peek(0x2000, 1)[0], 2);
   assert.equal(g.vcpu.stat.nmi_injections, 2);
 });
+
+test("KVM_GET_VCPU_EVENTS reports an NMI queued by KVM_NMI before the next KVM_RUN; SET restores it", () => {
+  const g = nmiGuest(false);
+  g.vcpu.nmi();
+  const ev = g.vcpu.getVcpuEvents();
+  assert.equal(ev.nmi.pending, 1);
+  const h = nmiGuest(false);
+  h.vcpu.setVcpuEvents(ev);
+  h.vcpu.run();
+  assert.equal(h.run.exitReason, K.KVM_EXIT_HLT);
+  assert.equal(h.peek(0x2000, 1)[0], 1, "the restored NMI is delivered once");
+});
