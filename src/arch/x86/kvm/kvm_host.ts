@@ -35,6 +35,10 @@ export const KVM_REQ_EVENT = KVM_REQUEST_ARCH_BASE + 6;
 export const KVM_REQ_NMI = KVM_REQUEST_ARCH_BASE + 9;
 export const KVM_REQ_TLB_FLUSH_CURRENT = KVM_REQUEST_ARCH_BASE + 18;
 export const KVM_REQ_TLB_FLUSH_GUEST = KVM_REQUEST_ARCH_BASE + 19;
+/** Rewrite this vCPU's kvmclock (pvclock_vcpu_time_info) before the next entry (kvmclock.ts). */
+export const KVM_REQ_CLOCK_UPDATE = KVM_REQUEST_ARCH_BASE + 4;
+/** Recompute the VM's master clock, then every vCPU's kvmclock (kvm_update_masterclock). */
+export const KVM_REQ_MASTERCLOCK_UPDATE = KVM_REQUEST_ARCH_BASE + 13;
 
 // Exception vectors (SDM Vol. 3A 6.3.1): the processor's own table, shared with hw/x86.
 import {
@@ -169,6 +173,51 @@ export class KvmMsrState {
   tscAdjustHi = 0;
 }
 
+/** Per-vCPU TSC and kvmclock state (the tsc_* / hv_clock / time fields of struct kvm_vcpu_arch; tsc.ts, kvmclock.ts). */
+export class KvmVcpuTscState {
+  /** vcpu->arch.virtual_tsc_khz (KVM_GET_TSC_KHZ); 0 while the vendor has no TSC. */
+  virtualTscKhz = 0;
+  /** l1_tsc_scaling_ratio as the 16.48 VMCS multiplier, lo/hi (1.0 = hi 0x10000). */
+  ratioLo = 0;
+  ratioHi = 0x10000;
+  /** l1_tsc_offset: guest TSC = scale(host TSC) + offset (signed; exact below 2^53). */
+  offset = 0;
+  /** vcpu->arch.this_tsc_generation / this_tsc_nsec / this_tsc_write (kvm_track_tsc_matching). */
+  generation = 0;
+  /** MSR_KVM_SYSTEM_TIME(_NEW) as written: GPA of pvclock_vcpu_time_info | enable bit 0. */
+  systemTimeMsr = 0;
+  /** The last pvclock_vcpu_time_info written to the guest (vcpu->arch.hv_clock). */
+  readonly hvClock = { version: 0, tscTimestamp: 0, systemTime: 0, tscToSystemMul: 0, tscShift: 0, flags: 0 };
+}
+
+/** Per-VM clock state (the tsc and kvmclock fields of struct kvm_arch). */
+export class KvmArchClockState {
+  /** kvmclock_offset: kvmclock ns = host monotonic ns + this. */
+  kvmclockOffset = 0;
+  /** MSR_KVM_WALL_CLOCK(_NEW) as last written (kvm->arch.wall_clock). */
+  wallClockMsr = 0;
+  /** CLOCK_REALTIME - CLOCK_MONOTONIC of the host, fixed when the VM is created (ns). */
+  realtimeOffsetNs = 0;
+  /** kvm_synchronize_tsc() matching: the last host write and the offset vCPUs are matched to. */
+  lastTscNsec = 0;
+  lastTscWrite = 0;
+  lastTscKhz = 0;
+  lastTscOffset = 0;
+  curTscGeneration = 0;
+  curTscOffset = 0;
+  curTscNsec = 0;
+  curTscWrite = 0;
+  nrVcpusMatchedTsc = 0;
+  /** user_set_tsc: userspace wrote a non-zero TSC once. */
+  userSetTsc = false;
+  /** boot_vcpu_runs_old_kvmclock: vCPU 0 uses MSR_KVM_SYSTEM_TIME (0x12), which has no stable bit. */
+  bootVcpuRunsOldKvmclock = false;
+  /** The master clock (pvclock_update_vm_gtod_copy): one (host TSC, ns) pair every vCPU's kvmclock is built from. */
+  useMasterClock = false;
+  masterKernelNs = 0;
+  masterCycleNow = 0;
+}
+
 /** Per-VM x86 state (struct kvm_arch). */
 export class KvmArchX86 {
   readonly vcpus: X86Vcpu[] = [];
@@ -193,6 +242,8 @@ export class KvmArchX86 {
   pageAlloc: { allocPage(): number; putPage(pfn: number): void } | null = null;
   /** The emulator's MMIO bounce frame (emulate.ts), or -1; freed when the VM is destroyed. */
   emulatorBouncePfn = -1;
+  /** TSC synchronisation and kvmclock (tsc.ts, kvmclock.ts). */
+  readonly clock = new KvmArchClockState();
   constructor(
     readonly ops: KvmX86Ops,
     readonly mmu: TdpMmu,
@@ -275,6 +326,8 @@ export class KvmVcpuArch {
   lapic: unknown = null;
   /** MSRs KVM emulates without processor state (MTRRs, MCE, misc). */
   readonly msr = new KvmMsrState();
+  /** TSC offset/scaling and kvmclock (tsc.ts, kvmclock.ts). */
+  readonly tsc = new KvmVcpuTscState();
 
   /** Vendor state (struct vcpu_vmx). */
   vendor: unknown = null;

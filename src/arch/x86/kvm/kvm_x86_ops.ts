@@ -101,6 +101,14 @@ export interface KvmX86Ops {
   /** get_msr(): vendor MSRs (and the ones held in the VMCS). Returns false if not handled. */
   getMsr(vcpu: X86Vcpu, index: number, out: Int32Array, hostInitiated: boolean): boolean;
   setMsr(vcpu: X86Vcpu, index: number, lo: number, hi: number, hostInitiated: boolean): boolean;
+  /** rdtsc() on the processor the vCPU runs on (the host TSC the guest's is derived from). */
+  readHostTsc?(vcpu: X86Vcpu): number;
+  /** tsc_khz of that processor. */
+  hostTscKhz?(vcpu: X86Vcpu): number;
+  /** write_tsc_offset(): the signed offset added to the (scaled) host TSC. */
+  writeTscOffset?(vcpu: X86Vcpu, offset: number): void;
+  /** write_tsc_multiplier(): the 16.48 multiplier as lo/hi; false when the processor cannot scale (no kvm_caps.has_tsc_control). */
+  writeTscMultiplier?(vcpu: X86Vcpu, lo: number, hi: number): boolean;
 
   // --- TLB and MMU
   flushTlbAll(vcpu: X86Vcpu): void;

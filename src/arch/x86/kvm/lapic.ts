@@ -133,6 +133,8 @@ export interface LapicVcpuOps {
   deliverSipiVector?(vector: number): void;
   /** The guest's TSC now (for TSC-deadline mode). */
   guestTsc?(): number;
+  /** The guest's TSC rate in kHz (KVM_SET_TSC_KHZ may change it); LapicOptions.tscKhz when absent. */
+  guestTscKhz?(): number;
 }
 
 /** What the LAPIC needs from the VM: message delivery to all LAPICs, and EOI to the IOAPIC. */
@@ -662,7 +664,8 @@ export class KvmLapic implements KvmIoDevice {
       if (this.tscDeadline === 0) return;
       const tscNow = this.vcpu.guestTsc ? this.vcpu.guestTsc() : now;
       const delta = this.tscDeadline - tscNow;
-      this.timerTargetNs = now + (delta > 0 ? (delta * 1e6) / this.tscKhz : 0);
+      const khz = (this.vcpu.guestTscKhz ? this.vcpu.guestTscKhz() : 0) || this.tscKhz;
+      this.timerTargetNs = now + (delta > 0 ? (delta * 1e6) / khz : 0);
       this.timerArmed = true;
       return;
     }

@@ -12,11 +12,13 @@ import { ExitResult } from "./kvm_x86_ops.js";
 import { CompleteUserspaceIo, EFER_LMA, EFER_LME, EFER_NX, EFER_SCE, GP_VECTOR, X86_CR0_PG, type X86Vcpu } from "./kvm_host.js";
 import { guestCpuidHas } from "./cpuid.js";
 import { kvmLapicGetMsr, kvmLapicSetMsr } from "./x86_irqchip.js";
+import { MSR_IA32_TSC, MSR_IA32_TSC_ADJUST, kvmTscGetMsr, kvmTscSetMsr } from "./tsc.js";
+import { kvmClockGetMsr, kvmClockSetMsr, KVMCLOCK_MSRS } from "./kvmclock.js";
 
-export const MSR_IA32_TSC = 0x10;
+export { MSR_IA32_TSC, MSR_IA32_TSC_ADJUST };
+
 export const MSR_IA32_APICBASE = 0x1b;
 export const MSR_IA32_FEAT_CTL = 0x3a;
-export const MSR_IA32_TSC_ADJUST = 0x3b;
 export const MSR_IA32_UCODE_REV = 0x8b;
 export const MSR_IA32_TSC_DEADLINE = 0x6e0;
 export const MSR_MTRRcap = 0xfe;
@@ -51,7 +53,7 @@ export const KVM_MSR_INDEX_LIST: readonly number[] = [
   MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_STAR, MSR_CSTAR,
   MSR_KERNEL_GS_BASE, MSR_SYSCALL_MASK, MSR_LSTAR, MSR_IA32_TSC, MSR_TSC_AUX,
   MSR_IA32_APICBASE, MSR_IA32_TSC_ADJUST, MSR_IA32_TSC_DEADLINE, MSR_IA32_MISC_ENABLE, MSR_IA32_MCG_STATUS, MSR_IA32_MCG_CTL,
-  MSR_IA32_CR_PAT, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_MTRRcap, ...MTRR_MSRS,
+  MSR_IA32_CR_PAT, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_MTRRcap, ...MTRR_MSRS, ...KVMCLOCK_MSRS,
 ];
 
 /** KVM_GET_MSR_INDEX_LIST: `arg.nmsrs` is the room the caller has (E2BIG, with the needed count, when short). */
@@ -82,6 +84,8 @@ export function kvmGetMsr(vcpu: X86Vcpu, index: number, out: Int32Array, hostIni
   const a = vcpu.arch;
   const apic = kvmLapicGetMsr(vcpu, index >>> 0, out);
   if (apic !== undefined) return apic;
+  const tsc = kvmTscGetMsr(vcpu, index >>> 0, out) ?? kvmClockGetMsr(vcpu, index >>> 0, out);
+  if (tsc !== undefined) return tsc;
   const s = a.msr;
   index >>>= 0;
   switch (index) {
@@ -111,10 +115,6 @@ export function kvmGetMsr(vcpu: X86Vcpu, index: number, out: Int32Array, hostIni
       out[0] = s.mcgCtlLo;
       out[1] = 0;
       return true;
-    case MSR_IA32_TSC_ADJUST:
-      out[0] = s.tscAdjustLo;
-      out[1] = s.tscAdjustHi;
-      return true;
     case MSR_IA32_UCODE_REV:
       // The microcode revision lives in bits 63:32.
       out[0] = 0;
@@ -141,6 +141,8 @@ export function kvmSetMsr(vcpu: X86Vcpu, index: number, lo: number, hi: number, 
   const a = vcpu.arch;
   const apic = kvmLapicSetMsr(vcpu, index >>> 0, lo, hi, hostInitiated);
   if (apic !== undefined) return apic;
+  const tsc = kvmTscSetMsr(vcpu, index >>> 0, lo, hi, hostInitiated) ?? kvmClockSetMsr(vcpu, index >>> 0, lo, hi, hostInitiated);
+  if (tsc !== undefined) return tsc;
   const s = a.msr;
   index >>>= 0;
   switch (index) {
@@ -167,10 +169,6 @@ export function kvmSetMsr(vcpu: X86Vcpu, index: number, lo: number, hi: number, 
       return true;
     case MSR_IA32_MCG_CAP:
       return hostInitiated && lo === 0 && hi === 0;
-    case MSR_IA32_TSC_ADJUST:
-      s.tscAdjustLo = lo;
-      s.tscAdjustHi = hi;
-      return true;
     case MSR_IA32_UCODE_REV:
       return hostInitiated;
     case MSR_IA32_TSC_DEADLINE:

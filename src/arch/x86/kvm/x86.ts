@@ -29,6 +29,8 @@ import { x86VcpuIoctl } from "./x86_regs.js";
 import { kvmFpuInitGuest, kvmFpuVcpuIoctl, KVM_XSAVE_SIZE } from "./fpu.js";
 import { kvmMmuCommitMemoryRegion, kvmMmuEnableLogDirtyPtMasked, kvmMmuFlushShadowMemslot, kvmMmuUnmapGfnRange } from "./mmu/mmu.js";
 import { completeEmulatedMsr, kvmGetMsrIndexList } from "./msr.js";
+import { kvmTscVcpuInit, kvmTscVcpuIoctl } from "./tsc.js";
+import { KVM_CLOCK_VALID_FLAGS, kvmClockCheckRequests, kvmClockInitVm, kvmClockVmIoctl } from "./kvmclock.js";
 import {
   kvmCreateLapic, kvmFreeLapic, kvmIrqchipBeforeEntry, kvmIrqchipDestroyVm, kvmIrqchipInitVm, kvmIrqchipVmIoctl,
   kvmLapicVcpuIoctl, kvmVcpuBlock,
@@ -276,6 +278,7 @@ function vcpuEnterGuest(vcpu: X86Vcpu): ExitResult {
     if (kvmCheckRequest(vcpu, KVM_REQ_TLB_FLUSH_CURRENT)) ops.flushTlbCurrent(vcpu);
     if (kvmCheckRequest(vcpu, KVM_REQ_TLB_FLUSH_GUEST)) ops.flushTlbGuest(vcpu);
     if (kvmCheckRequest(vcpu, KVM_REQ_NMI)) processNmi(vcpu);
+    kvmClockCheckRequests(vcpu);
     if (kvmCheckRequest(vcpu, KVM_REQ_EVENT) || reqIntWin) {
       vcpu.stat.req_event = vcpu.stat.req_event + 1;
       kvmCheckAndInjectEvents(vcpu, reqIntWin);
@@ -638,6 +641,8 @@ const X86_CAPS: Record<number, number> = {
   [K.KVM_CAP_SIGNAL_MSI]: 1,
   [K.KVM_CAP_REINJECT_CONTROL]: 1,
   [K.KVM_CAP_TSC_DEADLINE_TIMER]: 1,
+  [K.KVM_CAP_GET_TSC_KHZ]: 1,
+  [K.KVM_CAP_ADJUST_CLOCK]: KVM_CLOCK_VALID_FLAGS,
   [K.KVM_CAP_XSAVE]: 1,
   [K.KVM_CAP_XCRS]: 1,
   [K.KVM_CAP_XSAVE2]: KVM_XSAVE_SIZE,
@@ -658,6 +663,8 @@ export class X86KvmArch implements KvmArch {
   }
 
   checkExtension(_kvm: KvmLike | null, cap: number): number {
+    // kvm_caps.has_tsc_control: the vendor can program a TSC multiplier.
+    if (cap === K.KVM_CAP_TSC_CONTROL) return this.ops.writeTscMultiplier !== undefined ? 1 : 0;
     return X86_CAPS[cap] ?? 0;
   }
 
@@ -685,6 +692,7 @@ export class X86KvmArch implements KvmArch {
     arch.vendor = this.opts.vendor;
     arch.pageAlloc = this.opts.pageAlloc;
     kvm.arch = arch;
+    kvmClockInitVm(kvm as X86Kvm);
     arch.irqState = kvmIrqchipInitVm(kvm as X86Kvm);
     this.ops.vmInit?.(kvm);
   }
@@ -707,6 +715,8 @@ export class X86KvmArch implements KvmArch {
     const x = kvm as X86Kvm;
     const ir = kvmIrqchipVmIoctl(x, nr, arg);
     if (ir !== undefined) return ir;
+    const cr = kvmClockVmIoctl(x, nr, arg);
+    if (cr !== undefined) return cr;
     switch (nr) {
       case K.KVM_SET_TSS_ADDR: {
         const addr = Number(arg);
@@ -758,6 +768,7 @@ export class X86KvmArch implements KvmArch {
     kvmCreateLapic(v);
     kvmMakeRequest(v, KVM_REQ_LOAD_MMU_PGD);
     v.kvm.arch.vcpus.push(v);
+    kvmTscVcpuInit(v);
   }
 
   vcpuDestroy(vcpu: KvmVcpuLike): void {
@@ -784,7 +795,7 @@ export class X86KvmArch implements KvmArch {
   }
 
   vcpuIoctl(vcpu: KvmVcpuLike, nr: number, arg: number | object): number | object {
-    const r = kvmLapicVcpuIoctl(vcpu as X86Vcpu, nr, arg) ?? kvmFpuVcpuIoctl(vcpu as X86Vcpu, nr, arg);
+    const r = kvmLapicVcpuIoctl(vcpu as X86Vcpu, nr, arg) ?? kvmFpuVcpuIoctl(vcpu as X86Vcpu, nr, arg) ?? kvmTscVcpuIoctl(vcpu as X86Vcpu, nr, arg);
     if (r !== undefined) return r;
     return x86VcpuIoctl(vcpu as X86Vcpu, nr, arg, this.supportedCpuid);
   }

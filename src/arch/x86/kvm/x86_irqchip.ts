@@ -22,6 +22,7 @@ import { registerArchIoctlArg, copyIn, copyInBytes } from "../../../virt/kvm/kvm
 import { StructCodec } from "../../../uapi/struct.js";
 import { kvmVcpuKick, type KvmVcpu } from "../../../virt/kvm/kvm_main.js";
 import { kvmVcpuHalt, HaltResult } from "../../../virt/kvm/kvm_vcpu_halt.js";
+import { kvmGuestTsc, kvmHasTsc } from "./tsc.js";
 import { KvmX86Irq } from "./irq.js";
 import type { KvmLapic } from "./lapic.js";
 import { KVM_REQ_EVENT, KVM_REQ_NMI, kvmMakeRequest, type X86Kvm, type X86Vcpu } from "./kvm_host.js";
@@ -145,6 +146,8 @@ export function kvmCreateLapic(vcpu: X86Vcpu): void {
       a.regsAvail |= 1 << 16;
       a.regsDirty |= 1 << 16;
     },
+    guestTsc: kvmHasTsc(vcpu) ? () => kvmGuestTsc(vcpu) : undefined,
+    guestTscKhz: () => a.tsc.virtualTscKhz,
   });
   const lapic = vcpuLapic(vcpu)!;
   lapic.setApicBase((0xfee00000 | (vcpu.vcpuIdx === 0 ? 0x900 : 0x800)) >>> 0, 0, true);

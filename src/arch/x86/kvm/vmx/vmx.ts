@@ -43,6 +43,8 @@ export interface PcpuCore {
   tlbFlushAll(): void;
   /** The CPU's time-stamp counter (for RDTSC emulation). */
   tsc(): number;
+  /** Its rate in kHz (tsc_khz). */
+  readonly tscKhz: number;
   /** Last opcode that raised #UD because the core lacks it, or -1. */
   lastUnimplemented: number;
 }
@@ -301,6 +303,8 @@ function initVmcs(vcpu: X86Vcpu): void {
   vmcsWrite(vcpu, V.VM_ENTRY_MSR_LOAD_COUNT, 0);
   vmcsWrite(vcpu, V.VM_ENTRY_INTR_INFO_FIELD, 0);
   vmcsWrite64(vcpu, V.TSC_OFFSET, 0, 0);
+  // With TSC scaling on, the multiplier starts at 1.0 (kvm_caps.default_tsc_scaling_ratio, 2^48).
+  if ((vmx.secondary & V.SECONDARY_EXEC_TSC_SCALING) !== 0) vmcsWrite64(vcpu, V.TSC_MULTIPLIER, 0, 0x10000);
   vmxSetConstantHostState(vcpu);
   // CR0/CR4: the guest owns only the bits KVM lets it (set_cr0_guest_host_mask / set_cr4_guest_host_mask).
   vmcsWrite(vcpu, V.CR0_GUEST_HOST_MASK, ~vmx.cr0GuestOwned);
@@ -652,6 +656,29 @@ function vmxSetMsr(vcpu: X86Vcpu, index: number, lo: number, hi: number, _host: 
   }
 }
 
+/** rdtsc() on the processor this vCPU runs on. */
+function vmxReadHostTsc(vcpu: X86Vcpu): number {
+  return toVmx(vcpu).pcpu.cpu.tsc();
+}
+
+/** tsc_khz of that processor. */
+function vmxHostTscKhz(vcpu: X86Vcpu): number {
+  return toVmx(vcpu).pcpu.cpu.tscKhz;
+}
+
+/** vmx_write_tsc_offset() */
+function vmxWriteTscOffset(vcpu: X86Vcpu, offset: number): void {
+  const hi = Math.floor(offset / 4294967296);
+  vmcsWrite64(vcpu, V.TSC_OFFSET, (offset - hi * 4294967296) | 0, hi | 0);
+}
+
+/** vmx_write_tsc_multiplier(): only with the "use TSC scaling" control (kvm_caps.has_tsc_control). */
+function vmxWriteTscMultiplier(vcpu: X86Vcpu, lo: number, hi: number): boolean {
+  if ((toVmx(vcpu).secondary & V.SECONDARY_EXEC_TSC_SCALING) === 0) return false;
+  vmcsWrite64(vcpu, V.TSC_MULTIPLIER, lo, hi);
+  return true;
+}
+
 function splitNum(v: number, out: Int32Array): boolean {
   const hi = Math.floor(v / 4294967296);
   out[0] = (v - hi * 4294967296) | 0;
@@ -953,6 +980,10 @@ export const vmxX86Ops = {
   getIfFlag: (vcpu: X86Vcpu) => (vmcsRead(vcpu, V.GUEST_RFLAGS) & X86_EFLAGS_IF) !== 0,
   getMsr: vmxGetMsr,
   setMsr: vmxSetMsr,
+  readHostTsc: vmxReadHostTsc,
+  hostTscKhz: vmxHostTscKhz,
+  writeTscOffset: vmxWriteTscOffset,
+  writeTscMultiplier: vmxWriteTscMultiplier,
   flushTlbAll: vmxFlushTlbAll,
   flushTlbCurrent: vmxFlushTlbCurrent,
   flushTlbGva: (vcpu: X86Vcpu, _gva: number) => vmxFlushTlbGuest(vcpu),
