@@ -26,7 +26,8 @@ export const KVM_FEATURE_PV_UNHALT = 7;
 export const KVM_FEATURE_CLOCKSOURCE_STABLE_BIT = 24;
 
 /** The PV features this KVM really implements (each bit needs its MSR / hypercall behind it). */
-export const KVM_PV_FEATURES_SUPPORTED = 1 << KVM_FEATURE_NOP_IO_DELAY;
+export const KVM_PV_FEATURES_SUPPORTED = (1 << KVM_FEATURE_CLOCKSOURCE) | (1 << KVM_FEATURE_NOP_IO_DELAY) |
+  (1 << KVM_FEATURE_CLOCKSOURCE2) | (1 << KVM_FEATURE_CLOCKSOURCE_STABLE_BIT);
 
 /** CPUID bits KVM virtualizes, by leaf register (kvm_set_cpu_caps); the rest of the host's are hidden. */
 const bits = (...b: number[]): number => b.reduce((m, x) => (m | (1 << x)) >>> 0, 0);
