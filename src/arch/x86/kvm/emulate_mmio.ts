@@ -204,9 +204,30 @@ class AccessTracker {
   rdCount = 0;
   /** Reads taken from the cache or served in the kernel during this execution. */
   rcPos = 0;
-  /** A write fragment whose bytes the core is about to store in the bounce frame (-1: none). */
-  pendGpa = -1;
-  pendLen = 0;
+  /**
+   * Write fragments of the current access (two when it crosses a page) whose bytes the core
+   * stores after translating both parts: MMIO ones (in the bounce frame) and RAM ones (for the
+   * write tracker). Harvested when the next access starts or the instruction ends.
+   */
+  readonly pendGpa = new Float64Array(2);
+  readonly pendLen = new Int32Array(2);
+  readonly pendRamHpa = new Float64Array(2);
+  /** 1 = MMIO, 2 = RAM (tracked). */
+  readonly pendKind = new Uint8Array(2);
+  pendCount = 0;
+}
+
+/**
+ * kvm_page_track_write(): called after the emulator stored `len` bytes (`data`) at guest-physical
+ * `gpa` in RAM, so a shadow MMU can update or zap the shadow entries of a write-protected
+ * guest page table. Set by the MMU; null when nothing tracks writes.
+ */
+export type EmulatorWriteTracker = (vcpu: X86Vcpu, gpa: number, data: Uint8Array) => void;
+let writeTracker: EmulatorWriteTracker | null = null;
+
+/** kvm_page_track_register_notifier() for emulated writes. */
+export function kvmEmulatorSetWriteTracker(fn: EmulatorWriteTracker | null): void {
+  writeTracker = fn;
 }
 
 const tracker = new AccessTracker();
@@ -233,12 +254,13 @@ class EmulatorView implements VmxNonRoot {
       if (access === ACC_WRITE) kvm.markPageDirty(vcpu, gfn);
       return pfn * 4096 + off;
     }
-    harvestPendingWrite();
     let len: number;
     if (t.contLen > 0 && la === t.contLa) {
+      // The second page of the access being translated: its first part is not stored yet.
       len = t.contLen;
       t.contLen = 0;
     } else {
+      harvestPendingWrites();
       const room = 4096 - (la & 4095);
       len = Math.min(t.accessSize, room);
       t.contLen = t.accessSize - len;
@@ -265,11 +287,11 @@ class EmulatorView implements VmxNonRoot {
     const pfn = kvm.gfnToPfn(gfn, true);
     if (pfn >= 0) {
       kvm.markPageDirty(vcpu, gfn);
+      if (writeTracker !== null) pendWrite(gpa, len, 2, pfn * 4096 + off);
       return pfn * 4096 + off;
     }
     if (pfn !== KVM_PFN_NOSLOT && pfn !== KVM_PFN_ERR_RO_FAULT) throw EMUL_FAILED;
-    t.pendGpa = gpa;
-    t.pendLen = len;
+    pendWrite(gpa, len, 1, 0);
     return t.bounceHpa + off;
   }
 
@@ -406,25 +428,49 @@ function mmioRead(vcpu: X86Vcpu, gpa: number, len: number, off: number): void {
   throw EMUL_IO_NEEDED;
 }
 
-/** The core has stored the pending write fragment in the bounce frame: hand it to a device or queue it for userspace. */
-function harvestPendingWrite(): void {
+function pendWrite(gpa: number, len: number, kind: number, ramHpa: number): void {
   const t = tracker;
-  if (t.pendGpa < 0) return;
-  const vcpu = t.vcpu!;
-  const st = t.st!;
-  const gpa = t.pendGpa;
-  const len = t.pendLen;
-  t.pendGpa = -1;
-  const off = gpa % 4096;
-  const data = fragData.subarray(0, len);
-  data.set(vcpu.kvm.physmem.frame(vcpu.kvm.arch.emulatorBouncePfn).subarray(off, off + len));
-  if (vcpu.kvm.tracing) traceMmio(vcpu, 2, len, gpa, data);
-  if (vcpuMmioWrite(vcpu, gpa, len, data)) return;
-  if (st.wfCount === MAX_FRAGS) throw EMUL_FAILED;
-  const i = st.wfCount++;
-  st.wfGpa[i] = gpa;
-  st.wfLen[i] = len;
-  st.wfData.set(data, i * 8);
+  if (t.pendCount === 2) throw EMUL_FAILED;
+  const i = t.pendCount++;
+  t.pendGpa[i] = gpa;
+  t.pendLen[i] = len;
+  t.pendKind[i] = kind;
+  t.pendRamHpa[i] = ramHpa;
+}
+
+/**
+ * The core has stored the pending write fragments: RAM ones go to the write tracker; MMIO ones
+ * (from the bounce frame) to an in-kernel device, or are queued for userspace.
+ */
+function harvestPendingWrites(): void {
+  const t = tracker;
+  const n = t.pendCount;
+  t.pendCount = 0;
+  for (let k = 0; k < n; k++) {
+    const vcpu = t.vcpu!;
+    const gpa = t.pendGpa[k];
+    const len = t.pendLen[k];
+    const pm = vcpu.kvm.physmem;
+    const data = fragData.subarray(0, len);
+    if (t.pendKind[k] === 2) {
+      const hpa = t.pendRamHpa[k];
+      const hpfn = Math.floor(hpa / 4096);
+      const hoff = hpa - hpfn * 4096;
+      data.set(pm.frame(hpfn).subarray(hoff, hoff + len));
+      writeTracker?.(vcpu, gpa, data);
+      continue;
+    }
+    const st = t.st!;
+    const off = gpa % 4096;
+    data.set(pm.frame(vcpu.kvm.arch.emulatorBouncePfn).subarray(off, off + len));
+    if (vcpu.kvm.tracing) traceMmio(vcpu, 2, len, gpa, data);
+    if (vcpuMmioWrite(vcpu, gpa, len, data)) continue;
+    if (st.wfCount === MAX_FRAGS) throw EMUL_FAILED;
+    const i = st.wfCount++;
+    st.wfGpa[i] = gpa;
+    st.wfLen[i] = len;
+    st.wfData.set(data, i * 8);
+  }
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -466,7 +512,7 @@ function x86EmulateInsn(vcpu: X86Vcpu): ExitResult {
   t.contLen = 0;
   t.rdCount = 0;
   t.rcPos = 0;
-  t.pendGpa = -1;
+  t.pendCount = 0;
   st.wfCount = 0;
   const rip = cs.rip;
   let repLeft = -1;
@@ -497,7 +543,7 @@ function x86EmulateInsn(vcpu: X86Vcpu): ExitResult {
     cpu.lastUnimplemented = -1;
     t.executing = true;
     HANDLERS[cpu.w0 & 0x7ff](cpu);
-    harvestPendingWrite();
+    harvestPendingWrites();
   } catch (e) {
     t.executing = false;
     if (e === EMUL_IO_NEEDED) {

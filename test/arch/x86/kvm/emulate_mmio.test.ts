@@ -8,6 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as K from "../../../../src/uapi/kvm.js";
 import { realModeGuest, type Guest } from "./guest_helpers.js";
+import { kvmEmulatorSetWriteTracker } from "../../../../src/arch/x86/kvm/emulate_mmio.js";
 
 const b = (...x: number[]): Uint8Array => Uint8Array.from(x);
 const HLT = 0xf4;
@@ -285,4 +286,32 @@ test("64-bit CPL 3 under 2 MiB guest pages: ADD to MMIO reads and writes 4 bytes
   assert.equal(r.rcx, 0n);
   assert.equal(r.rdi, 0x300110n);
   assert.equal(r.rsi, 0x1810n);
+});
+
+test("a store that straddles MMIO then RAM, and one that straddles two MMIO pages: each part with its own bytes", () => {
+  // mov [0x3ffe], eax twice; slot 1 puts RAM at [0x4000, 0x5000) for the first store only
+  const g = guest([0x66, 0xa3, 0xfe, 0x3f, 0x66, 0xa3, 0xfe, 0x3f], { rax: 0x44332211n });
+  const hva = g.proc.mm.mmap(0, 0x1000, 3, 0x22, -1, 0);
+  g.vm.setUserMemoryRegion({ slot: 1, flags: 0, guest_phys_addr: 0x4000n, memory_size: 0x1000n, userspace_addr: BigInt(hva) });
+  expectWrite(g, 0x3ffe, [0x11, 0x22]);
+  assert.deepEqual([...g.proc.mm.copyFromUser(hva, 2)], [0x33, 0x44]);
+  g.vm.setUserMemoryRegion({ slot: 1, flags: 0, guest_phys_addr: 0x4000n, memory_size: 0n, userspace_addr: BigInt(hva) });
+  expectWrite(g, 0x3ffe, [0x11, 0x22]);
+  expectWrite(g, 0x4000, [0x33, 0x44]);
+  expectHlt(g);
+});
+
+test("RAM writes made by the emulator reach the write tracker (kvm_page_track_write) with their bytes", () => {
+  // movsb from MMIO 0x3000 to RAM 0x2000; push word [0x3002] (stack RAM at 0x1ffe)
+  const seen: string[] = [];
+  kvmEmulatorSetWriteTracker((_v, gpa, data) => seen.push(`${gpa.toString(16)}:${[...data].join(",")}`));
+  try {
+    const g = guest([0xa4, 0xff, 0x36, 0x02, 0x30], { rsi: 0x3000n, rdi: 0x2000n, rsp: 0x2000n });
+    expectRead(g, 0x3000, 1, [7]);
+    expectRead(g, 0x3002, 2, [8, 9]);
+    expectHlt(g);
+    assert.deepEqual(seen, ["2000:7", "1ffe:8,9"]);
+  } finally {
+    kvmEmulatorSetWriteTracker(null);
+  }
 });
