@@ -183,3 +183,36 @@ test("a TSS whose limit is too small: #TS(selector) instead of a switch", () => 
   assert.equal(g.vcpu.getSregs().tr.selector, 0x18);
   assert.equal(typeByte(g, 0x30), 0x89, "the TSS was not marked busy");
 });
+
+test("a 32-bit task switch loads the new task's CR3 (paging on) and its LDT, and DS from that LDT", () => {
+  // call far 0x20:0; hlt       paging: 4 MiB identity PDEs in PD A (0x3000) and PD B (0x4000)
+  const g = taskGuest([0x9a, 0, 0, 0, 0, 0x20, 0x00, HLT]);
+  g.poke(0x3000, u32(0x83));
+  g.poke(0x4000, u32(0x83));
+  // GDT 0x38: an LDT at 0x2400 (limit 0xf) whose entry 1 is a data segment based at 0x5000.
+  g.poke(GDT + 0x38, desc((0x2400 << 16) | 0x0f, 0x00008200));
+  g.poke(0x2408, desc(0x5000ffff, 0x00cf9300));
+  g.poke(TSS_A + 0x1c, u32(0x3000)); // task A's CR3, loaded when it is resumed
+  g.poke(TSS_B + 0x1c, u32(0x4000));
+  g.poke(TSS_B + 0x54, u32(0x0c)); // DS: LDT selector 1 (TI=1, RPL 0)
+  g.poke(TSS_B + 0x60, u32(0x38));
+  const s = g.vcpu.getSregs();
+  s.gdt.limit = 0x3f;
+  s.cr0 = 0x80000011n;
+  s.cr3 = 0x3000n;
+  s.cr4 = 0x10n;
+  g.vcpu.setSregs(s);
+  runToIo(g);
+  const n = g.vcpu.getSregs();
+  assert.equal(n.cr3, 0x4000n);
+  assert.equal(n.ldt.selector, 0x38);
+  assert.equal(n.ldt.base, 0x2400n);
+  assert.equal(n.ds.selector, 0x0c);
+  assert.equal(n.ds.base, 0x5000n);
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT);
+  const back = g.vcpu.getSregs();
+  assert.equal(back.cr3, 0x3000n);
+  assert.equal(back.ldt.selector, 0);
+  assert.equal(back.ds.selector, 0x10);
+});
