@@ -12,10 +12,11 @@
  * Order (SDM 8.3 steps; emulator_do_task_switch): read the new and current TSS descriptors;
  * the task-gate DPL check for INT n; the new TSS limit and presence (#TS); clear the current
  * task's busy bit (JMP, IRET) and NT (IRET); save the current state in the current TSS; write
- * the back link (CALL, gate); load CR3 (32-bit TSS), EIP, EFLAGS, the GPRs and the selectors,
- * then the descriptors with the task-switch checks (a fault there is taken in the new task);
- * NT (CALL, gate), busy bit of the new TSS (not IRET), CR0.TS, TR; push the error code of the
- * exception being delivered; clear the local breakpoint enables in DR7.
+ * the back link (CALL, gate); load CR3 (32-bit TSS), EIP, EFLAGS, the GPRs and the selectors;
+ * NT (CALL, gate), busy bit of the new TSS (not IRET), CR0.TS, TR; then the descriptors with the
+ * task-switch checks (a fault there is taken in the new task: KVM's emulator checks them before
+ * TR changes, the SDM order is kept here); push the error code of the exception being delivered;
+ * clear the local breakpoint enables in DR7.
  */
 
 import * as K from "../../../uapi/kvm.js";
@@ -156,7 +157,10 @@ function loadTss16(c: X86Cpu, newBase: number): void {
   loadTaskState(c, ip, flags | 2, regs, sels, 4);
 }
 
-/** Load EIP, EFLAGS, GPRs and the segment registers of the new task (selectors first, then the descriptors). */
+/** Segment registers the new TSS format holds (6 for a 32-bit TSS, ES-DS for a 16-bit one), for loadTaskSegments. */
+let newTaskSegs = 0;
+
+/** Load EIP, EFLAGS, the GPRs and the selectors of the new task (SDM 8.3 step 12); the descriptors follow later. */
 function loadTaskState(c: X86Cpu, eip: number, eflags: number, regs: Int32Array, sels: Int32Array, nSegs: number): void {
   const st = c.state;
   st.rip = eip;
@@ -167,10 +171,19 @@ function loadTaskState(c: X86Cpu, eip: number, eflags: number, regs: Int32Array,
   c.setRflags(eflags);
   for (let s = 0; s < nSegs; s++) st.segSel[s] = sels[s];
   st.segSel[SEG_LDTR] = sels[6];
-  const v86 = (eflags & X86_EFLAGS_VM) !== 0;
-  const cpl = v86 ? 3 : sels[SEG_CS] & 3;
-  loadSegTaskSwitch(c, SEG_LDTR, sels[6], cpl, v86);
-  for (let s = 0; s < nSegs; s++) loadSegTaskSwitch(c, s, sels[s], cpl, v86);
+  newTaskSegs = nSegs;
+}
+
+/**
+ * Load the LDTR and segment descriptors of the new task (SDM 8.3 step 13, selectors first: CPL
+ * comes from CS.RPL, or 3 in virtual-8086 mode). A fault here is taken in the new task.
+ */
+function loadTaskSegments(c: X86Cpu): void {
+  const st = c.state;
+  const v86 = (c.getRflags() & X86_EFLAGS_VM) !== 0;
+  const cpl = v86 ? 3 : st.segSel[SEG_CS] & 3;
+  loadSegTaskSwitch(c, SEG_LDTR, st.segSel[SEG_LDTR], cpl, v86);
+  for (let s = 0; s < newTaskSegs; s++) loadSegTaskSwitch(c, s, st.segSel[s], cpl, v86);
   c.stateChanged();
 }
 
@@ -210,6 +223,7 @@ function doTaskSwitch(c: X86Cpu, tssSel: number, idtIndex: number, reason: numbe
   }
   st.cr0 = (st.cr0 | X86_CR0_TS) >>> 0;
   loadCache(c, SEG_TR, tssSel, newDesc);
+  loadTaskSegments(c);
   if (hasErrorCode) push(c, is32 ? 4 : 2, errorCode, 0);
 }
 

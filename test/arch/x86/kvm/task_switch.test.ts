@@ -216,3 +216,19 @@ test("a 32-bit task switch loads the new task's CR3 (paging on) and its LDT, and
   assert.equal(back.ldt.selector, 0);
   assert.equal(back.ds.selector, 0x10);
 });
+
+test("a bad segment in the new TSS faults in the new task: #TS(selector) after TR and EIP have switched", () => {
+  // call far 0x20:0; hlt      task B's CS = 0x10 (a data segment)      IDT[10]: interrupt gate -> 0x1400 (hlt)
+  const g = taskGuest([0x9a, 0, 0, 0, 0, 0x20, 0x00, HLT]);
+  g.poke(TSS_B + 0x4c, u32(0x10));
+  g.poke(IDT + 10 * 8, desc((0x08 << 16) | 0x1400, 0x8e00));
+  g.poke(0x1400, b(HLT));
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT);
+  const r = g.vcpu.getRegs();
+  assert.equal(r.rip, 0x1401n);
+  assert.equal(g.vcpu.getSregs().tr.selector, 0x20, "the switch happened");
+  assert.equal(rd32(g, Number(r.rsp)), 0x10, "#TS error code: the CS selector");
+  assert.equal(rd32(g, Number(r.rsp) + 4), 0x1200, "the fault is at task B's first instruction");
+  assert.equal(r.rsp, 0x3000n - 16n, "on task B's stack");
+});
