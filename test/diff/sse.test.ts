@@ -1,7 +1,7 @@
 /**
- * SSE differential test: random SSE..SSE4.2 instructions on edge-case operands under random
- * MXCSR modes, at CPL 3, on the real /dev/kvm and on tskvm; XMM0-7, MXCSR, RFLAGS and the GPRs
- * must match bit for bit at every exit, except RCPxx/RSQRTxx results, which must agree within
+ * SSE differential test: random SSE..SSE4.2 and MMX instructions (stores included) on edge-case
+ * operands under random MXCSR modes, at CPL 3, on the real /dev/kvm and on tskvm; XMM0-7 (or
+ * MM0-7), MXCSR, RFLAGS, the GPRs and the data area's hash must match bit for bit at every exit, except RCPxx/RSQRTxx results, which must agree within
  * twice Intel's documented bound (both sides are within 1.5 * 2^-12 of the exact value).
  * Skips with the reason when either side cannot run here.
  */
@@ -31,6 +31,7 @@ function closeF32(a: number, b: number): boolean {
 function diffExit(a: ExitRecord, b: ExitRecord, approx: boolean): string[] {
   const out: string[] = [];
   if (a.exit !== b.exit) out.push(`exit ${a.exit} vs ${b.exit}`);
+  if (a.mem !== b.mem) out.push(`data area hash: kvm ${a.mem} tskvm ${b.mem}`);
   for (const r of REG_NAMES) {
     const x = a.regs[r], y = b.regs[r];
     if (x === y) continue;

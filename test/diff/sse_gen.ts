@@ -95,7 +95,14 @@ const MMX: T[] = ["paddb M, N", "paddw M, q", "paddd M, N", "paddq M, N", "psubs
   "pmulhrsw M, N", "pabsw M, N", "palignr M, N, I5", "palignr M, q, I5", "movq M, N", "movq M, q", "movd M, edx", "movq M, rdx",
   "movq rcx, N", "movd ecx, N", "movq2dq x, N", "movdq2q M, y", "cvtpi2ps x, N", "cvtpi2pd x, q", "cvtps2pi M, y", "cvttpd2pi M, y",
   "cvtpd2pi M, m"].map((s) => [s, /cvt/.test(s) ? 0 : 2] as T).map((t) => [t[0], t[1], false, true] as T);
-const ALL = [...F32, ...F64, ...INT, ...MMX];
+// Stores into the block's spare 16 bytes (S m128, Q m64, D m32, W m16, B m8; the memory is
+// compared through the runner's hash of the data area at every exit).
+const STORE: T[] = ["movups S, x", "movaps S, x", "movdqa S, x", "movdqu S, x", "movntdq S, x", "movntps S, x", "movntpd S, x",
+  "movlps Q, x", "movhps Q, x", "movlpd Q, x", "movhpd Q, x", "movq Q, x", "movsd Q, x", "movss D, x", "movd D, x",
+  "pextrb B, x, I", "pextrw W, x, I", "pextrd D, x, I", "pextrq Q, x, I", "extractps D, x, I", "movnti D, ecx", "movnti Q, rcx",
+  "maskmovdqu x, y"].map((s) => [s, 2] as T);
+const MMX_STORE: T[] = ["movq Q, M", "movntq Q, M", "movd D, M", "maskmovq M, N"].map((s) => [s, 2, false, true] as T);
+const ALL = [...F32, ...F64, ...INT, ...MMX, ...STORE, ...MMX_STORE];
 
 /** A case of `blocks` instructions from `seed`. */
 export function generateSseCase(seed: number, blocks: number): SseCase {
@@ -121,7 +128,11 @@ export function generateSseCase(seed: number, blocks: number): SseCase {
     const x = r.int(8), y = r.int(8);
     const insn = tpl.replace(/\bx\b/, `xmm${x}`).replace(/\by\b/, `xmm${y}`).replace(/\bM\b/, `mm${x}`).replace(/\bN\b/, `mm${y}`)
       .replace(/\bm\b/, `xmmword ptr [rbp + ${base + 128}]`).replace(/\bq\b/, `qword ptr [rbp + ${base + 128}]`)
-      .replace(/\bd\b/, `dword ptr [rbp + ${base + 132}]`).replace(/\bI5\b/, String(r.int(80))).replace(/\bI\b/, String(immFor(tpl, r)));
+      .replace(/\bd\b/, `dword ptr [rbp + ${base + 132}]`).replace(/\bS\b/, `xmmword ptr [rbp + ${base + 144}]`)
+      .replace(/\bQ\b/, `qword ptr [rbp + ${base + 144 + 8 * r.int(2)}]`).replace(/\bD\b/, `dword ptr [rbp + ${base + 144 + 4 * r.int(4)}]`)
+      .replace(/\bW\b/, `word ptr [rbp + ${base + 145 + r.int(14)}]`).replace(/\bB\b/, `byte ptr [rbp + ${base + 144 + r.int(16)}]`).replace(/\bI5\b/, String(r.int(80))).replace(/\bI\b/, String(immFor(tpl, r)));
+    // MASKMOVDQU/MASKMOVQ store to DS:RDI.
+    if (tpl.startsWith("maskmov")) lines.push(`lea rdi, [rbp + ${base + 144 + (tpl.endsWith("y") ? 0 : 8 * r.int(2))}]`);
     lines.push(insn);
     approx.push(apx === true);
     lines.push("pushfq", "pop rbx", "stmxcsr [rbp + 0x1800]", "mov eax, [rbp + 0x1800]");
@@ -154,6 +165,7 @@ export function generateSseCase(seed: number, blocks: number): SseCase {
     init: {
       mode: "long64", cpl: 3, cr3: BigInt(L.pml4), cr4: 0x20n | (1n << 9n) | (1n << 10n),
       gpa: L.image, mem: L.mem, entry: L.code, regs, exitMmio: L.stopMmio, maxExits: 2 * blocks + 8,
+      hash: [L.data, blocks * 160],
     },
   };
 }
