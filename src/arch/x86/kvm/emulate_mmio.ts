@@ -36,7 +36,7 @@ import { decode, HANDLERS } from "../../../hw/x86/decode.js";
 import { FAULT, PF_VECTOR } from "../../../hw/x86/fault.js";
 import type { VmxNonRoot } from "../../../hw/x86/vmx/hooks.js";
 import { ExitResult } from "./kvm_x86_ops.js";
-import { CompleteUserspaceIo, EFER_LMA, kvmRegisterRead, kvmRegisterWrite, kvmRipRead, kvmRipWrite, type X86Vcpu } from "./kvm_host.js";
+import { CompleteUserspaceIo, EFER_LMA, UD_VECTOR, kvmRegisterRead, kvmRegisterWrite, kvmRipRead, kvmRipWrite, type X86Vcpu } from "./kvm_host.js";
 import {
   kvmPrepareEmulationFailureExit, kvmQueueException, kvmQueueExceptionE, kvmQueueExceptionP, kvmVcpuDoSinglestep,
   registerCompleteUserspaceIo,
@@ -479,10 +479,19 @@ function harvestPendingWrites(): void {
 
 const insnBuf = new Uint8Array(15);
 
+/**
+ * handle_emulation_failure(): with KVM_CAP_EXIT_ON_EMULATION_FAILURE userspace gets the
+ * instruction; otherwise the guest gets #UD, and at CPL 0 userspace is told as well (the #UD
+ * stays queued for the next KVM_RUN).
+ */
 function emulationFailure(vcpu: X86Vcpu): ExitResult {
   vcpuState(vcpu).reset();
   const n = fetchInsnBytes(vcpu, insnBuf);
-  return kvmPrepareEmulationFailureExit(vcpu, insnBuf, n);
+  if (vcpu.kvm.arch.exitOnEmulationFailure) return kvmPrepareEmulationFailureExit(vcpu, insnBuf, n);
+  kvmQueueException(vcpu, UD_VECTOR);
+  if (vcpu.arch.ops.getCpl(vcpu) === 0) return kvmPrepareEmulationFailureExit(vcpu, insnBuf, n);
+  vcpu.stat.insn_emulation_fail++;
+  return ExitResult.Resume;
 }
 
 /** The memory operand size in bytes of the decoded instruction. */

@@ -202,7 +202,9 @@ test("a fault raised by the emulated instruction is injected: DIV by an MMIO zer
 
 test("an instruction the emulator does not handle ends in INTERNAL_ERROR / EMULATION with its bytes", () => {
   // call word [0x3000]
-  const g = guest([0xff, 0x16, 0x00, 0x30]);
+  const g = guest([0xff, 0x16, 0x00, 0x30], { rsp: 0x2000n });
+  g.poke(0x1100, b(HLT));
+  g.poke(6 * 4, b(0x00, 0x11, 0x00, 0x00));
   g.vcpu.run();
   assert.equal(g.run.exitReason, K.KVM_EXIT_INTERNAL_ERROR);
   assert.equal(g.run.internalSuberror, K.KVM_INTERNAL_ERROR_EMULATION);
@@ -210,6 +212,9 @@ test("an instruction the emulator does not handle ends in INTERNAL_ERROR / EMULA
   assert.equal(g.run.internalData(0), 1n);
   assert.equal(g.run.internalData(2) & 0xffffffffn, 0x300016ffn);
   assert.equal(g.vcpu.stat.insn_emulation_fail, 1);
+  // handle_emulation_failure() also queued #UD: running again delivers it (CPL 0).
+  expectHlt(g);
+  assert.equal(g.vcpu.getRegs().rip, 0x1101n);
 });
 
 test("pending MMIO state is per vCPU: two vCPUs each complete their own read", () => {
@@ -261,23 +266,29 @@ test("immediate_exit still completes a pending MMIO read (api.rst): the data rea
   expectHlt(g);
 });
 
-test("64-bit CPL 3 under 2 MiB guest pages: ADD to MMIO reads and writes 4 bytes; REP MOVSQ stores 8 bytes per exit", () => {
-  // add [rcx], edx; mov rsi, 0x1800 (imm32); rep movsq (rdi = rcx + 0x100, rcx = 2); then spin
-  const g = realModeGuest({
-    code: b(0x01, 0x11, 0x48, 0x8d, 0xb9, 0x00, 0x01, 0x00, 0x00, 0x48, 0xc7, 0xc6, 0x00, 0x18, 0x00, 0x00, 0xb9, 0x02, 0x00, 0x00, 0x00, 0xf3, 0x48, 0xa5, 0xeb, 0xfe),
-    slotSize: 0x10000,
-    regs: { rcx: 0x300000n, rdx: 5n, rsp: 0x8000n },
-  });
+/** A 64-bit guest at CPL 3 (no IDT) with user 2 MiB identity pages over the first 4 MiB; 0x300000 has no memslot. */
+function cpl3Guest(bytes: number[], regs = {}): Guest {
+  const g = realModeGuest({ code: Uint8Array.from(bytes), slotSize: 0x10000, regs });
   const le = (v: number): Uint8Array => b(v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >> 24) & 0xff, 0, 0, 0, 0);
   g.poke(0x2000, le(0x3007));
   g.poke(0x3000, le(0x4007));
   g.poke(0x4000, Uint8Array.from([...le(0x87), ...le(0x200087)]));
-  g.poke(0x1800, Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]));
   const s = g.vcpu.getSregs();
   const code = { base: 0n, limit: 0xffffffff, selector: 0x2b, type: 0xb, present: 1, dpl: 3, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0, padding: 0 };
   const data = { ...code, selector: 0x23, type: 0x3, l: 0, db: 1 };
   Object.assign(s, { cs: code, ds: data, es: data, ss: data, fs: data, gs: data, cr3: 0x2000n, cr4: 0x20n, cr0: 0x80000011n, efer: 0x500n });
+  s.idt.limit = 0;
   g.vcpu.setSregs(s);
+  return g;
+}
+
+test("64-bit CPL 3 under 2 MiB guest pages: ADD to MMIO reads and writes 4 bytes; REP MOVSQ stores 8 bytes per exit", () => {
+  // add [rcx], edx; mov rsi, 0x1800 (imm32); rep movsq (rdi = rcx + 0x100, rcx = 2); then spin
+  const g = cpl3Guest(
+    [0x01, 0x11, 0x48, 0x8d, 0xb9, 0x00, 0x01, 0x00, 0x00, 0x48, 0xc7, 0xc6, 0x00, 0x18, 0x00, 0x00, 0xb9, 0x02, 0x00, 0x00, 0x00, 0xf3, 0x48, 0xa5, 0xeb, 0xfe],
+    { rcx: 0x300000n, rdx: 5n, rsp: 0x8000n },
+  );
+  g.poke(0x1800, Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]));
   expectRead(g, 0x300000, 4, [10, 0, 0, 0]);
   expectWrite(g, 0x300000, [15, 0, 0, 0]);
   expectWrite(g, 0x300100, [1, 2, 3, 4, 5, 6, 7, 8]);
@@ -314,4 +325,18 @@ test("RAM writes made by the emulator reach the write tracker (kvm_page_track_wr
   } finally {
     kvmEmulatorSetWriteTracker(null);
   }
+});
+
+test("an unemulated MMIO instruction at CPL 3: #UD for the guest, or INTERNAL_ERROR with KVM_CAP_EXIT_ON_EMULATION_FAILURE", () => {
+  // call [rcx] with rcx = 0x300000 (no memslot); no IDT, so a #UD becomes a triple fault
+  const plain = cpl3Guest([0xff, 0x11], { rcx: 0x300000n });
+  plain.vcpu.run();
+  assert.equal(plain.run.exitReason, K.KVM_EXIT_SHUTDOWN, "#UD injected (and escalated: no IDT), no exit for the failure");
+  assert.equal(plain.vcpu.stat.insn_emulation_fail, 1);
+  const withCap = cpl3Guest([0xff, 0x11], { rcx: 0x300000n });
+  withCap.vm.enableCap({ cap: K.KVM_CAP_EXIT_ON_EMULATION_FAILURE, args: [1n] });
+  withCap.vcpu.run();
+  assert.equal(withCap.run.exitReason, K.KVM_EXIT_INTERNAL_ERROR);
+  assert.equal(withCap.run.internalSuberror, K.KVM_INTERNAL_ERROR_EMULATION);
+  assert.equal(withCap.run.internalData(2) & 0xffffn, 0x11ffn);
 });
