@@ -68,7 +68,11 @@ test("availability: CR4.OSFXSR=0 or CR0.EM=1 is #UD, CR0.TS=1 is #NM; MMX ignore
   const paddw = [0x0f, 0xfd, 0xc1];
   assert.equal(vectorTaken(sseRun(paddw, (c) => { c.state.cr4 &= ~(1 << 9); c.stateChanged(); }).cpu), -1);
   assert.equal(vectorTaken(sseRun(paddw, (c) => { c.state.cr0 |= 8; c.stateChanged(); }).cpu), 7);
-  assert.equal(vectorTaken(sseRun(paddw, (c) => { c.state.fpu.sw |= 0x80; }).cpu), 16, "pending x87 exception: #MF");
+  assert.equal(vectorTaken(sseRun(paddw, (c) => { c.state.fpu.sw |= 0x80; c.state.cr0 |= 0x20; c.stateChanged(); }).cpu), 16,
+    "pending x87 exception with CR0.NE: #MF");
+  const ferr = sseRun(paddw, (c) => { c.state.fpu.sw |= 0x80; }).cpu;
+  assert.equal(vectorTaken(ferr), -1, "CR0.NE=0: the FERR# path, no #MF");
+  assert.equal(ferr.state.fpuFerr, 1);
   assert.equal(vectorTaken(sseRun([0xf0, 0x0f, 0x58, 0x06]).cpu), 6, "LOCK: #UD");
   assert.equal(vectorTaken(sseRun([0xc5, 0xf8, 0x58, 0xc1]).cpu), 6, "VEX: #UD");
 });

@@ -18,9 +18,10 @@ import * as _softfloat from "../fp/softfloat.js";
 import * as _sse_float from "../fp/sse_float.js";
 import * as _simd_int from "../fp/simd_int.js";
 import * as _x87_state from "../fp/x87_state.js";
+import * as _x87 from "./x87.js";
 // Module-local copies of the imported bindings: a loader that compiles imports to property
 // reads (CommonJS interop) would otherwise pay a getter call per use on the hot paths.
-const { GP_VECTOR, MF_VECTOR, NM_VECTOR, UD_VECTOR, XM_VECTOR } = _fault;
+const { GP_VECTOR, NM_VECTOR, UD_VECTOR, XM_VECTOR } = _fault;
 const { rd16, rd32, rd64, wr32, wr64, xlateFill, TLB_MASK } = _mmu;
 const { WALK_W } = _paging;
 const { eaLin } = _operand;
@@ -28,6 +29,7 @@ const { FpEnv } = _softfloat;
 const { setMxcsr, sseResultDelivered } = _sse_float;
 const { SimdRegs } = _simd_int;
 const { SW_ES } = _x87_state;
+const { x87Pending } = _x87;
 
 /** Scratch XMM slots (X86State.xmm after XMM15). */
 export const XS = 16;
@@ -82,12 +84,16 @@ export function sseCheck(c: X86Cpu): void {
   if (st.cr0 & CR0_TS) c.raise(NM_VECTOR, -1);
 }
 
-/** Availability of an MMX instruction (SDM Vol. 2 Table 22-? / Vol. 3A 22.25): #UD on EM, #NM on TS, #MF on a pending x87 exception. */
+/**
+ * Availability of an MMX instruction (SDM Vol. 3A 2.5 Table 2-2, Vol. 1 9.5.x): #UD on CR0.EM,
+ * #NM on CR0.TS, then a pending unmasked x87 exception is taken as by any waiting x87
+ * instruction (#MF with CR0.NE, else the FERR# path: ops/x87.ts x87Pending).
+ */
 export function mmxCheck(c: X86Cpu): void {
   const st = c.state;
   if (st.cr0 & CR0_EM) c.raise(UD_VECTOR, -1);
   if (st.cr0 & CR0_TS) c.raise(NM_VECTOR, -1);
-  if (st.fpu.sw & SW_ES) c.raise(MF_VECTOR, -1);
+  if (st.fpu.sw & SW_ES) x87Pending(c);
 }
 
 /** Start of an SSE floating-point operation: environment from MXCSR. */
