@@ -256,7 +256,8 @@ function commitTaskState(vcpu: X86Vcpu, c: X86Cpu, completed: boolean): void {
   if (((st.cr0 ^ a.cr0) & X86_CR0_TS) !== 0) kvmSetCr0(vcpu, (a.cr0 | X86_CR0_TS) >>> 0);
   if (completed && (a.dr7 & DR7_LOCAL_BITS) !== 0) {
     a.dr7 = (a.dr7 & ~DR7_LOCAL_BITS) >>> 0;
-    a.ops.setDr7(vcpu, a.dr7);
+    // kvm_update_dr7(): the hardware keeps the guest-debug DR7 while userspace owns the breakpoints.
+    a.ops.setDr7(vcpu, (a.guestDebug & K.KVM_GUESTDBG_USE_HW_BP) !== 0 ? a.guestDebugDr7 : a.dr7);
   }
   a.ops.setInterruptShadow(vcpu, 0);
 }
