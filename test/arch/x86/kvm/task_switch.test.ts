@@ -232,3 +232,19 @@ test("a bad segment in the new TSS faults in the new task: #TS(selector) after T
   assert.equal(rd32(g, Number(r.rsp) + 4), 0x1200, "the fault is at task B's first instruction");
   assert.equal(r.rsp, 0x3000n - 16n, "on task B's stack");
 });
+
+test("an NMI through a task gate: the NMI is consumed by the switch and NMIs stay blocked in the new task", () => {
+  // hlt (task A waits)      IDT[2]: task gate -> 0x20
+  const g = taskGuest([HLT, HLT]);
+  g.poke(IDT + 2 * 8, desc(0x20 << 16, 0x8500));
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT);
+  g.vcpu.nmi();
+  runToIo(g);
+  assert.equal(g.vcpu.getSregs().tr.selector, 0x20);
+  assert.equal(rd16(g, TSS_B), 0x18, "back link: an NMI switches like a CALL");
+  const ev = g.vcpu.getVcpuEvents();
+  assert.equal(ev.nmi.injected, 0);
+  assert.equal(ev.nmi.masked, 1);
+  assert.equal(g.vcpu.stat.nmi_injections, 1);
+});
