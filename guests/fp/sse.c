@@ -1,5 +1,6 @@
 /*
- * SSE..SSE4.2 and MMX at CPL 3: compiler-generated scalar double/single code, MXCSR rounding
+ * SSE..SSE4.2 and MMX at CPL 3: compiler-generated scalar double/single code and integer loops
+ * vectorized by GCC (checked against the same C built without SSE), MXCSR rounding
  * modes, sticky flags, FTZ and DAZ, unmasked exceptions (#XM with CR4.OSXMMEXCPT, #UD without:
  * SDM Vol 1 11.5.3), 16-byte alignment (#GP, Vol 1 11.4.1), integer/shuffle/string operations and
  * the MMX <-> x87 state effects (FXSAVE abridged tag byte, Vol 1 9.5.1). The checks this
@@ -18,6 +19,33 @@ static long run_float(long);
 static long run_int(long);
 static long run_exc(long);
 static long run_mmx(long);
+
+/* Integer kernels the compiler vectorizes in the SSE section (O3) and keeps scalar here (general
+ * registers only): the two builds must agree. */
+#define NV 1000
+static u32 va[NV], vb[NV];
+static u16 vh[NV];
+static u8 vc[NV];
+static int vi[NV];
+static u32 vrev[NV];
+#define KERNELS(out)                                                                     \
+	do {                                                                             \
+		u64 dot = 0, wsum = 0, asum = 0, rsum = 0;                               \
+		u32 cnt = 0;                                                             \
+		u16 mx = 0;                                                              \
+		for (int i = 0; i < NV; i++) dot += (u64)(va[i] * vb[i] + (va[i] >> 3)); \
+		for (int i = 0; i < NV; i++) mx = vh[i] > mx ? vh[i] : mx;               \
+		for (int i = 0; i < NV; i++) cnt += vc[i] == 'x';                        \
+		for (int i = 0; i < NV; i++) wsum += vc[i];                              \
+		for (int i = 0; i < NV; i++) asum += (u32)(vi[i] < 0 ? -vi[i] : vi[i]);  \
+		for (int i = 0; i < NV; i++) vrev[i] = va[NV - 1 - i] ^ vb[i];           \
+		for (int i = 0; i < NV; i++) rsum = rsum * 3 + vrev[i];                  \
+		out[0] = dot; out[1] = mx; out[2] = cnt; out[3] = wsum; out[4] = asum;   \
+		out[5] = rsum;                                                           \
+	} while (0)
+
+static void kernels_ref(u64 *out) { KERNELS(out); }
+static long run_vec(long);
 
 static ulong read_cr4(void) { ulong v; __asm__ volatile("mov %%cr4, %0" : "=r"(v)); return v; }
 static void write_cr4(ulong v) { __asm__ volatile("mov %0, %%cr4" ::"r"(v)); }
@@ -74,6 +102,24 @@ int main(void)
 	check("fxsave abridged tags after EMMS", res[42], 0x00);
 	check("packsswb mm", res[43], 0x0005807f807fff01ULL);
 	check("pmovmskb mm", res[44], 0xa5);
+
+	u32 seed = 12345;
+	for (int i = 0; i < NV; i++) {
+		seed = seed * 1103515245u + 12345u; va[i] = seed;
+		seed = seed * 1103515245u + 12345u; vb[i] = seed;
+		vh[i] = (u16)(seed >> 7);
+		vc[i] = (seed >> 20) & 1 ? 'x' : (u8)(seed >> 12);
+		vi[i] = (int)(seed ^ (seed << 13));
+	}
+	u64 ref[6];
+	kernels_ref(ref);
+	user_call(run_vec, 0);
+	check("vectorized u32 dot product", res[60], ref[0]);
+	check("vectorized u16 max", res[61], ref[1]);
+	check("vectorized byte count", res[62], ref[2]);
+	check("vectorized byte widening sum", res[63], ref[3]);
+	check("vectorized abs sum", res[56], ref[4]);
+	check("vectorized reverse xor", res[57], ref[5]);
 
 	user_call(run_exc, 0);
 	check("divss by zero unmasked: #XM", res[50], 19);
@@ -295,5 +341,18 @@ static long run_exc(long unused)
 	}
 	return 0;
 }
+
+#pragma GCC push_options
+#pragma GCC optimize("O3", "tree-vectorize")
+static long run_vec(long unused)
+{
+	(void)unused;
+	u64 out[6];
+	KERNELS(out);
+	res[60] = out[0]; res[61] = out[1]; res[62] = out[2]; res[63] = out[3];
+	res[56] = out[4]; res[57] = out[5];
+	return 0;
+}
+#pragma GCC pop_options
 
 #pragma GCC pop_options
