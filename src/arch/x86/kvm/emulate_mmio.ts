@@ -592,11 +592,13 @@ function commitInsn(vcpu: X86Vcpu, cpu: X86Cpu, op: number, repLeft: number): Ex
   const rflags = cpu.getRflags();
   if (repLeft >= 0) {
     cpu.setRegAddr(1, cpu.asz, repLeft);
-    // REPE/REPNE CMPS/SCAS also stop on the ZF condition (SDM Vol. 2 REP).
+    // REPE/REPNE CMPS/SCAS also stop on the ZF condition (SDM Vol. 2 REP). Otherwise RIP stays on
+    // the instruction even after the last iteration, as KVM's emulator leaves it
+    // (string_insn_completed): the processor then finds RCX = 0 and moves on.
     const cmp = op === 0xa6 || op === 0xa7 || op === 0xae || op === 0xaf;
     const zf = (rflags & 0x40) !== 0;
     const stop = cmp && (cpu.rep === 1 ? !zf : zf);
-    if (repLeft !== 0 && !stop) cs.rip = cpu.curRip;
+    if (!stop) cs.rip = cpu.curRip;
   }
   a.regs.set(cs.gpr.subarray(0, 32));
   kvmRegisterWrite(vcpu, 4, cs.gpr[8], cs.gpr[9]);
