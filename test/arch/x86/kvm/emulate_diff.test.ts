@@ -42,6 +42,17 @@ const BODY = `
 	xaddl %eax, 0x74(%rbx)
 	cmpxchgl %edx, 0x78(%rbx)
 	shll $4, 0x7c(%rbx)
+	movl %eax, 0xefe(%rbx)
+	movl 0xefe(%rbx), %edx
+	lea 0x80(%rbx), %rsi
+	mov $${LAYOUT.data} + 16, %rdi
+	mov $4, %ecx
+	repe cmpsb
+	std
+	lea 0x98(%rbx), %rdi
+	mov $2, %ecx
+	rep stosl
+	cld
 	movl $1, ${LAYOUT.stopMmio}
 `;
 
@@ -52,7 +63,7 @@ function image(): Uint8Array {
     "pd:", "\t.set i, 0", "\t.rept 512", "\t.quad (i << 21) | 0x87", "\t.set i, i + 1", "\t.endr",
     "\t.code64", "code:", BODY,
     `\t.fill ${LAYOUT.data} - ${LAYOUT.image} - (. - pml4), 1, 0xcc`,
-    "data:\t.quad 0x0102030405060708, 0x1112131415161718",
+    "data:\t.quad 0x0102030405060708, 0x1112131415161718, 0x0000000000090000",
     "\t.fill 4096, 1, 0",
     "",
   ].join("\n");
@@ -74,7 +85,7 @@ function summary(e: ExitRecord): string {
   return `${e.exit}${m} | ${regs} fl=${(r.rflags & FLAGS).toString(16)}`;
 }
 
-test("real KVM vs tskvm: MMIO exits of RMW, XCHG, BT*, MOVZX/MOVSX, REP MOVS/STOS, PUSH/POP m, MOVNTI, XADD, CMPXCHG, shifts", async (t) => {
+test("real KVM vs tskvm: MMIO exits of RMW, XCHG, BT*, MOVZX/MOVSX, REP MOVS/STOS (both directions), REPE CMPS, PUSH/POP m, MOVNTI, XADD, CMPXCHG, shifts, page-crossing accesses", async (t) => {
   const why = toolchainUnavailable() ?? realKvmUnavailable() ?? (await tskvmUnavailable());
   if (why) return t.skip(why);
   const img = image();
