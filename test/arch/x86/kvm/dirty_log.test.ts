@@ -12,7 +12,7 @@ import { createHost } from "../../../../src/host/process.js";
 import { openKvm } from "../../../../src/kvm.js";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../../../src/uapi/mman.js";
 import { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } from "../../../../src/virt/kvm/kvm_main.js";
-import { ZERO_REGS } from "./guest_helpers.js";
+import { ZERO_REGS, realModeGuest } from "./guest_helpers.js";
 
 const MEM = 1 << 20;
 const PAGES = MEM / 4096;
@@ -70,9 +70,9 @@ function setup(mode: Harvest) {
   return { vm, vcpu, rs };
 }
 
-function bitmapPages(bm: Uint8Array): number[] {
+function bitmapPages(bm: Uint8Array, npages = PAGES): number[] {
   const pages: number[] = [];
-  for (let p = 0; p < PAGES; p++) if ((bm[p >> 3]! >> (p & 7)) & 1) pages.push(p);
+  for (let p = 0; p < npages; p++) if ((bm[p >> 3]! >> (p & 7)) & 1) pages.push(p);
   return pages;
 }
 
@@ -118,3 +118,24 @@ function runRounds(mode: Harvest): void {
 test("dirty bitmap (KVM_GET_DIRTY_LOG clears and re-protects): each round reports exactly its pages", () => runRounds("bitmap"));
 test("manual protect (GET, then CLEAR_DIRTY_LOG): each round reports exactly its pages", () => runRounds("manual"));
 test("dirty ring (harvest, RESET_DIRTY_RINGS): each round reports exactly its pages", () => runRounds("ring"));
+
+test("turning dirty logging on for a slot mapped with 2 MiB pages (KVM_MR_FLAGS_ONLY): writes after it are all reported", () => {
+  // l: mov [es:0x10], al; out 0x10, al; jmp l     (ES chosen by the host between rounds)
+  const g = realModeGuest({ code: Uint8Array.of(0x26, 0xa2, 0x10, 0x00, 0xe6, 0x10, 0xeb, 0xf8), slotSize: 2 << 20, huge: true });
+  const setEs = (page: number): void => {
+    const s = g.vcpu.getSregs();
+    s.es = { ...s.es, selector: (page << 8) & 0xffff, base: BigInt(page << 12) }; // base set directly (beyond 1 MiB for page 0x1ff)
+    g.vcpu.setSregs(s);
+  };
+  setEs(0x20);
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_IO);
+  assert.ok(g.vm.stat.pages_2m >= 1, "mapped with a 2 MiB page before logging");
+  g.vm.setUserMemoryRegion({ slot: 0, flags: K.KVM_MEM_LOG_DIRTY_PAGES, guest_phys_addr: 0n, memory_size: BigInt(2 << 20), userspace_addr: BigInt(g.mem) });
+  for (const page of [0x30, 0x1ff, 0x30, 0x100]) {
+    setEs(page);
+    g.vcpu.run();
+    assert.equal(g.run.exitReason, K.KVM_EXIT_IO);
+    assert.deepEqual(bitmapPages(g.vm.getDirtyLog(0), 512), [page], `page 0x${page.toString(16)}`);
+  }
+});
