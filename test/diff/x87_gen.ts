@@ -30,7 +30,9 @@ interface X87Op {
 const SCRATCH = LAYOUT.stack; // bottom of the stack page: never reached by the stack
 const RES = SCRATCH + 32;
 const ENV = SCRATCH + 64;
+const SAVE = SCRATCH + 0x100;
 const FXA = SCRATCH + 0x200;
+const FXB = SCRATCH + 0x400;
 
 const b = (...bytes: number[]): string => `.byte ${bytes.map((x) => `0x${x.toString(16)}`).join(", ")}`;
 
@@ -77,6 +79,13 @@ export const X87_OPS: X87Op[] = [
   { name: "fcom m64", text: `fcoml ${RES}`, left: 2 },
   { name: "fiadd m32", text: `fiaddl ${RES}`, left: 2 },
   { name: "ficom m16", text: `ficoms ${RES}`, left: 2 },
+  // State images written and read back: FSAVE/FRSTOR, FSTENV/FLDENV after an exception (the
+  // pending state must survive the masking FNSTENV does), FXSAVE/FXRSTOR.
+  { name: "fdiv; fnsave; frstor", text: `${b(0xd8, 0xf1)}\nfnsave ${SAVE}\nfrstor ${SAVE}`, left: 2 },
+  { name: "fsqrt; fnstenv; fldenv", text: `${b(0xd9, 0xfa)}\nfnstenv ${SAVE}\nfldenv ${SAVE}`, left: 2 },
+  { name: "fadd; fnstenv16; fldenv16", text: `${b(0xd8, 0xc1)}\n${b(0x66)}\nfnstenv ${SAVE}\n${b(0x66)}\nfldenv ${SAVE}`, left: 2 },
+  { name: "fmul; fxsave; fninit; fxrstor", text: `${b(0xd8, 0xc9)}\nfxsave ${FXB}\nfninit\nfxrstor ${FXB}`, left: 2 },
+  { name: "fsub; fxsave64; fninit; fxrstor64", text: `${b(0xd8, 0xe1)}\nfxsave64 ${FXB}\nfninit\nfxrstor64 ${FXB}`, left: 2 },
 ];
 
 /** A random 80-bit operand as [se, significand]: special encodings about half the time. */
@@ -148,9 +157,13 @@ export function generateX87Case(seed: number, blocks: number): X87Case {
       "xorl %eax, %eax", "fnstsw %ax",
     );
     const env = r.u32() % 4 === 0, fx = r.u32() % 8 === 0;
+    // The 14-byte (operand-size 16) environment image half the time; the area is cleared first.
+    const env16 = r.u32() & 1 ? [b(0x66)] : [];
+    const fx64 = r.u32() & 1 ? "fxsave64" : "fxsave";
     lines.push(
-      ...(env ? [`fnstenv ${ENV}`, `movq ${ENV}, %r8`, `movq ${ENV + 8}, %r9`, `movq ${ENV + 16}, %r10`, `movl ${ENV + 24}, %r11d`] : []),
-      ...(fx ? [`fxsave ${FXA}`, `movq ${FXA}, %r12`, `movq ${FXA + 8}, %r13`, `movq ${FXA + 16}, %r14`, `movq ${FXA + 24}, %r15`] : []),
+      ...(env ? ["xorl %r8d, %r8d", `movq %r8, ${ENV}`, `movq %r8, ${ENV + 8}`, `movq %r8, ${ENV + 16}`, `movq %r8, ${ENV + 24}`,
+        ...env16, `fnstenv ${ENV}`, `movq ${ENV}, %r8`, `movq ${ENV + 8}, %r9`, `movq ${ENV + 16}, %r10`, `movl ${ENV + 24}, %r11d`] : []),
+      ...(fx ? [`${fx64} ${FXA}`, `movq ${FXA}, %r12`, `movq ${FXA + 8}, %r13`, `movq ${FXA + 16}, %r14`, `movq ${FXA + 24}, %r15`] : []),
       "fnclex",
       "xorl %ebx, %ebx", "xorl %ecx, %ecx", "xorl %edx, %edx", "xorl %esi, %esi",
     );

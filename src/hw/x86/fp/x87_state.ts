@@ -277,6 +277,8 @@ export function decodeEnv(s: X87State, m: Uint8Array, o: number, format: number)
     s.fcs = r16(m, at + 2);
     s.fdp = r16(m, at + 4);
     s.fds = r16(m, at + 6);
+    // The 16-bit protected-mode image has no FOP field: it loads as 0 (an Intel Xeon does so).
+    s.fop = 0;
   } else if (format === ENV_RM32) {
     const w = r32(m, at + 4);
     s.fip = ((r32(m, at) & 0xffff) | (((w >>> 12) & 0xffff) << 16)) >>> 0;
