@@ -86,6 +86,14 @@ export const X87_OPS: X87Op[] = [
   { name: "fadd; fnstenv16; fldenv16", text: `${b(0xd8, 0xc1)}\n${b(0x66)}\nfnstenv ${SAVE}\n${b(0x66)}\nfldenv ${SAVE}`, left: 2 },
   { name: "fmul; fxsave; fninit; fxrstor", text: `${b(0xd8, 0xc9)}\nfxsave ${FXB}\nfninit\nfxrstor ${FXB}`, left: 2 },
   { name: "fsub; fxsave64; fninit; fxrstor64", text: `${b(0xd8, 0xe1)}\nfxsave64 ${FXB}\nfninit\nfxrstor64 ${FXB}`, left: 2 },
+  // XSAVE family with RFBM = EDX:EAX = 1 (x87 only: kvm_pvm runs the guest with the host's XCR0,
+  // not KVM's reset value 1, and CPL 3 cannot set it). XSTATE_BV / XCOMP_BV go to RDI / RBP.
+  ...["xsave", "xsaveopt", "xsave64", "xsavec"].map((insn) => ({
+    name: `fdivr; ${insn}; fninit; xrstor`,
+    text: [b(0xd8, 0xf9), `movq $0, ${FXB + 512}`, `movq $0, ${FXB + 520}`, "movl $1, %eax", "xorl %edx, %edx", `${insn} ${FXB}`, "fninit",
+      `${insn === "xsave64" ? "xrstor64" : "xrstor"} ${FXB}`, `movq ${FXB + 512}, %rdi`, `movq ${FXB + 520}, %rbp`].join("\n"),
+    left: 2,
+  })),
 ];
 
 /** A random 80-bit operand as [se, significand]: special encodings about half the time. */
@@ -189,8 +197,8 @@ export function generateX87Case(seed: number, blocks: number): X87Case {
     seed, source, ops,
     init: {
       mode: "long64", cpl: 3, cr3: BigInt(LAYOUT.pml4), gpa: LAYOUT.image, mem: LAYOUT.mem, entry: LAYOUT.code,
-      // CR4.PAE and CR4.OSFXSR (FXSAVE stores MXCSR and the XMM registers).
-      cr4: 0x220n,
+      // CR4.PAE, CR4.OSFXSR (FXSAVE stores MXCSR and the XMM registers), CR4.OSXSAVE.
+      cr4: 0x40220n,
       regs: { rsp: BigInt(LAYOUT.stackTop), rflags: 0x202n },
       exitMmio: LAYOUT.stopMmio, maxExits: blocks + 8,
     },
