@@ -62,9 +62,14 @@ function deliverLoop(c: X86Cpu, vector: number, type: number, errorCode: number,
       st.rip = rip0;
       const nv = c.faultVec;
       const prev = type === EV_HW_EXC ? exceptionClass(vector) : -1;
-      if (type === EV_HW_EXC && vector === DF_VECTOR) { tripleFault(c); return; }
       const cur = exceptionClass(nv);
-      if ((prev === CLASS_CONTRIBUTORY && cur === CLASS_CONTRIBUTORY) || (prev === CLASS_PF && (cur === CLASS_PF || cur === CLASS_CONTRIBUTORY))) {
+      const fold = (prev === CLASS_CONTRIBUTORY && cur === CLASS_CONTRIBUTORY) || (prev === CLASS_PF && (cur === CLASS_PF || cur === CLASS_CONTRIBUTORY));
+      // In VMX non-root operation the exception bitmap is consulted for the second exception
+      // before it would become #DF or a triple fault (SDM Vol. 3C 26.2, 28.2.4: the VM exit
+      // records the first event in the IDT-vectoring information).
+      if ((fold || (type === EV_HW_EXC && vector === DF_VECTOR)) && c.vmx !== null) c.vmx.exception(nv, c.faultErr, c.faultExtra, 0);
+      if (type === EV_HW_EXC && vector === DF_VECTOR) { tripleFault(c); return; }
+      if (fold) {
         vector = DF_VECTOR; errorCode = 0; extra = 0;
       } else {
         vector = nv; errorCode = c.faultErr; extra = c.faultExtra;
