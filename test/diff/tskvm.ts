@@ -31,7 +31,7 @@ interface TskvmVcpu {
   setGuestDebug(d: { control: number; debugreg: bigint[] }): void;
 }
 interface TskvmModule {
-  openKvm(proc?: HostProcess): {
+  openKvm(proc?: HostProcess, opts?: { ept?: boolean }): {
     getVcpuMmapSize(): number;
     getSupportedCpuid(nent: number): KvmCpuid2;
     createVm(type?: number): {
@@ -81,6 +81,8 @@ export interface TskvmRunOptions {
    * up as a difference from the plain run.
    */
   zapEveryExit?: boolean;
+  /** Run with kvm_intel.ept=0 (shadow paging) instead of EPT. */
+  ept?: boolean;
 }
 
 /** Runs `image` on tskvm with the same initial state and stop rules as runRealKvm(). */
@@ -89,7 +91,7 @@ export async function runTskvm(image: Uint8Array, init: InitState, opts: TskvmRu
   if (!m) throw new Unavailable(why!);
   const host = createHost({ memBytes: Math.max(64 << 20, init.mem * 2) });
   const proc = host.createProcess("tskvm-diff");
-  const kvm = m.openKvm(proc);
+  const kvm = m.openKvm(proc, opts.ept === false ? { ept: false } : undefined);
   const mm = proc.mm;
   const vm = kvm.createVm(0);
   const hva = mm.mmap(0, init.mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
