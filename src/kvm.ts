@@ -27,10 +27,23 @@ export interface OpenKvmOptions {
   sliceInsns?: number;
   /** num_online_cpus() for KVM_CAP_NR_VCPUS. */
   onlineCpus?: number;
+  /**
+   * kvm_intel.ept (default true). false = shadow paging: guest page tables are shadowed, #PF,
+   * CR3 loads and INVLPG exit; guests must start in protected mode (real mode without
+   * unrestricted guest ends KVM_RUN with KVM_EXIT_INTERNAL_ERROR).
+   */
+  ept?: boolean;
 }
 
+/** The module parameters in effect (/sys/module/kvm_intel/parameters). */
+export interface KvmParams {
+  readonly ept: boolean;
+}
+
+export type KvmDevWithParams = KvmDev & { readonly params: KvmParams };
+
 /** vmx_init() + kvm_init(): the /dev/kvm handle of an x86 host with VMX. */
-export function openKvm(proc?: HostProcess, opts: OpenKvmOptions = {}): KvmDev {
+export function openKvm(proc?: HostProcess, opts: OpenKvmOptions = {}): KvmDevWithParams {
   const p = proc ?? createHost().createProcess();
   const host = p.host;
   const clockNs = (): number => host.clock.nowNs();
@@ -47,6 +60,7 @@ export function openKvm(proc?: HostProcess, opts: OpenKvmOptions = {}): KvmDev {
     allocPage: () => host.pageAlloc.allocPage(),
     freePage: (pfn) => host.pageAlloc.putPage(pfn),
     config,
+    enableEpt: opts.ept !== false,
   };
   const arch = new X86KvmArch({
     ops: vmxX86Ops,
@@ -55,5 +69,7 @@ export function openKvm(proc?: HostProcess, opts: OpenKvmOptions = {}): KvmDev {
     eptAdBits: config.eptAdBits,
     vendor: env,
   });
-  return kvmInit(arch, p, { onlineCpus: opts.onlineCpus });
+  const dev = kvmInit(arch, p, { onlineCpus: opts.onlineCpus });
+  const params: KvmParams = Object.freeze({ ept: opts.ept !== false });
+  return Object.assign(dev, { params });
 }

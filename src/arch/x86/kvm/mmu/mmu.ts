@@ -12,6 +12,7 @@ import { KVM_PFN_ERR_RO_FAULT, KVM_PFN_NOSLOT, KvmMrChange, type KvmMemorySlot }
 import type { X86Kvm, X86Vcpu } from "../kvm_host.js";
 import type { Kvm } from "../../../../virt/kvm/kvm_main.js";
 import { getMmioSpteGeneration, isMmioSpte, MMIO_SPTE_GEN_MASK, PG_LEVEL_2M, PG_LEVEL_4K } from "./spte.js";
+import { kvmShadowZapAllVcpus } from "./shadow.js";
 import { RET_PF_EMULATE, RET_PF_FIXED, RET_PF_INVALID, RET_PF_RETRY, RET_PF_SPURIOUS } from "./tdp_mmu.js";
 
 /** Page-fault error code bits (PFERR_*, SDM 4.7 plus KVM's synthetic upper bits). */
@@ -147,7 +148,9 @@ export function kvmMmuCommitMemoryRegion(kvm: X86Kvm, old: KvmMemorySlot | null,
     const logging = (next.flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0;
     if (logging && !wasLogging) {
       // kvm_mmu_slot_remove_write_access() (+ huge pages dropped so they refault at 4K).
-      if (kvm.arch.mmu.writeProtectRange(next.baseGfn, next.baseGfn + next.npages)) flushRemoteTlbs(kvm);
+      let flush = kvm.arch.mmu.writeProtectRange(next.baseGfn, next.baseGfn + next.npages);
+      if (kvmShadowZapAllVcpus(kvm)) flush = true;
+      if (flush) flushRemoteTlbs(kvm);
     } else if (!logging && wasLogging) {
       // kvm_mmu_zap_collapsible_sptes(): let the slot be mapped huge again.
       if (kvm.arch.mmu.zapGfnRange(next.baseGfn, next.baseGfn + next.npages)) flushRemoteTlbs(kvm);
@@ -157,17 +160,24 @@ export function kvmMmuCommitMemoryRegion(kvm: X86Kvm, old: KvmMemorySlot | null,
 
 /** kvm_arch_flush_shadow_memslot() */
 export function kvmMmuFlushShadowMemslot(kvm: X86Kvm, slot: KvmMemorySlot): void {
-  if (kvm.arch.mmu.zapGfnRange(slot.baseGfn, slot.baseGfn + slot.npages)) flushRemoteTlbs(kvm);
+  let flush = kvm.arch.mmu.zapGfnRange(slot.baseGfn, slot.baseGfn + slot.npages);
+  // Shadow pages are indexed by guest linear address, not gfn: every vCPU's go (kvm_mmu_zap_all_fast).
+  if (kvmShadowZapAllVcpus(kvm)) flush = true;
+  if (flush) flushRemoteTlbs(kvm);
 }
 
 /** kvm_unmap_gfn_range() */
 export function kvmMmuUnmapGfnRange(kvm: X86Kvm, _slot: KvmMemorySlot, startGfn: number, endGfn: number): boolean {
-  const flush = kvm.arch.mmu.zapGfnRange(startGfn, endGfn);
+  let flush = kvm.arch.mmu.zapGfnRange(startGfn, endGfn);
+  if (kvmShadowZapAllVcpus(kvm)) flush = true;
   if (flush) flushRemoteTlbs(kvm);
   return flush;
 }
 
 /** kvm_arch_mmu_enable_log_dirty_pt_masked() */
 export function kvmMmuEnableLogDirtyPtMasked(kvm: X86Kvm, slot: KvmMemorySlot, gfnOffset: number, mask: number): void {
-  if (kvm.arch.mmu.writeProtectMasked(slot.baseGfn + gfnOffset, mask)) flushRemoteTlbs(kvm);
+  let flush = kvm.arch.mmu.writeProtectMasked(slot.baseGfn + gfnOffset, mask);
+  // Shadow paging keeps no gfn -> shadow-entry map: write protection drops every shadow translation.
+  if (mask !== 0 && kvmShadowZapAllVcpus(kvm)) flush = true;
+  if (flush) flushRemoteTlbs(kvm);
 }

@@ -9,7 +9,9 @@
  * 5-level.
  */
 
-import { EFER_LMA, X86_CR0_PG, X86_CR0_WP, X86_CR4_LA57, X86_CR4_PAE, X86_CR4_PSE, type X86Vcpu } from "../kvm_host.js";
+import {
+  EFER_LMA, EFER_NX, X86_CR0_PG, X86_CR0_WP, X86_CR4_LA57, X86_CR4_PAE, X86_CR4_PSE, X86_CR4_SMAP, X86_CR4_SMEP, type X86Vcpu,
+} from "../kvm_host.js";
 
 export interface GvaTranslation {
   valid: boolean;
@@ -152,4 +154,186 @@ export function kvmTranslateGva(vcpu: X86Vcpu, la: number, write = false, user =
   if (user && !u) return fail(true);
   if (write && !w && (user || wp)) return fail(true);
   return res;
+}
+
+// ------------------------------------------------------------------------------------------------
+// FNAME(walk_addr_generic) for the shadow MMU: the walk the processor itself would make, with the
+// reserved-bit and permission checks of SDM Vol. 3A 4.6 and the accessed/dirty updates of 4.8,
+// so that a guest running on shadow page tables sees the same faults and the same A/D bits as on
+// EPT. The checks mirror the hardware walker in hw/x86/paging.ts (MAXPHYADDR 46).
+// ------------------------------------------------------------------------------------------------
+
+/** Result of walkAddrGeneric (one preallocated object per caller; no allocation per fault). */
+export class GuestWalk {
+  /** Guest-physical address of the access. */
+  gpa = 0;
+  /** Effective R/W and U/S of the translation (AND over all levels), and XD. */
+  writable = false;
+  user = false;
+  nx = false;
+  /** The leaf's dirty bit after this walk (a write sets it). */
+  dirty = false;
+  /** Size of the guest mapping: 1 = 4 KiB, 2 = 2/4 MiB, 3 = 1 GiB. */
+  level = 1;
+  /** #PF error code (SDM 4.7) when the walk fails. */
+  errorCode = 0;
+}
+
+const RSVD_HI_ADDR = 0x000fc000;
+const PTE_A = 0x20;
+const PTE_D = 0x40;
+
+/** Write 4 bytes of guest-physical memory (an A/D update); logged as a guest write. */
+function writeGpa32(vcpu: X86Vcpu, gpa: number, v: number): void {
+  const kvm = vcpu.kvm;
+  const gfn = Math.floor(gpa / 4096);
+  const pfn = kvm.gfnToPfn(gfn, true);
+  if (pfn < 0) return;
+  const pm = kvm.physmem;
+  pm.chunk32(pfn)[(pm.frameOffset(pfn) + (gpa & 0xffc)) >>> 2] = v;
+  kvm.markPageDirty(vcpu, gfn);
+}
+
+function walkFail(out: GuestWalk, errorCode: number): boolean {
+  out.errorCode = errorCode;
+  return false;
+}
+
+/** Access kinds for walkAddrGeneric (the PFERR_* bits of the access). */
+export const WALK_ACC_WRITE = 2;
+export const WALK_ACC_USER = 4;
+export const WALK_ACC_FETCH = 16;
+
+/**
+ * FNAME(walk_addr_generic)(): translate `la` for an access described by `access` (PFERR_WRITE /
+ * PFERR_USER / PFERR_FETCH bits; a supervisor access at CPL 3 is implicit, which SMAP always
+ * checks). `ac` is EFLAGS.AC. On success fills `out` and sets the A (and, for a write, D) bits in
+ * the guest's entries; on failure returns false with out.errorCode set (P, W, U, RSVD, I).
+ */
+export function walkAddrGeneric(vcpu: X86Vcpu, la: number, access: number, cpl: number, ac: boolean, out: GuestWalk): boolean {
+  const a = vcpu.arch;
+  const write = (access & WALK_ACC_WRITE) !== 0;
+  const fetch = (access & WALK_ACC_FETCH) !== 0;
+  const user = (access & WALK_ACC_USER) !== 0;
+  const implicit = !user && cpl === 3;
+  const ula = la < 0 ? la + 2 ** 64 : la;
+  out.level = 1;
+  if ((a.cr0 & X86_CR0_PG) === 0) {
+    out.gpa = ula % 4294967296;
+    out.writable = out.user = true;
+    out.nx = false;
+    out.dirty = true;
+    return true;
+  }
+  const cr4 = a.cr4;
+  const nxe = (a.efer & EFER_NX) !== 0;
+  const long = (a.efer & EFER_LMA) !== 0;
+  const pae = (cr4 & X86_CR4_PAE) !== 0;
+  const smep = (cr4 & X86_CR4_SMEP) !== 0;
+  const accBits = (write ? 2 : 0) | (user ? 4 : 0) | (fetch && (smep || (pae && nxe)) ? 16 : 0);
+  let rw = 1;
+  let us = 1;
+  let nx = 0;
+  let leafGpa = 0;
+  let leafLo = 0;
+  let pageBase = 0;
+  let pageSize = 4096;
+
+  if (!pae) {
+    const pdeGpa = (a.cr3 & 0xfffff000) + ((ula >>> 22) & 0x3ff) * 4;
+    let pde = readGpa32(vcpu, pdeGpa);
+    if (Number.isNaN(pde) || (pde & PT_PRESENT) === 0) return walkFail(out, 0 | accBits);
+    rw &= pde >>> 1;
+    us &= pde >>> 2;
+    if ((pde & PT_PAGE_SIZE) !== 0 && (cr4 & X86_CR4_PSE) !== 0) {
+      if ((pde & (1 << 21)) !== 0) return walkFail(out, 1 | 8 | accBits);
+      pageBase = ((pde >>> 13) & 0xff) * 4294967296 + ((pde & 0xffc00000) >>> 0);
+      pageSize = 0x400000;
+      leafGpa = pdeGpa;
+      leafLo = pde;
+      out.level = 2;
+    } else {
+      if ((pde & PTE_A) === 0) {
+        pde = (pde | PTE_A) >>> 0;
+        writeGpa32(vcpu, pdeGpa, pde);
+      }
+      const pteGpa = ((pde & 0xfffff000) >>> 0) + ((ula >>> 12) & 0x3ff) * 4;
+      const pte = readGpa32(vcpu, pteGpa);
+      if (Number.isNaN(pte) || (pte & PT_PRESENT) === 0) return walkFail(out, 0 | accBits);
+      rw &= pte >>> 1;
+      us &= pte >>> 2;
+      pageBase = (pte & 0xfffff000) >>> 0;
+      leafGpa = pteGpa;
+      leafLo = pte;
+    }
+  } else {
+    let level: number;
+    let table: number;
+    if (!long) {
+      const pdpteGpa = (a.cr3 & 0xffffffe0) + (Math.floor(ula / 2 ** 30) & 3) * 8;
+      const lo = readGpa32(vcpu, pdpteGpa);
+      const hi = readGpa32(vcpu, pdpteGpa + 4);
+      if (Number.isNaN(lo) || (lo & PT_PRESENT) === 0) return walkFail(out, 0 | accBits);
+      if ((lo & 0x1e6) !== 0 || (hi & (RSVD_HI_ADDR | 0xfff00000)) !== 0) return walkFail(out, 1 | 8 | accBits);
+      table = (hi & 0xfffff) * 4294967296 + ((lo & 0xfffff000) >>> 0);
+      level = 2;
+    } else {
+      if ((cr4 & X86_CR4_LA57) !== 0) return walkFail(out, 1 | 8 | accBits);
+      table = (a.cr3 - (a.cr3 % 4096)) % 2 ** 52;
+      level = 4;
+    }
+    for (;;) {
+      const shift = 12 + 9 * (level - 1);
+      const idx = Math.floor(ula / 2 ** shift) % 512;
+      const eGpa = table + idx * 8;
+      let lo = readGpa32(vcpu, eGpa);
+      const hi = readGpa32(vcpu, eGpa + 4);
+      if (Number.isNaN(lo) || (lo & PT_PRESENT) === 0) return walkFail(out, 0 | accBits);
+      const ps = (lo & PT_PAGE_SIZE) !== 0;
+      let rsvd = (hi & RSVD_HI_ADDR) !== 0 || (!nxe && (hi & 0x80000000) !== 0);
+      if (ps && level > 3) rsvd = true;
+      if (ps && level === 3 && (lo & 0x3fffe000) !== 0) rsvd = true;
+      if (ps && level === 2 && (lo & 0x1fe000) !== 0) rsvd = true;
+      if (rsvd) return walkFail(out, 1 | 8 | accBits);
+      rw &= lo >>> 1;
+      us &= lo >>> 2;
+      if (nxe && (hi & 0x80000000) !== 0) nx = 1;
+      const addr = (hi & 0xfffff) * 4294967296 + ((lo & 0xfffff000) >>> 0);
+      if (level === 1 || ps) {
+        pageSize = 2 ** shift;
+        pageBase = addr - (addr % pageSize);
+        leafGpa = eGpa;
+        leafLo = lo;
+        out.level = level;
+        break;
+      }
+      if ((lo & PTE_A) === 0) {
+        lo = (lo | PTE_A) >>> 0;
+        writeGpa32(vcpu, eGpa, lo);
+      }
+      table = addr;
+      level--;
+    }
+  }
+  rw &= 1;
+  us &= 1;
+
+  // Access rights (SDM 4.6), in the order the processor checks them.
+  const wp = (a.cr0 & X86_CR0_WP) !== 0;
+  if (user) {
+    if (us === 0 || (write && rw === 0) || (fetch && nx !== 0)) return walkFail(out, 1 | accBits);
+  } else {
+    if (write && rw === 0 && wp) return walkFail(out, 1 | accBits);
+    if (fetch && (nx !== 0 || (us !== 0 && smep))) return walkFail(out, 1 | accBits);
+    if (us !== 0 && !fetch && (cr4 & X86_CR4_SMAP) !== 0 && (implicit || !ac)) return walkFail(out, 1 | accBits);
+  }
+  let newLo = (leafLo | PTE_A) >>> 0;
+  if (write) newLo = (newLo | PTE_D) >>> 0;
+  if (newLo !== leafLo >>> 0) writeGpa32(vcpu, leafGpa, newLo);
+  out.gpa = pageBase + (ula % pageSize);
+  out.writable = rw !== 0;
+  out.user = us !== 0;
+  out.nx = nx !== 0;
+  out.dirty = (newLo & PTE_D) !== 0;
+  return true;
 }

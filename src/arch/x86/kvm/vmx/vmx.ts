@@ -16,8 +16,9 @@ import type { X86State } from "../../../../hw/x86/state.js";
 import * as R from "../../../../uapi/vmx.js";
 import { EXIT_FASTPATH_NONE, type DescPtr, type KvmSeg, type KvmX86Ops } from "../kvm_x86_ops.js";
 import {
-  EFER_LMA, EFER_LME, KVM_POSSIBLE_CR0_GUEST_BITS, KVM_POSSIBLE_CR4_GUEST_BITS, KVM_REQ_EVENT,
-  X86_CR0_CD, X86_CR0_NE, X86_CR0_NW, X86_CR0_PE, X86_CR0_PG, X86_CR4_PAE, X86_CR4_VMXE,
+  EFER_LMA, EFER_LME, EFER_NX, KVM_POSSIBLE_CR0_GUEST_BITS, KVM_POSSIBLE_CR4_GUEST_BITS, KVM_REQ_EVENT,
+  X86_CR0_CD, X86_CR0_NE, X86_CR0_NW, X86_CR0_PE, X86_CR0_PG, X86_CR0_WP, X86_CR4_LA57, X86_CR4_PAE, X86_CR4_PCIDE,
+  X86_CR4_PGE, X86_CR4_PKE, X86_CR4_PSE, X86_CR4_SMAP, X86_CR4_SMEP, X86_CR4_VMXE,
   X86_EFLAGS_IF, X86_EFLAGS_TF, X86_EFLAGS_VM, CR4_RESERVED_BITS_MASK, kvmMakeRequest, kvmRipRead,
   type X86Vcpu,
 } from "../kvm_host.js";
@@ -25,6 +26,7 @@ import type { VmcsConfig } from "./capabilities.js";
 import { vmxHandleExit } from "./vmx_exit.js";
 import { EPT_MT_MASK_WB } from "../mmu/spte.js";
 import { readGpa32 } from "../mmu/paging_tmpl.js";
+import { kvmShadowMmuDestroy, kvmShadowMmuReset, vcpuShadowMmu } from "../mmu/shadow.js";
 
 // ----------------------------------------------------------------------------------------------
 // The processor a vCPU runs on
@@ -85,6 +87,8 @@ export interface VmxModuleEnv {
   freePage(pfn: number): void;
   /** Controls chosen from the capability MSRs (setup_vmcs_config). */
   config: VmcsConfig;
+  /** kvm_intel.ept (default true); false runs guests on shadow page tables (mmu/shadow.ts). */
+  enableEpt?: boolean;
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -116,6 +120,10 @@ export class VcpuVmx {
   inGuest = false;
   /** The exit's instruction length, needed to re-inject software events (event_exit_inst_len). */
   eventExitInstLen = 0;
+  /** enable_ept for this vCPU's VM; false = shadow paging. */
+  ept = true;
+  /** vmx->emulation_required: the guest state cannot run without unrestricted guest (real mode, ept=0). */
+  emulationRequired = false;
   constructor(
     readonly pcpu: VmxPcpu,
     readonly vmxonPfn: number,
@@ -260,6 +268,7 @@ function vmxVcpuCreate(vcpu: X86Vcpu): void {
   const e = vmxEnv(vcpu);
   const vmx = new VcpuVmx(e.createPcpu(), e.allocPage(), e.allocPage(), e.allocPage(), e.allocPage());
   vcpu.arch.vendor = vmx;
+  vmx.ept = e.enableEpt !== false;
   // The processor is this vCPU's alone: the guest FPU stays loaded in it (arch/x86/kvm/fpu.ts).
   vcpu.arch.guestFpu = vmx.pcpu.cpu.state;
   const pm = vcpu.kvm.physmem;
@@ -281,6 +290,14 @@ function initVmcs(vcpu: X86Vcpu): void {
   vmx.pinBased = c.pinBasedExecCtrl;
   vmx.cpuBased = c.cpuBasedExecCtrl;
   vmx.secondary = c.cpuBasedExec2Ctrl;
+  if (!vmx.ept) {
+    // Shadow paging (ept=0): no EPT, hence no unrestricted guest; CR3 loads/stores and INVLPG
+    // exit, and the paging bits of CR0/CR4 belong to KVM (vmx_secondary_exec_control,
+    // vmx_exec_control, set_cr4_guest_host_mask).
+    vmx.secondary &= ~(V.SECONDARY_EXEC_ENABLE_EPT | V.SECONDARY_EXEC_UNRESTRICTED_GUEST);
+    vmx.cpuBased |= V.CPU_BASED_CR3_LOAD_EXITING | V.CPU_BASED_CR3_STORE_EXITING | V.CPU_BASED_INVLPG_EXITING;
+    vmx.cr4GuestOwned = KVM_POSSIBLE_CR4_GUEST_BITS & ~X86_CR4_PGE;
+  }
   if ((vmx.secondary & V.SECONDARY_EXEC_ENABLE_VPID) !== 0) {
     vmx.vpid = allocateVpid();
     if (vmx.vpid === 0) vmx.secondary &= ~V.SECONDARY_EXEC_ENABLE_VPID;
@@ -424,6 +441,7 @@ function vmxVcpuFree(vcpu: X86Vcpu): void {
   e.freePage(vmx.vmxonPfn);
   e.freePage(vmx.msrBitmapPfn);
   e.freePage(vmx.hostCr3Pfn);
+  kvmShadowMmuDestroy(vcpu);
   vcpu.arch.vendor = null;
 }
 
@@ -512,8 +530,8 @@ function vmxCacheReg(vcpu: X86Vcpu, reg: number): void {
     a.cr0 = ((a.cr0 & ~vmx.cr0GuestOwned) | (vmcsRead(vcpu, V.GUEST_CR0) & vmx.cr0GuestOwned)) >>> 0;
     a.cr4 = ((a.cr4 & ~vmx.cr4GuestOwned) | (vmcsRead(vcpu, V.GUEST_CR4) & vmx.cr4GuestOwned)) >>> 0;
     // With EPT, MOV to CR3 does not exit: the guest's CR3 is only in the VMCS
-    // (vmx_cache_reg(VCPU_EXREG_CR3)).
-    a.cr3 = vmcsRead(vcpu, V.GUEST_CR3);
+    // (vmx_cache_reg(VCPU_EXREG_CR3)). Without, GUEST_CR3 holds the shadow root.
+    if (vmx.ept) a.cr3 = vmcsRead(vcpu, V.GUEST_CR3);
     return;
   }
   a.regsAvail |= 1 << reg;
@@ -536,10 +554,19 @@ function vmxSetCr0(vcpu: X86Vcpu, cr0: number): void {
     if (!oldPaging && paging) vmxSetEfer(vcpu, a.efer | EFER_LMA);
     else if (oldPaging && !paging) vmxSetEfer(vcpu, a.efer & ~EFER_LMA);
   }
-  const hw = ((cr0 & ~(X86_CR0_CD | X86_CR0_NW)) | X86_CR0_NE) >>> 0;
+  let hw = ((cr0 & ~(X86_CR0_CD | X86_CR0_NW)) | X86_CR0_NE) >>> 0;
+  const vmx = toVmx(vcpu);
+  if (!vmx.ept) {
+    // KVM_VM_CR0_ALWAYS_ON without unrestricted guest, and WP so that read-only shadow entries
+    // bind the supervisor too (CR0.WP=0 is emulated in the shadow entries).
+    hw = (hw | X86_CR0_PG | X86_CR0_PE | X86_CR0_WP) >>> 0;
+    vmx.emulationRequired = (cr0 & X86_CR0_PE) === 0;
+    if (((a.cr0 ^ cr0) & (X86_CR0_PG | X86_CR0_WP | X86_CR0_PE)) !== 0) kvmShadowMmuReset(vcpu);
+  }
   vmcsWrite(vcpu, V.CR0_READ_SHADOW, cr0);
   vmcsWrite(vcpu, V.GUEST_CR0, hw);
   a.cr0 = cr0;
+  if (!vmx.ept) vmxSetCr4(vcpu, a.cr4);
   if (paging && !oldPaging) loadPdptrsIfPae(vcpu);
 }
 
@@ -557,7 +584,10 @@ function loadPdptrsIfPae(vcpu: X86Vcpu): void {
 
 function vmxPostSetCr3(vcpu: X86Vcpu, cr3: number): void {
   // With EPT the guest's CR3 goes straight into the VMCS (vmx_load_mmu_pgd's guest_cr3 part).
-  vmcsWrite(vcpu, V.GUEST_CR3, cr3);
+  // Without, a new CR3 is a new address space: the shadow translations go (kvm_mmu_new_pgd
+  // without a root cache) and vmx_vcpu_run loads the new shadow root.
+  if (toVmx(vcpu).ept) vmcsWrite(vcpu, V.GUEST_CR3, cr3);
+  else kvmShadowMmuReset(vcpu);
   loadPdptrsIfPae(vcpu);
 }
 
@@ -572,8 +602,17 @@ function vmxIsValidCr4(vcpu: X86Vcpu, cr4: number): boolean {
 function vmxSetCr4(vcpu: X86Vcpu, cr4: number): void {
   const a = vcpu.arch;
   cr4 >>>= 0;
+  let hw = (cr4 | X86_CR4_VMXE) >>> 0;
+  if (!toVmx(vcpu).ept) {
+    // The processor always uses PAE/4-level shadow tables, with nothing global (a CR3 load drops
+    // every shadow translation anyway) and no PCIDs; SMEP/SMAP only while the guest pages.
+    hw = ((hw | X86_CR4_PAE) & ~(X86_CR4_PGE | X86_CR4_PCIDE)) >>> 0;
+    if ((a.cr0 & X86_CR0_PG) === 0) hw = (hw & ~(X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_PKE)) >>> 0;
+    const modeBits = X86_CR4_PAE | X86_CR4_PSE | X86_CR4_PGE | X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_PCIDE | X86_CR4_LA57 | X86_CR4_PKE;
+    if (((a.cr4 ^ cr4) & modeBits) !== 0) kvmShadowMmuReset(vcpu);
+  }
   vmcsWrite(vcpu, V.CR4_READ_SHADOW, cr4);
-  vmcsWrite(vcpu, V.GUEST_CR4, (cr4 | X86_CR4_VMXE) >>> 0);
+  vmcsWrite(vcpu, V.GUEST_CR4, hw);
   const pdptrs = ((a.cr4 ^ cr4) & X86_CR4_PAE) !== 0;
   a.cr4 = cr4;
   if (pdptrs) loadPdptrsIfPae(vcpu);
@@ -582,12 +621,19 @@ function vmxSetCr4(vcpu: X86Vcpu, cr4: number): void {
 /** vmx_set_efer(): IA-32e mode guest follows EFER.LMA; outside long mode the loaded EFER has LME clear too (SDM 26.3.1.1). */
 function vmxSetEfer(vcpu: X86Vcpu, efer: number): number {
   const a = vcpu.arch;
+  const old = a.efer;
   a.efer = efer >>> 0;
   const vmx = toVmx(vcpu);
   const lma = (efer & EFER_LMA) !== 0;
   vmEntryControlsSet(vcpu, lma ? (vmx.vmEntry | V.VM_ENTRY_IA32E_MODE) >>> 0 : (vmx.vmEntry & ~V.VM_ENTRY_IA32E_MODE) >>> 0);
-  const hw = lma ? efer : efer & ~EFER_LME;
-  vmcsWrite64(vcpu, V.GUEST_IA32_EFER, hw, 0);
+  let hw = lma ? efer : efer & ~EFER_LME;
+  if (!vmx.ept) {
+    // update_transition_efer(): shadow paging runs with NX on (XD in shadow entries emulates
+    // CR0.WP=0 under SMEP); a change of NXE or LMA changes the guest's paging mode.
+    hw |= EFER_NX;
+    if (((old ^ efer) & (EFER_NX | EFER_LMA)) !== 0) kvmShadowMmuReset(vcpu);
+  }
+  vmcsWrite64(vcpu, V.GUEST_IA32_EFER, hw >>> 0, 0);
   return 0;
 }
 
@@ -693,26 +739,48 @@ function splitNum(v: number, out: Int32Array): boolean {
 const VMX_EPT_EXTENT_CONTEXT = 1;
 const VMX_EPT_EXTENT_GLOBAL = 2;
 const VMX_VPID_EXTENT_SINGLE_CONTEXT = 1;
+const VMX_VPID_EXTENT_ALL_CONTEXT = 2;
 
 function vmxFlushTlbAll(vcpu: X86Vcpu): void {
   const vmx = toVmx(vcpu);
-  vmx.pcpu.vmx.invept(VMX_EPT_EXTENT_GLOBAL, 0);
+  if (vmx.ept) vmx.pcpu.vmx.invept(VMX_EPT_EXTENT_GLOBAL, 0);
+  else vmx.pcpu.vmx.invvpid(VMX_VPID_EXTENT_ALL_CONTEXT, 0, 0);
 }
 
 function vmxFlushTlbCurrent(vcpu: X86Vcpu): void {
   const vmx = toVmx(vcpu);
-  if (vmx.eptp !== 0) vmx.pcpu.vmx.invept(VMX_EPT_EXTENT_CONTEXT, vmx.eptp);
+  if (vmx.ept) {
+    if (vmx.eptp !== 0) vmx.pcpu.vmx.invept(VMX_EPT_EXTENT_CONTEXT, vmx.eptp);
+  } else if (vmx.vpid !== 0) {
+    // Without VPID every VM entry flushes the TLB anyway (SDM 29.4.3.1).
+    vmx.pcpu.vmx.invvpid(VMX_VPID_EXTENT_SINGLE_CONTEXT, vmx.vpid, 0);
+  }
 }
 
-function vmxFlushTlbGuest(vcpu: X86Vcpu): void {
+/** Flush this vCPU's guest translations from the processor (vpid_sync_context). */
+function vmxFlushHwTlbGuest(vcpu: X86Vcpu): void {
   const vmx = toVmx(vcpu);
   if (vmx.vpid !== 0) vmx.pcpu.vmx.invvpid(VMX_VPID_EXTENT_SINGLE_CONTEXT, vmx.vpid, 0);
   else vmxFlushTlbCurrent(vcpu);
 }
 
+/** With shadow paging the guest's TLB is the shadow tables: flushing it drops them (kvm_vcpu_flush_tlb_guest). */
+function vmxFlushTlbGuest(vcpu: X86Vcpu): void {
+  if (!toVmx(vcpu).ept) kvmShadowMmuReset(vcpu);
+  vmxFlushHwTlbGuest(vcpu);
+}
+
+/** vmx_flush_tlb_gva(): INVLPG/INVPCID of one address; with shadow paging its shadow entry goes first (FNAME(invlpg)). */
+function vmxFlushTlbGva(vcpu: X86Vcpu, gva: number): void {
+  if (!toVmx(vcpu).ept) vcpuShadowMmu(vcpu).invlpg(gva < 0 ? gva + 2 ** 64 : gva);
+  vmxFlushHwTlbGuest(vcpu);
+}
+
 /** construct_eptp(): root | WB memory type | walk length 4 - 1 | A/D enable (SDM 25.6.11). */
 function vmxLoadMmuPgd(vcpu: X86Vcpu, rootHpa: number): void {
   const vmx = toVmx(vcpu);
+  // Shadow paging: the root goes into GUEST_CR3 at every entry (vmxVcpuRun).
+  if (!vmx.ept) return;
   const ad = vcpu.kvm.arch.mmu.adEnabled ? 1 << 6 : 0;
   vmx.eptp = rootHpa + (3 << 3) + 6 + ad;
   vmcsWrite(vcpu, V.EPT_POINTER, vmx.eptp);
@@ -728,6 +796,8 @@ function vmxUpdateExceptionBitmap(vcpu: X86Vcpu): void {
   let eb = (1 << 6) | (1 << 18) | (1 << 1) | (1 << 17);
   if ((vcpu.arch.guestDebug & 0x10001) === 0x10001) eb |= 1 << 3;
   const vmx = toVmx(vcpu);
+  // Shadow paging intercepts every #PF (the guest's own ones are reflected back).
+  if (!vmx.ept) eb |= 1 << 14;
   vmx.exceptionBitmap = eb;
   vmcsWrite(vcpu, V.EXCEPTION_BITMAP, eb);
 }
@@ -864,6 +934,18 @@ function vmxVcpuRun(vcpu: X86Vcpu): number {
   if ((a.regsDirty & (1 << 4)) !== 0) vmcsWrite(vcpu, V.GUEST_RSP, a.regs[9] * 4294967296 + (a.regs[8] >>> 0));
   if ((a.regsDirty & (1 << 16)) !== 0) vmcsWrite(vcpu, V.GUEST_RIP, a.rip);
   a.regsDirty = 0;
+  if (!vmx.ept) {
+    // Without unrestricted guest a real-mode guest would need vm86 emulation, which this KVM does
+    // not do: vmx_handle_exit reports it (handle_invalid_guest_state's emulation failure).
+    if (vmx.emulationRequired) {
+      vmx.fail = false;
+      vmx.exitReason = 0;
+      vmx.idtVectoringInfo = 0;
+      return EXIT_FASTPATH_NONE;
+    }
+    // kvm_mmu_load(): the shadow root of the guest's current paging mode.
+    vmcsWrite(vcpu, V.GUEST_CR3, vcpuShadowMmu(vcpu).rootHpa((a.efer & EFER_LMA) !== 0));
+  }
   st.gpr.set(a.regs);
   st.cr2 = a.cr2;
   st.xcr0 = a.xcr0;
@@ -986,7 +1068,7 @@ export const vmxX86Ops = {
   writeTscMultiplier: vmxWriteTscMultiplier,
   flushTlbAll: vmxFlushTlbAll,
   flushTlbCurrent: vmxFlushTlbCurrent,
-  flushTlbGva: (vcpu: X86Vcpu, _gva: number) => vmxFlushTlbGuest(vcpu),
+  flushTlbGva: vmxFlushTlbGva,
   flushTlbGuest: vmxFlushTlbGuest,
   loadMmuPgd: vmxLoadMmuPgd,
   getMtMask: vmxGetMtMask,

@@ -12,7 +12,7 @@ import * as K from "../../../../uapi/kvm.js";
 import { ExitResult } from "../kvm_x86_ops.js";
 import {
   AC_VECTOR, BP_VECTOR, DB_VECTOR, MC_VECTOR, NMI_VECTOR, PF_VECTOR, SS_VECTOR, UD_VECTOR, KVM_REQ_EVENT, KVM_REQ_TLB_FLUSH_GUEST,
-  X86_CR4_PCIDE, kvmMakeRequest, kvmRegisterRead, kvmRipRead, type X86Vcpu,
+  X86_CR4_PCIDE, X86_EFLAGS_AC, kvmMakeRequest, kvmRegisterRead, kvmRipRead, type X86Vcpu,
 } from "../kvm_host.js";
 import { guestCpuidHas } from "../cpuid.js";
 import { kvmTranslateGva, readGpa } from "../mmu/paging_tmpl.js";
@@ -28,6 +28,7 @@ import { kvmEmulateStringPio } from "../emulate.js";
 import { kvmEmulateMmio } from "../emulate_mmio.js";
 import { kvmTaskSwitch, TASK_SWITCH_GATE } from "../task_switch.js";
 import { execControlsClearbit, toVmx, vmcsRead } from "./vmx.js";
+import { kvmShadowPageFault, RET_PF_GUEST, shadowFault } from "../mmu/shadow.js";
 
 export type ExitHandler = (vcpu: X86Vcpu) => ExitResult;
 
@@ -86,13 +87,34 @@ function handleExceptionNmi(vcpu: X86Vcpu): ExitResult {
     case AC_VECTOR:
       kvmQueueExceptionE(vcpu, AC_VECTOR, errorCode < 0 ? 0 : errorCode);
       return ExitResult.Resume;
+    case PF_VECTOR:
+      if (!vmx.ept) return handleShadowPageFault(vcpu, vmcsRead(vcpu, V.EXIT_QUALIFICATION), errorCode < 0 ? 0 : errorCode);
+      break;
     default:
-      // Intercepted exceptions KVM has no use for are reported to userspace (KVM_EXIT_EXCEPTION).
-      run.exitReason = K.KVM_EXIT_EXCEPTION;
-      run.exException = vector;
-      run.exErrorCode = errorCode < 0 ? 0 : errorCode;
-      return ExitResult.ToUserspace;
+      break;
   }
+  // Intercepted exceptions KVM has no use for are reported to userspace (KVM_EXIT_EXCEPTION).
+  run.exitReason = K.KVM_EXIT_EXCEPTION;
+  run.exException = vector;
+  run.exErrorCode = errorCode < 0 ? 0 : errorCode;
+  return ExitResult.ToUserspace;
+}
+
+/**
+ * handle_exception_nmi()'s #PF case with shadow paging (kvm_handle_page_fault ->
+ * kvm_mmu_page_fault -> FNAME(page_fault)): the guest's own fault is reflected with its error
+ * code and CR2; otherwise the shadow entry is built, or the access is emulated (MMIO).
+ */
+function handleShadowPageFault(vcpu: X86Vcpu, la: number, errorCode: number): ExitResult {
+  const a = vcpu.arch;
+  if (vcpu.kvm.tracing) vcpu.kvm.trace("kvm_page_fault", { vcpu_id: vcpu.vcpuId, guest_rip: kvmRipRead(vcpu), fault_address: la, error_code: errorCode }, vcpu);
+  const r = kvmShadowPageFault(vcpu, la, errorCode, a.ops.getCpl(vcpu), (a.ops.getRflags(vcpu) & X86_EFLAGS_AC) !== 0);
+  if (r === RET_PF_GUEST) {
+    kvmQueueExceptionP(vcpu, PF_VECTOR, la, shadowFault.errorCode);
+    return ExitResult.Resume;
+  }
+  if (r === RET_PF_EMULATE) return emulateFault(vcpu, shadowFault.gpa, (errorCode & PFERR_WRITE_MASK) !== 0);
+  return ExitResult.Resume;
 }
 
 /** handle_external_interrupt(): the host's timer or a kick; the run loop then checks for signals. */
@@ -238,15 +260,18 @@ function handleEptMisconfig(vcpu: X86Vcpu): ExitResult {
 function mmuFault(vcpu: X86Vcpu, gpa: number, err: number): ExitResult {
   let r = kvmMmuPageFault(vcpu, gpa, err);
   if (r === RET_PF_INVALID) r = kvmMmuPageFault(vcpu, gpa, err & ~PFERR_RSVD_MASK);
-  if (r === RET_PF_EMULATE) {
-    vcpu.stat.pf_emulate = vcpu.stat.pf_emulate + 1;
-    // The access was part of delivering an event (IDT-vectoring info valid): the instruction at
-    // RIP is not the one that accessed MMIO, so it cannot be emulated (kvm_mmu_page_fault ->
-    // kvm_prepare_event_vectoring_exit).
-    if ((toVmx(vcpu).idtVectoringInfo & V.VECTORING_INFO_VALID_MASK) !== 0) return prepareEventVectoringExit(vcpu, gpa);
-    return kvmEmulateMmio(vcpu, gpa, (err & PFERR_WRITE_MASK) !== 0);
-  }
+  if (r === RET_PF_EMULATE) return emulateFault(vcpu, gpa, (err & PFERR_WRITE_MASK) !== 0);
   return ExitResult.Resume;
+}
+
+/** kvm_mmu_page_fault()'s RET_PF_EMULATE: the access at `gpa` goes through the emulator. */
+function emulateFault(vcpu: X86Vcpu, gpa: number, write: boolean): ExitResult {
+  vcpu.stat.pf_emulate = vcpu.stat.pf_emulate + 1;
+  // The access was part of delivering an event (IDT-vectoring info valid): the instruction at
+  // RIP is not the one that accessed MMIO, so it cannot be emulated (kvm_mmu_page_fault ->
+  // kvm_prepare_event_vectoring_exit).
+  if ((toVmx(vcpu).idtVectoringInfo & V.VECTORING_INFO_VALID_MASK) !== 0) return prepareEventVectoringExit(vcpu, gpa);
+  return kvmEmulateMmio(vcpu, gpa, write);
 }
 
 /** kvm_prepare_event_vectoring_exit(): KVM_INTERNAL_ERROR_DELIVERY_EV with [vectoring info, exit reason, qualification, gpa, cpu]. */
@@ -440,6 +465,11 @@ export function vmxHandleExit(vcpu: X86Vcpu, _fastpath: number): ExitResult {
     run.failEntryHardwareEntryFailureReason = vmcsRead(vcpu, V.VM_INSTRUCTION_ERROR) >>> 0;
     run.failEntryCpu = 0;
     return ExitResult.ToUserspace;
+  }
+  if (vmx.emulationRequired && !vmx.ept) {
+    // handle_invalid_guest_state(): real mode without unrestricted guest (ept=0) would need the
+    // emulator to run the guest; this KVM refuses instead of running it wrongly.
+    return kvmPrepareInternalError(vcpu, K.KVM_INTERNAL_ERROR_EMULATION, [0, vcpu.arch.cr0]);
   }
   const reason = vmx.exitReason;
   if ((reason & R.VMX_EXIT_REASONS_FAILED_VMENTRY) !== 0) {

@@ -1,0 +1,64 @@
+/**
+ * Every protected-mode guest in guests/ run on tskvm with kvm_intel.ept=0 (shadow paging) must
+ * give exactly the result it gives with EPT (its .expected file). Real-mode guests cannot run
+ * without unrestricted guest: KVM_RUN must refuse them with KVM_EXIT_INTERNAL_ERROR instead.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+// @ts-expect-error plain .mjs script without type declarations
+import * as build from "../../scripts/build-guests.mjs";
+import type { InitState } from "../diff/harness.js";
+import { runTskvm, tskvmUnavailable } from "../diff/tskvm.js";
+
+interface Manifest {
+  name: string; bin: string; expected: string; mode: "real16" | "prot32"; gpa: number; entry: number;
+  mem: number; regs: Record<string, string>;
+}
+
+function toolchain(): { guests?: Manifest[]; why?: string } {
+  try {
+    return { guests: build.buildGuests() as Manifest[] };
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (msg.startsWith("toolchain missing")) return { why: msg };
+    throw e;
+  }
+}
+
+const { guests, why: noToolchain } = toolchain();
+const abs = (p: string): string => join(build.projectRoot as string, p);
+const only = process.env.SHADOW_GUESTS?.split(",");
+
+function initFor(m: Manifest): InitState {
+  return {
+    mode: m.mode, gpa: m.gpa, entry: m.entry, mem: m.mem, maxExits: 400000, timeoutSec: 120,
+    regs: Object.fromEntries(Object.entries(m.regs).map(([k, v]) => [k, BigInt(v)])),
+  };
+}
+
+test("guests build (shadow MMU runs)", (t) => {
+  if (noToolchain) return t.skip(noToolchain);
+  assert.ok(guests!.length >= 3);
+});
+
+for (const g of guests ?? []) {
+  if (only && !only.some((o) => g.name.includes(o))) continue;
+  const expectedPath = abs(g.expected);
+  test(`guest ${g.name} on tskvm with ept=0`, async (t) => {
+    if (!existsSync(expectedPath)) return t.skip(`no ${expectedPath}`);
+    const why = await tskvmUnavailable();
+    if (why) return t.skip(why);
+    const r = await runTskvm(new Uint8Array(readFileSync(abs(g.bin))), initFor(g), { ept: false });
+    const last = r.exits.at(-1);
+    if (g.mode === "real16") {
+      assert.equal(r.stop, "unhandled");
+      assert.equal(last?.internal?.suberror, 1, "real mode with ept=0: KVM_EXIT_INTERNAL_ERROR (emulation)");
+      return;
+    }
+    const value = r.stop === "exit-port" && last?.io ? parseInt(last.io.data.slice(0, 2), 16) : 0;
+    const want = build.expectedBody(readFileSync(expectedPath, "utf8"));
+    assert.equal(build.formatGuestResult(r.serial, r.stop, value), want);
+  });
+}
