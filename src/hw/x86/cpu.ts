@@ -366,21 +366,27 @@ export class X86Cpu {
     }
   }
 
+  /**
+   * The run loop, in blocks: a block is the straight-line run of instructions between two
+   * points where something may have to be looked at (a taken branch, a change of mode, flags,
+   * shadows or debug state, HLT, a write into cached code: everything that sets `breakLoop`).
+   * The activity state, host interrupt word, VMX boundary checks (interrupt/NMI window,
+   * preemption timer: SDM 26.7) and the careful single-step path are handled once per block;
+   * inside a block only the budget is checked per instruction. `icount` counts each retired
+   * instruction as it retires, so a fault or VM exit in the middle of a block leaves it exact.
+   */
   private loop(end: number): void {
     const st = this.state;
     const hostIrq = this.hostIrq;
-    let boundary = 0;
     while (this.icount < end) {
       if (st.activityState !== ACTIVE || hostIrq[0] !== 0) return;
-      if (this.vmx !== null && (boundary-- <= 0 || this.breakLoop)) {
-        boundary = 64;
-        this.breakLoop = 0;
-        this.vmx.instructionBoundary();
-      }
+      this.breakLoop = 0;
+      if (this.vmx !== null) this.vmx.instructionBoundary();
       if (this.slow) { this.stepSlow(); continue; }
-      this.fetchDecode();
-      H[this.w0 & 0x7ff](this);
-      this.icount++;
+      do {
+        this.fetchDecode();
+        H[this.w0 & 0x7ff](this);
+      } while (++this.icount < end && this.breakLoop === 0);
     }
   }
 
@@ -534,6 +540,8 @@ export class X86Cpu {
     this.hasCode[pfn] = 0;
     const base = ((pfn * 4096) & DCACHE_MASK) & ~4095;
     this.dcTag.fill(NaN, base, base + 4096);
+    // The instruction in flight may have rewritten code of its own block: the block ends here.
+    this.breakLoop = 1;
   }
 
   readMsr(msr: number, out: Int32Array): boolean { return readMsr(this, msr, out); }

@@ -49,6 +49,7 @@ export function hlt(c: X86Cpu): void {
   const v = c.vmx;
   if (v !== null) { const n = hookBegin(c); v.hlt(c.ilen); c.state.rip = n; }
   c.state.activityState = ActivityState.HLT;
+  c.breakLoop = 1; // the run loop looks at the activity state once per block
 }
 
 /** F5 CMC, F8 CLC, F9 STC, FC CLD, FD STD */
