@@ -632,6 +632,45 @@ function prepareWriteExit(vcpu: X86Vcpu, st: X86EmulateVcpuState): ExitResult {
 }
 
 /**
+ * x86_emulate_instruction(EMULTYPE_SKIP): decode the instruction at RIP only to step over it
+ * (an EPT misconfiguration exit reports no instruction length). RF is cleared as by any
+ * completed instruction. Returns false when the instruction cannot be fetched.
+ */
+export function kvmEmulateSkip(vcpu: X86Vcpu): boolean {
+  const ctxt = initEmulateCtxt(vcpu);
+  const cpu = ctxt.cpu;
+  const rip = cpu.state.rip;
+  try {
+    decode(cpu, cpu.m64 ? rip : (rip + cpu.state.segBase[1]) >>> 0, -1, 0, 0);
+  } catch (e) {
+    if (e === EMUL_FAILED || e === FAULT) return false;
+    throw e;
+  } finally {
+    cpu.vmx = null;
+  }
+  const len = cpu.ilen;
+  kvmRipWrite(vcpu, cpu.m64 ? rip + len : cpu.csz === 2 ? (rip + len) >>> 0 : (rip + len) & 0xffff);
+  const rflags = vcpu.arch.ops.getRflags(vcpu);
+  if ((rflags & 0x10000) !== 0) vcpu.arch.ops.setRflags(vcpu, rflags & ~0x10000);
+  return true;
+}
+
+const noData = new Uint8Array(0);
+
+/**
+ * handle_ept_misconfig()'s fast path: a length-0 ioeventfd at `gpa` (KVM_FAST_MMIO_BUS) takes the
+ * access without decoding it, and the instruction is skipped (kvm_skip_emulated_instruction,
+ * single-step included). Returns -1 when no such device claims `gpa`.
+ */
+export function kvmFastMmio(vcpu: X86Vcpu, gpa: number): ExitResult | -1 {
+  if (!vcpu.kvm.ioBusWrite(vcpu, KvmBus.FAST_MMIO, gpa, 0, noData)) return -1;
+  if (vcpu.kvm.tracing) vcpu.kvm.trace("kvm_fast_mmio", { gpa }, vcpu);
+  const tf = (vcpu.arch.ops.getRflags(vcpu) & 0x100) !== 0 || (vcpu.arch.guestDebug & K.KVM_GUESTDBG_SINGLESTEP) !== 0;
+  if (!kvmEmulateSkip(vcpu)) return emulationFailure(vcpu);
+  return tf ? kvmVcpuDoSinglestep(vcpu) : ExitResult.Resume;
+}
+
+/**
  * x86_emulate_instruction(EMULTYPE_PF) for an access to `gpa` that no memslot backs, or a write
  * to a read-only slot. The emulator finds the accesses itself from the decoded instruction;
  * `gpa` is the faulting address (kept for the tracepoint).

@@ -14,6 +14,7 @@ import { kvmVmxExitHandlers } from "../../../../src/arch/x86/kvm/vmx/vmx_exit.js
 import type { X86Vcpu } from "../../../../src/arch/x86/kvm/kvm_host.js";
 import { realModeGuest, type Guest } from "./guest_helpers.js";
 import { recordExits } from "./exit_helpers.js";
+import { eventfd } from "../../../../src/host/eventfd.js";
 
 const b = (...x: number[]): Uint8Array => Uint8Array.from(x);
 const HLT = 0xf4;
@@ -196,4 +197,19 @@ test("every exit reason the processor model can produce has a handler (no unexpe
     R.EXIT_REASON_INVEPT, R.EXIT_REASON_INVVPID, R.EXIT_REASON_VMFUNC,
   ];
   for (const r of produced) assert.equal(typeof kvmVmxExitHandlers[r], "function", `exit reason ${r}`);
+});
+
+test("EPT misconfiguration fast path: a length-0 ioeventfd takes MMIO writes without decoding them (KVM_FAST_MMIO_BUS)", () => {
+  // mov [0x3000], al three times; hlt      (no memslot at 0x3000)
+  const g = realModeGuest({ code: b(0xa2, 0x00, 0x30, 0xa2, 0x00, 0x30, 0x66, 0x89, 0x1e, 0x00, 0x30, HLT), slotSize: 0x2000 });
+  const efd = eventfd(g.proc.files);
+  g.vm.archIoctl(K.KVM_IOEVENTFD, { datamatch: 0n, addr: 0x3000n, len: 0, fd: efd.fd, flags: 0 });
+  const exits = recordExits(g);
+  const fast: number[] = [];
+  g.kvm.subscribeTrace(["kvm_fast_mmio"], (e) => fast.push(Number(e.fields.gpa)));
+  assert.equal(runToHlt(g), 0x100cn);
+  assert.equal(efd.counter, 3n);
+  assert.equal(g.vcpu.stat.mmio_exits, 0);
+  assert.deepEqual(fast, [0x3000, 0x3000], "the first write creates the MMIO SPTE (EPT violation), the next two take the fast path");
+  assert.equal(exits.filter((r) => r === R.EXIT_REASON_EPT_MISCONFIG).length, 2);
 });

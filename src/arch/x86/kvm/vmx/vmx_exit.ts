@@ -25,7 +25,7 @@ import { kvmMmuPageFault, PFERR_FETCH_MASK, PFERR_PRESENT_MASK, PFERR_RSVD_MASK,
 import { RET_PF_EMULATE, RET_PF_INVALID } from "../mmu/tdp_mmu.js";
 import { is64BitMode, kvmEmulateCpuid, kvmEmulateHypercall, kvmEmulateXsetbv, kvmHandleCrAccess, kvmHandleDrAccess } from "../x86_insn.js";
 import { kvmEmulateStringPio } from "../emulate.js";
-import { kvmEmulateMmio } from "../emulate_mmio.js";
+import { kvmEmulateMmio, kvmFastMmio } from "../emulate_mmio.js";
 import { kvmTaskSwitch, TASK_SWITCH_GATE } from "../task_switch.js";
 import { execControlsClearbit, toVmx, vmcsRead } from "./vmx.js";
 import { kvmShadowPageFault, RET_PF_GUEST, shadowFault } from "../mmu/shadow.js";
@@ -254,6 +254,8 @@ function handleEptViolation(vcpu: X86Vcpu): ExitResult {
 /** handle_ept_misconfig(): the MMIO SPTE fast path (straight to the emulator). */
 function handleEptMisconfig(vcpu: X86Vcpu): ExitResult {
   const gpa = vmcsRead(vcpu, V.GUEST_PHYSICAL_ADDRESS);
+  const fast = kvmFastMmio(vcpu, gpa);
+  if (fast !== -1) return fast;
   return mmuFault(vcpu, gpa, PFERR_RSVD_MASK);
 }
 
