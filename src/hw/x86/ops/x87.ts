@@ -27,7 +27,7 @@ import { NM_VECTOR, MF_VECTOR, UD_VECTOR } from "../fault.js";
 import { ea } from "./operand.js";
 import { linAddr, rd16, rd32, rd64, rdLW, wr16, wr32, wr64 } from "../mmu.js";
 import { flagsSync, cond, ARITH } from "../flags.js";
-import { FpEnv, Packed, FP_IE, FP_DE, FP_OE, FP_UE, FP_PE } from "../fp/softfloat.js";
+import { FpEnv, Packed, FP_IE, FP_DE, FP_ZE, FP_OE, FP_UE, FP_PE } from "../fp/softfloat.js";
 import {
   setX87Control, x87ResultDelivered, f80Add, f80Sub, f80Mul, f80Div, f80Sqrt, f80RoundInt, f80Scale, f80Xtract,
   f80Prem, premStatus, f80Compare, x87CompareCodes, eflagsCompare, f80ToInt, intToF80, f32ToF80, f64ToF80,
@@ -226,9 +226,21 @@ function underflowTo(f: X87State, d: number, pops: number): void {
   for (let k = 0; k < pops; k++) f.pop();
 }
 
+/**
+ * True when the operation's result is delivered. An unmasked invalid, denormal or zero-divide
+ * exception stops the instruction: only those flags are then reported, not the precision,
+ * underflow or overflow a kernel that ran to the end may have added (an Intel Xeon reports DE
+ * alone for a transcendental of a denormal with DE unmasked).
+ */
+function delivered(): boolean {
+  if (x87ResultDelivered(env)) return true;
+  env.flags &= FP_IE | FP_DE | FP_ZE;
+  return false;
+}
+
 /** Write R1 to ST(d) (and pop) unless an unmasked exception suppresses it; merge the flags. */
 function deliver(f: X87State, d: number, pops: number): void {
-  if (x87ResultDelivered(env)) {
+  if (delivered()) {
     f.setSt(d, R1.se, R1.hi, R1.lo);
     setC1(f, env.roundedUp);
     for (let k = 0; k < pops; k++) f.pop();
@@ -574,7 +586,7 @@ function fprem(c: X86Cpu, ieee: boolean): void {
   if (f.isEmpty(0) || f.isEmpty(1)) { underflowTo(f, 0, 0); return; }
   setX87Control(env, f.cw);
   f80Prem(env, R1, f.stSe(0), f.stHi(0), f.stLo(0), f.stSe(1), f.stHi(1), f.stLo(1), ieee);
-  if (x87ResultDelivered(env)) {
+  if (delivered()) {
     f.setSt(0, R1.se, R1.hi, R1.lo);
     const q = premStatus.q;
     let cc = premStatus.incomplete ? SW_C2 : 0;
@@ -604,7 +616,7 @@ function fxtract(c: X86Cpu): void {
   if (overflowForPush(f)) return;
   setX87Control(env, f.cw);
   f80Xtract(env, R1, R2, f.stSe(0), f.stHi(0), f.stLo(0));
-  if (x87ResultDelivered(env)) {
+  if (delivered()) {
     f.setSt(0, R2.se, R2.hi, R2.lo);
     f.push(R1.se, R1.hi, R1.lo);
     setC1(f, false);
@@ -625,7 +637,7 @@ function fptan(c: X86Cpu): void {
   setX87Control(env, f.cw);
   f80Tan(env, R1, f.stSe(0), f.stHi(0), f.stLo(0));
   f.sw = transStatus.c2 ? f.sw | SW_C2 : f.sw & ~SW_C2;
-  if (!transStatus.c2 && x87ResultDelivered(env)) {
+  if (!transStatus.c2 && delivered()) {
     f.setSt(0, R1.se, R1.hi, R1.lo);
     setC1(f, env.roundedUp);
     if ((R1.se & 0x7fff) === 0x7fff && ((R1.hi & 0x7fffffff) | R1.lo) !== 0) f.push(R1.se, R1.hi, R1.lo);
@@ -647,7 +659,7 @@ function fsincos(c: X86Cpu): void {
   setX87Control(env, f.cw);
   f80SinCos(env, R1, R2, f.stSe(0), f.stHi(0), f.stLo(0));
   f.sw = transStatus.c2 ? f.sw | SW_C2 : f.sw & ~SW_C2;
-  if (!transStatus.c2 && x87ResultDelivered(env)) {
+  if (!transStatus.c2 && delivered()) {
     f.setSt(0, R1.se, R1.hi, R1.lo);
     f.push(R2.se, R2.hi, R2.lo);
     setC1(f, env.roundedUp);
