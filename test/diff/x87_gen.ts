@@ -25,6 +25,8 @@ interface X87Op {
   left: number;
   /** The operation stores to SCRATCH + 32 (bytes); that value goes to RDX. */
   store?: number;
+  /** Operands only from the classes with exactly defined results (zeros, infinities, NaNs, unsupported encodings). */
+  special?: boolean;
 }
 
 const SCRATCH = LAYOUT.stack; // bottom of the stack page: never reached by the stack
@@ -79,6 +81,10 @@ export const X87_OPS: X87Op[] = [
   { name: "fcom m64", text: `fcoml ${RES}`, left: 2 },
   { name: "fiadd m32", text: `fiaddl ${RES}`, left: 2 },
   { name: "ficom m16", text: `ficoms ${RES}`, left: 2 },
+  // Transcendentals only on operands whose results the SDM defines exactly (tskvm's kernels are
+  // within 1 ulp of Intel's on the rest, not bit-identical): the exception and NaN wiring.
+  ...([["fsin", 0xfe, 2], ["fcos", 0xff, 2], ["fptan", 0xf2, 2], ["fpatan", 0xf3, 1], ["f2xm1", 0xf0, 2], ["fyl2x", 0xf1, 1],
+    ["fyl2xp1", 0xf9, 1], ["fsincos", 0xfb, 2]] as const).map(([name, op, left]) => ({ name: `${name} (special)`, text: b(0xd9, op), left, special: true })),
   // State images written and read back: FSAVE/FRSTOR, FSTENV/FLDENV after an exception (the
   // pending state must survive the masking FNSTENV does), FXSAVE/FXRSTOR.
   { name: "fdiv; fnsave; frstor", text: `${b(0xd8, 0xf1)}\nfnsave ${SAVE}\nfrstor ${SAVE}`, left: 2 },
@@ -116,6 +122,15 @@ export function randF80(r: Rng): [number, bigint] {
   }
 }
 
+/** A random operand of a class with exactly defined transcendental results. */
+function randSpecial(r: Rng): [number, bigint] {
+  for (;;) {
+    const v = randF80(r);
+    const e = v[0] & 0x7fff, int = v[1] >> 63n;
+    if ((e === 0 && v[1] === 0n) || e === 0x7fff || (e !== 0 && int === 0n)) return v;
+  }
+}
+
 /** A random 64-bit memory operand: a double, single or integer pattern with specials. */
 function randMem(r: Rng): bigint {
   switch (r.u32() % 6) {
@@ -149,7 +164,7 @@ export function generateX87Case(seed: number, blocks: number): X87Case {
     const free = r.u32() % 8 === 0 ? 1 + (r.u32() & 1) : 0;
     const masks = (r.u32() % 2 ? 0x3f : r.u32() & 0x3f) | (free ? 1 : 0);
     const cw = 0x40 | (rc << 10) | (pc << 8) | masks;
-    const a = randF80(r), bb = randF80(r);
+    const a = op.special ? randSpecial(r) : randF80(r), bb = op.special ? randSpecial(r) : randF80(r);
     const at = LAYOUT.data + k * 32, bt = at + 16;
     data.push(`\t.quad ${hex(a[1])}, ${hex(a[0])}, ${hex(bb[1])}, ${hex(bb[0])}`);
     lines.push(
