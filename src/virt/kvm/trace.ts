@@ -12,6 +12,7 @@
  *   kvm_exit           { vcpu_id, exit_reason, guest_rip, info1, info2, intr_info, error_code, isa? (1 VMX default, 2 SVM) }
  *   kvm_pio            { rw (0 in, 1 out), port, size, count, val }
  *   kvm_mmio           { type (0 unsatisfied-read, 1 read, 2 write), len, gpa, val }
+ *   kvm_fast_mmio      { gpa }
  *   kvm_userspace_exit { reason, errno (0 or negative errno) }
  *   kvm_hypercall      { nr, a0, a1, a2, a3 }
  *   kvm_page_fault     { vcpu_id, guest_rip, fault_address, error_code }
@@ -137,6 +138,7 @@ const PRINTERS: Record<string, Printer> = {
   kvm_pio: (f) =>
     `pio_${truthy(f.rw) ? "write" : "read"} at 0x${hex32(f.port)} size ${dec(f.size)} count ${dec(f.count)} val 0x${hex32(f.val)} ${Number(f.count ?? 1) > 1 ? "(...)" : ""}`,
   kvm_mmio: (f) => `mmio ${MMIO_TYPES[Number(f.type ?? 0)] ?? dec(f.type)} len ${dec(f.len)} gpa 0x${hex(f.gpa)} val 0x${hex(f.val)}`,
+  kvm_fast_mmio: (f) => `fast mmio at gpa 0x${hex(f.gpa)}`,
   kvm_userspace_exit: (f) => {
     const errno = Number(f.errno ?? 0);
     const reason = Number(f.reason ?? 0);
