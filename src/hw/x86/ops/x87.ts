@@ -11,14 +11,15 @@
  *     FERR# path of SDM Vol. 1 8.7 / Vol. 3A D.2 ("MS-DOS compatibility"), which signals IRQ 13
  *     through external logic. That external path is not implemented: the CPU records it in
  *     X86State.fpuFerr and goes on as if IGNNE# were asserted. KVM guests always run with NE=1.
- *   - non-control instructions record FIP/FCS; FOP, and FDP/FDS for a memory operand, only when
- *     the instruction leaves an unmasked exception pending, as current Intel processors do (SDM
- *     Vol. 1 8.1.9.1 with the fopcode compatibility mode off, and CPUID.(EAX=07H,ECX=0):EBX[6]
- *     FDP_EXCPTN_ONLY; checked on an Intel Xeon under KVM by guests/fp/x87.c). Control
- *     instructions leave all of them alone.
+ *   - non-control instructions record FIP; FOP, and FDP for a memory operand, only when the
+ *     instruction leaves an unmasked exception pending, as current Intel processors do (SDM
+ *     Vol. 1 8.1.9.1 with the fopcode compatibility mode off, CPUID.(EAX=07H,ECX=0):EBX[6]
+ *     FDP_EXCPTN_ONLY); FCS and FDS are deprecated and read as 0 (EBX[13]). Control instructions
+ *     leave all of them alone. (Checked on an Intel Xeon under KVM: guests/fp/x87.c, test/diff/x87.)
  * Unmasked invalid, denormal and zero-divide exceptions leave the destination and the stack
  * unchanged; unmasked overflow/underflow deliver the bias-adjusted result to a register and
- * nothing to memory (SDM Vol. 1 8.5). Undefined encodings raise #UD.
+ * nothing to memory (SDM Vol. 1 8.5). Compares write their condition codes / EFLAGS even then.
+ * Undefined encodings raise #UD.
  *
  * Handlers are allocation-free: operands travel through module-level scratch records.
  */
