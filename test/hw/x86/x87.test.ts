@@ -62,6 +62,15 @@ test("FCOMPP / FUCOMPP condition codes and FCOMI / FUCOMIP EFLAGS", () => {
   assert.equal(r.ax & 1, 1);
 });
 
+test("FCOMI/FCOMIP write EFLAGS even when an unmasked exception stops them; then they do not pop", () => {
+  // FLD1; FLD tbyte SNaN (no exception for m80); FLDCW 037E (IE unmasked); FCOMIP ST0, ST1
+  const r = machine([...FNINIT, ...FLD1, ...m(0xdb, 5, 0x3000), ...m(0xd9, 5, 0x3010), 0xdf, 0xf1, ...FNSTSW_AX, 0xdb, 0xe2],
+    (g) => { write64(g.mem, 0x3000, 0, 0xa0000000); write32(g.mem, 0x3008, 0x7fff); write32(g.mem, 0x3010, 0x037e); });
+  assert.equal(r.exc, EXC_NONE);
+  assert.equal(r.cpu.getRflags() & (ZF | PF | CF), ZF | PF | CF);
+  assert.equal(r.ax & (SW_ES | 1 | 0x3800), SW_ES | 1 | 0x3000, "IE pending, TOP still 6");
+});
+
 test("stack overflow (masked) pushes the indefinite with IE, SF and C1; underflow sets C1 = 0", () => {
   const nine = Array.from({ length: 9 }, () => FLD1).flat();
   let r = machine([...FNINIT, ...nine, ...FNSTSW_AX]);

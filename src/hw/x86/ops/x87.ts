@@ -320,10 +320,15 @@ function fcomMem(c: X86Cpu): void {
   fcomCore(f, mSe, mHi, mLo, false, pops);
 }
 
-/** FCOMI/FUCOMI(P): ZF PF CF from the comparison, OF SF AF cleared (SDM Vol. 2 FCOMI). */
+/**
+ * FCOMI/FUCOMI(P): ZF PF CF from the comparison, OF SF AF cleared (SDM Vol. 2 FCOMI). EFLAGS are
+ * written even when an unmasked IE/DE stops the instruction (then it does not pop), as an Intel
+ * Xeon does.
+ */
 function fcomi(c: X86Cpu, i: number, quiet: boolean, pop: boolean): void {
   const f = c.state.fpu;
   let bits: number;
+  let stopped = false;
   if (f.isEmpty(0) || f.isEmpty(i)) {
     if (!f.stackUnderflow()) return;
     bits = eflagsCompare(CMP_UNORDERED);
@@ -331,13 +336,13 @@ function fcomi(c: X86Cpu, i: number, quiet: boolean, pop: boolean): void {
     setX87Control(env, f.cw);
     const cmp = f80Compare(env, f.stSe(0), f.stHi(0), f.stLo(0), f.stSe(i), f.stHi(i), f.stLo(i), quiet);
     f.raise(env.flags);
-    if ((env.flags & ~env.masks & (FP_IE | FP_DE)) !== 0) return;
+    stopped = (env.flags & ~env.masks & (FP_IE | FP_DE)) !== 0;
     bits = eflagsCompare(cmp);
     setC1(f, false);
   }
   flagsSync(c);
   c.fl = (c.fl & ~ARITH) | bits;
-  if (pop) f.pop();
+  if (pop && !stopped) f.pop();
 }
 
 // ---------------------------------------------------------------------------------------------
