@@ -96,8 +96,8 @@ export const ENTRY_ALLOWED1 = ENTRY_DEFAULT1 | VM_ENTRY_IA32E_MODE | VM_ENTRY_LO
 export const CR0_FIXED0 = 0x80000021; // PG | NE | PE
 export const CR0_FIXED1 = 0xffffffff;
 export const CR4_FIXED0 = 0x00002000; // VMXE
-/** VME..OSXMMEXCPT, VMXE, FSGSBASE, PCIDE, OSXSAVE, SMEP, SMAP. */
-export const CR4_FIXED1 = 0x003727ff;
+/** VME..OSXMMEXCPT, UMIP, VMXE, FSGSBASE, PCIDE, OSXSAVE, SMEP, SMAP (UMIP: CPUID.7.0:ECX[2] says the CPU has it). */
+export const CR4_FIXED1 = 0x00372fff;
 
 // IA32_VMX_EPT_VPID_CAP (SDM A.10; Linux VMX_EPT_* / VMX_VPID_* capability bits)
 export const VMX_EPT_EXECUTE_ONLY_BIT = 1 << 0;
