@@ -170,7 +170,9 @@ export function kvmSetMsr(vcpu: X86Vcpu, index: number, lo: number, hi: number, 
     case MSR_IA32_MCG_CAP:
       return hostInitiated && lo === 0 && hi === 0;
     case MSR_IA32_UCODE_REV:
-      return hostInitiated;
+      // Guest writes (Linux writes 0 before CPUID(1) to read back the revision) are accepted and
+      // dropped, as kvm_set_msr_common() does; the revision stays what KVM reports.
+      return true;
     case MSR_IA32_TSC_DEADLINE:
       return true;
     case MSR_MTRRcap:
