@@ -5,7 +5,8 @@
  * the indefinite, pseudo-NaNs, extreme exponents), runs one arithmetic / compare / convert
  * instruction, and exposes the result in GPRs before an MMIO exit:
  *   RAX = FSW (exception flags, condition codes, TOP), RBX:RCX = ST(0) significand and
- *   sign/exponent, RDX:RSI = ST(1) (or the memory result of a store), RFLAGS (FCOMI family);
+ *   sign/exponent, RDX:RSI = ST(1) (or the memory result of a store), RFLAGS (FCOMI family:
+ *   nothing after the operation touches the arithmetic flags);
  *   in some blocks also R8-R11 = the FNSTENV image (control/status/tag words, FIP/FCS/FOP,
  *   FDP/FDS right after the operation) and R12-R15 = the first 32 bytes of an FXSAVE image.
  * Some blocks free ST(0) or ST(1) first (with IE masked), for the stack-underflow responses.
@@ -96,7 +97,7 @@ export const X87_OPS: X87Op[] = [
   // not KVM's reset value 1, and CPL 3 cannot set it). XSTATE_BV / XCOMP_BV go to RDI / RBP.
   ...["xsave", "xsaveopt", "xsave64", "xsavec"].map((insn) => ({
     name: `fdivr; ${insn}; fninit; xrstor`,
-    text: [b(0xd8, 0xf9), `movq $0, ${FXB + 512}`, `movq $0, ${FXB + 520}`, "movl $1, %eax", "xorl %edx, %edx", `${insn} ${FXB}`, "fninit",
+    text: [b(0xd8, 0xf9), `movq $0, ${FXB + 512}`, `movq $0, ${FXB + 520}`, "movl $1, %eax", "movl $0, %edx", `${insn} ${FXB}`, "fninit",
       `${insn === "xsave64" ? "xrstor64" : "xrstor"} ${FXB}`, `movq ${FXB + 512}, %rdi`, `movq ${FXB + 520}, %rbp`].join("\n"),
     left: 2,
   })),
@@ -177,18 +178,18 @@ export function generateX87Case(seed: number, blocks: number): X87Case {
       r.u32() & 1 ? "stc" : "clc",
       ...(free ? [b(0xdd, 0xc0 + free - 1)] : []), // FFREE ST(0) / ST(1)
       ...op.text.split("\n"),
-      "xorl %eax, %eax", "fnstsw %ax",
+      "movl $0, %eax", "fnstsw %ax",
     );
     const env = r.u32() % 4 === 0, fx = r.u32() % 8 === 0;
     // The 14-byte (operand-size 16) environment image half the time; the area is cleared first.
     const env16 = r.u32() & 1 ? [b(0x66)] : [];
     const fx64 = r.u32() & 1 ? "fxsave64" : "fxsave";
     lines.push(
-      ...(env ? ["xorl %r8d, %r8d", `movq %r8, ${ENV}`, `movq %r8, ${ENV + 8}`, `movq %r8, ${ENV + 16}`, `movq %r8, ${ENV + 24}`,
+      ...(env ? ["movl $0, %r8d", `movq %r8, ${ENV}`, `movq %r8, ${ENV + 8}`, `movq %r8, ${ENV + 16}`, `movq %r8, ${ENV + 24}`,
         ...env16, `fnstenv ${ENV}`, `movq ${ENV}, %r8`, `movq ${ENV + 8}, %r9`, `movq ${ENV + 16}, %r10`, `movl ${ENV + 24}, %r11d`] : []),
       ...(fx ? [`${fx64} ${FXA}`, `movq ${FXA}, %r12`, `movq ${FXA + 8}, %r13`, `movq ${FXA + 16}, %r14`, `movq ${FXA + 24}, %r15`] : []),
       "fnclex",
-      "xorl %ebx, %ebx", "xorl %ecx, %ecx", "xorl %edx, %edx", "xorl %esi, %esi",
+      "movl $0, %ebx", "movl $0, %ecx", "movl $0, %edx", "movl $0, %esi",
     );
     if (op.left >= 1) lines.push(`fstpt ${SCRATCH}`, `movq ${SCRATCH}, %rbx`, `movzwq ${SCRATCH + 8}, %rcx`);
     if (op.store) lines.push(`movq ${RES}, %rdx`);
