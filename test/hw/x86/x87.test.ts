@@ -191,6 +191,16 @@ test("FXCH, FCHS, FABS, FXAM, FSQRT, FPREM, FCMOVcc, FINCSTP", () => {
   assert.equal(r.cpu.state.fpu.top, 0);
 });
 
+test("FPTAN/FSINCOS/FXTRACT on a full stack: masked overflow leaves the indefinite in ST(0) and ST(1) (as a Xeon does)", () => {
+  const full = [...FNINIT, 0xd9, 0xee, ...Array.from({ length: 6 }, () => FLD1).flat(), ...FLDPI];
+  for (const op of [[0xd9, 0xf2], [0xd9, 0xfb], [0xd9, 0xf4]]) {
+    const r = machine([...full, ...op, ...FNSTSW_AX]);
+    assert.equal(r.ax, 0x3a41, `FSW after ${op}`);
+    assert.deepEqual(st0(r), [0xffff, 0xc0000000, 0]);
+    assert.deepEqual(st0(r, 1), [0xffff, 0xc0000000, 0]);
+  }
+});
+
 test("FPTAN pushes 1.0; FSIN out of range sets C2 and leaves the operand", () => {
   let r = machine([...FNINIT, ...FLDZ, 0xd9, 0xf2]);
   assert.deepEqual(st0(r), [0x3fff, 0x80000000, 0]);
