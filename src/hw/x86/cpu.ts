@@ -16,7 +16,7 @@ import { X86State, AR_L, AR_DB, AR_UNUSABLE, ActivityState, INTR_BLOCKING_STI, I
 import type { VmxNonRoot } from "./vmx/hooks.js";
 import { FAULT, GP_VECTOR, EV_HW_EXC, DB_VECTOR } from "./fault.js";
 import { flagsSync, LOP_NONE, RFLAGS_VALID, VM, TF, RF, AC } from "./flags.js";
-import { TlbSet, tlbFlushAllSets, tlbFlushNonGlobalSets, tlbFlushPageSets, fetchTranslate } from "./mmu.js";
+import { TlbSet, TLB_MASK, tlbFlushAllSets, tlbFlushNonGlobalSets, tlbFlushPageSets, fetchTranslate } from "./mmu.js";
 import { decode, HANDLERS, DCACHE_SIZE, DCACHE_MASK, DW } from "./decode.js";
 import "./opcodes.js";
 import { deliverEvent, deliverException } from "./interrupt.js";
@@ -44,6 +44,7 @@ const CR0_PE = 1, CR0_PG = 0x80000000, CR0_AM = 1 << 18;
 const H = HANDLERS;
 const DC_MASK = DCACHE_MASK;
 const DC_W = DW;
+const TMASK = TLB_MASK;
 const ACTIVE = 0;
 const CR4_PAE = 1 << 5, CR4_LA57 = 1 << 12;
 const EFER_LMA = 1 << 10;
@@ -425,7 +426,7 @@ export class X86Cpu {
   private fetchMiss(rip: number): void {
     const la = this.m64 ? rip : (rip + this.effBase[1]) >>> 0;
     const vpn = Math.floor(la / 4096);
-    const i = vpn & 4095;
+    const i = vpn & TMASK;
     let hpa: number;
     if (this.tX[i] === vpn) hpa = this.tPfn[i] * 4096 + (la & 4095);
     else hpa = fetchTranslate(this, la);

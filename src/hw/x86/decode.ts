@@ -18,7 +18,7 @@
  * it takes the slow path, which invalidates the frame's entries (mmu.ts).
  */
 import type { X86Cpu } from "./cpu.js";
-import { xlateFill, markCode } from "./mmu.js";
+import { xlateFill, markCode, TLB_MASK } from "./mmu.js";
 import { WALK_X } from "./paging.js";
 import { FRAMES_PER_CHUNK_SHIFT, FRAMES_PER_CHUNK } from "../physmem.js";
 import { GP_VECTOR, UD_VECTOR } from "./fault.js";
@@ -90,7 +90,7 @@ const LOCK_GROUP = new Map<number, number>([
 
 function fetchByte(c: X86Cpu, la: number): number {
   const vpn = Math.floor(la / 4096);
-  const i = vpn & 4095;
+  const i = vpn & TLB_MASK;
   if (c.tX[i] === vpn) return c.tM8[i][c.tOff[i] + (la & 4095)];
   const hpa = xlateFill(c, la, WALK_X);
   if (hpa < 0) return 0xff;

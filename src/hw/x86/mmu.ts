@@ -17,7 +17,12 @@ import { FRAMES_PER_CHUNK_SHIFT, FRAMES_PER_CHUNK } from "../physmem.js";
 import { walk, WALK_R, WALK_W, WALK_X } from "./paging.js";
 import { GP_VECTOR, SS_VECTOR, AC_VECTOR } from "./fault.js";
 
-export const TLB_BITS = 12;
+/**
+ * 16384 entries per set: the reach (64 MiB) covers a 32 MiB working set of 4 KiB pages with
+ * room for conflicts; at 4096 a pointer chase over 8192 pages missed on every load. Flushes stay
+ * cheap because each set lists the slots it filled since the last full flush.
+ */
+export const TLB_BITS = 14;
 export const TLB_SIZE = 1 << TLB_BITS;
 export const TLB_MASK = TLB_SIZE - 1;
 
@@ -35,26 +40,52 @@ export class TlbSet {
   readonly glob = new Uint8Array(TLB_SIZE);
   readonly mem8: Uint8Array[] = new Array<Uint8Array>(TLB_SIZE).fill(EMPTY8);
   readonly mem32: Int32Array[] = new Array<Int32Array>(TLB_SIZE).fill(EMPTY32);
+  /** Slots that may hold an entry (each listed once, `listed` marks them): flushes and write drops visit only these. */
+  readonly used = new Int32Array(TLB_SIZE);
+  readonly listed = new Uint8Array(TLB_SIZE);
+  nUsed = 0;
+
+  /** Slot i is about to hold an entry. */
+  note(i: number): void {
+    if (this.listed[i]) return;
+    this.listed[i] = 1;
+    this.used[this.nUsed++] = i;
+  }
+
+  private clear(i: number): void {
+    this.tagR[i] = NaN; this.tagW[i] = NaN; this.tagX[i] = NaN; this.vpn[i] = NaN;
+  }
 
   flush(nonGlobalOnly: boolean): void {
+    const used = this.used, n = this.nUsed;
     if (!nonGlobalOnly) {
-      this.tagR.fill(NaN); this.tagW.fill(NaN); this.tagX.fill(NaN); this.vpn.fill(NaN);
+      if (n > TLB_SIZE >> 3) {
+        this.tagR.fill(NaN); this.tagW.fill(NaN); this.tagX.fill(NaN); this.vpn.fill(NaN); this.listed.fill(0);
+      } else {
+        for (let k = 0; k < n; k++) { const i = used[k]; this.clear(i); this.listed[i] = 0; }
+      }
+      this.nUsed = 0;
       return;
     }
-    for (let i = 0; i < TLB_SIZE; i++) {
-      if (!this.glob[i]) { this.tagR[i] = NaN; this.tagW[i] = NaN; this.tagX[i] = NaN; this.vpn[i] = NaN; }
+    // Keep the global entries listed, drop the rest.
+    let m = 0;
+    for (let k = 0; k < n; k++) {
+      const i = used[k];
+      if (this.glob[i] && this.vpn[i] === this.vpn[i]) used[m++] = i;
+      else { this.clear(i); this.listed[i] = 0; }
     }
+    this.nUsed = m;
   }
 
   flushPage(vpn: number): void {
     const i = vpn & TLB_MASK;
-    if (this.vpn[i] === vpn) { this.tagR[i] = NaN; this.tagW[i] = NaN; this.tagX[i] = NaN; this.vpn[i] = NaN; }
+    if (this.vpn[i] === vpn) this.clear(i);
   }
 
   /** Drop write permission of every entry mapping host frame `pfn` (it now holds cached code). */
   dropWrites(pfn: number): void {
-    const p = this.pfn, w = this.tagW;
-    for (let i = 0; i < TLB_SIZE; i++) if (p[i] === pfn) w[i] = NaN;
+    const p = this.pfn, w = this.tagW, used = this.used, n = this.nUsed;
+    for (let k = 0; k < n; k++) { const i = used[k]; if (p[i] === pfn) w[i] = NaN; }
   }
 }
 
@@ -95,6 +126,7 @@ export function xlateFill(c: X86Cpu, la: number, acc: number): number {
   const vpn = Math.floor(la / 4096);
   const i = vpn & TLB_MASK;
   if (set.vpn[i] !== vpn || set.pfn[i] !== pfn) {
+    set.note(i);
     set.tagR[i] = NaN; set.tagW[i] = NaN; set.tagX[i] = NaN;
     set.vpn[i] = vpn; set.pfn[i] = pfn;
     set.mem8[i] = m8; set.mem32[i] = pm.chunks32[ci]!;
