@@ -10,11 +10,16 @@
  * The host TSC is the one of the processor each vCPU runs on (KvmX86Ops.readHostTsc); the
  * emulated processors all derive it from the host clock, so they are synchronised.
  */
-import { EINVAL } from "../../../uapi/errno.js";
+import { EFAULT, EINVAL, ENXIO } from "../../../uapi/errno.js";
 import * as K from "../../../uapi/kvm.js";
 import { KvmError } from "../../../virt/kvm/kvm_error.js";
+import type { MmStruct } from "../../../host/mm.js";
 import { tscMultiplierFor, tscScale } from "../../../hw/x86/vmx/tsc_scaling.js";
 import { KVM_REQ_CLOCK_UPDATE, KVM_REQ_MASTERCLOCK_UPDATE, kvmMakeRequest, type X86Vcpu } from "./kvm_host.js";
+
+/** KVM_{GET,SET,HAS}_DEVICE_ATTR on a vCPU: the TSC control group and its offset attribute (asm/kvm.h). */
+export const KVM_VCPU_TSC_CTRL = 0;
+export const KVM_VCPU_TSC_OFFSET = 0;
 
 /** tsc_tolerance_ppm: a requested rate this close to the host's runs unscaled. */
 export const TSC_TOLERANCE_PPM = 250;
@@ -112,6 +117,13 @@ export function kvmSynchronizeTsc(vcpu: X86Vcpu, data: number | null): void {
     value = kvmScaleTsc(vcpu, kvmHostTsc(vcpu)) + offset;
     matched = true;
   }
+  commitTscSync(vcpu, offset, value, ns, matched);
+}
+
+/** __kvm_synchronize_tsc(): load `offset`, record the write, and track which vCPUs share the offset generation. */
+function commitTscSync(vcpu: X86Vcpu, offset: number, value: number, ns: number, matched: boolean): void {
+  const ka = vcpu.kvm.arch.clock;
+  const t = vcpu.arch.tsc;
   ka.lastTscNsec = ns;
   ka.lastTscWrite = value;
   ka.lastTscKhz = t.virtualTscKhz;
@@ -166,8 +178,62 @@ function kvmSetTscKhz(vcpu: X86Vcpu, userKhz: number): boolean {
   return true;
 }
 
-/** kvm_arch_vcpu_ioctl(): KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ; undefined for other ioctls. */
+interface DeviceAttr { flags: number; group: number; attr: bigint | number; addr: bigint | number }
+
+/**
+ * KVM_{HAS,GET,SET}_DEVICE_ATTR on a vCPU (kvm_arch_tsc_has/get/set_attr): group
+ * KVM_VCPU_TSC_CTRL, attribute KVM_VCPU_TSC_OFFSET, a u64 at `addr` in the caller's memory.
+ * Setting the offset synchronises like a host TSC write, matching vCPUs given the same offset.
+ */
+function tscDeviceAttr(vcpu: X86Vcpu, nr: number, arg: number | object): number {
+  const name = nr === K.KVM_HAS_DEVICE_ATTR ? "KVM_HAS_DEVICE_ATTR" : nr === K.KVM_GET_DEVICE_ATTR ? "KVM_GET_DEVICE_ATTR" : "KVM_SET_DEVICE_ATTR";
+  const mm = vcpu.kvm.proc.mm;
+  let a: DeviceAttr;
+  if (typeof arg === "number" || arg instanceof Uint8Array) {
+    // The struct itself (copied in by the core) or a pointer to it.
+    const bytes = arg instanceof Uint8Array ? arg : copyIn(mm, arg, 24, name);
+    const v = new DataView(bytes.buffer, bytes.byteOffset, 24);
+    a = { flags: v.getUint32(0, true), group: v.getUint32(4, true), attr: v.getBigUint64(8, true), addr: v.getBigUint64(16, true) };
+  } else {
+    a = arg as DeviceAttr;
+  }
+  if (a.group !== KVM_VCPU_TSC_CTRL || BigInt(a.attr) !== BigInt(KVM_VCPU_TSC_OFFSET) || !kvmHasTsc(vcpu)) throw new KvmError(ENXIO, name, `group ${a.group} attr ${a.attr}`);
+  if (nr === K.KVM_HAS_DEVICE_ATTR) return 0;
+  const addr = Number(a.addr);
+  const buf = new DataView(new ArrayBuffer(8));
+  if (nr === K.KVM_GET_DEVICE_ATTR) {
+    buf.setBigInt64(0, BigInt(vcpu.arch.tsc.offset), true);
+    copyOut(mm, addr, new Uint8Array(buf.buffer), name);
+    return 0;
+  }
+  const offset = Number(new DataView(copyIn(mm, addr, 8, name).buffer).getBigInt64(0, true));
+  const t = vcpu.arch.tsc;
+  const ka = vcpu.kvm.arch.clock;
+  const matched = t.virtualTscKhz !== 0 && ka.lastTscKhz === t.virtualTscKhz && ka.lastTscOffset === offset;
+  ka.userSetTsc = true;
+  commitTscSync(vcpu, offset, kvmScaleTsc(vcpu, kvmHostTsc(vcpu)) + offset, vcpu.kvm.proc.clock.nowNs(), matched);
+  return 0;
+}
+
+function copyIn(mm: MmStruct, addr: number, len: number, name: string): Uint8Array {
+  try {
+    return mm.copyFromUser(addr, len);
+  } catch {
+    throw new KvmError(EFAULT, name, `0x${addr.toString(16)}`);
+  }
+}
+
+function copyOut(mm: MmStruct, addr: number, data: Uint8Array, name: string): void {
+  try {
+    mm.copyToUser(addr, data);
+  } catch {
+    throw new KvmError(EFAULT, name, `0x${addr.toString(16)}`);
+  }
+}
+
+/** kvm_arch_vcpu_ioctl(): KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ and the TSC device attributes; undefined for other ioctls. */
 export function kvmTscVcpuIoctl(vcpu: X86Vcpu, nr: number, arg: number | object): number | undefined {
+  if (nr === K.KVM_HAS_DEVICE_ATTR || nr === K.KVM_GET_DEVICE_ATTR || nr === K.KVM_SET_DEVICE_ATTR) return tscDeviceAttr(vcpu, nr, arg);
   if (nr === K.KVM_GET_TSC_KHZ) return vcpu.arch.tsc.virtualTscKhz;
   if (nr !== K.KVM_SET_TSC_KHZ) return undefined;
   let khz = Number(arg) >>> 0;

@@ -170,3 +170,33 @@ test("CPUID: the KVM PV leaf advertises CLOCKSOURCE, CLOCKSOURCE2 and the stable
   const leaf = g.kvm.getSupportedCpuid(256).entries.find((e) => e.function === KVM_CPUID_FEATURES)!;
   assert.equal(leaf.eax & 0x0100000b, 0x0100000b);
 });
+
+test("KVM_VCPU_TSC_CTRL / KVM_VCPU_TSC_OFFSET: the offset read and written through a vCPU device attribute", () => {
+  const g = vm(SAMPLE_LOOP, 2);
+  const v = g.vcpus[0];
+  const buf = g.proc.mm.mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const attr = (a: number) => ({ flags: 0, group: 0, attr: BigInt(a), addr: BigInt(buf) });
+  assert.equal(v.archIoctl(K.KVM_HAS_DEVICE_ATTR, attr(0)), 0);
+  assert.throws(() => v.archIoctl(K.KVM_HAS_DEVICE_ATTR, attr(1)), (e: unknown) => e instanceof KvmError && e.code === "ENXIO");
+  v.archIoctl(K.KVM_GET_DEVICE_ATTR, attr(0));
+  const off0 = new DataView(g.proc.mm.copyFromUser(buf, 8).buffer).getBigInt64(0, true);
+  assert.equal(off0, BigInt(-Math.floor((g.created * HOST_KHZ) / 1e6)), "the creation-time offset makes the TSC start at 0");
+  // Move vCPU 0 forward by 1e9 ticks; the guest's RDTSC follows.
+  const w = new DataView(new ArrayBuffer(8));
+  w.setBigInt64(0, off0 + 1_000_000_000n, true);
+  g.proc.mm.copyToUser(buf, new Uint8Array(w.buffer));
+  v.archIoctl(K.KVM_SET_DEVICE_ATTR, attr(0));
+  const a = g.sample(0);
+  const b1 = g.sample(1);
+  assert.equal(a.tsc - b1.tsc, 1_000_000_000);
+  assert.throws(() => v.archIoctl(K.KVM_GET_DEVICE_ATTR, { flags: 0, group: 0, attr: 0n, addr: 0x10n }), (e: unknown) => e instanceof KvmError && e.code === "EFAULT");
+  // The byte-level ioctl with a struct kvm_device_attr in the caller's memory.
+  const s = new DataView(new ArrayBuffer(24));
+  s.setBigUint64(16, BigInt(buf), true);
+  g.proc.mm.copyToUser(buf + 64, new Uint8Array(s.buffer));
+  assert.equal(v.ioctl(K.KVM_GET_DEVICE_ATTR, buf + 64), 0);
+  assert.equal(new DataView(g.proc.mm.copyFromUser(buf, 8).buffer).getBigInt64(0, true), off0 + 1_000_000_000n);
+  s.setBigUint64(8, 1n, true);
+  g.proc.mm.copyToUser(buf + 64, new Uint8Array(s.buffer));
+  assert.throws(() => v.ioctl(K.KVM_HAS_DEVICE_ATTR, buf + 64), (e: unknown) => e instanceof KvmError && e.code === "ENXIO");
+});
