@@ -353,3 +353,4 @@ export const KVM_GET_TSC_KHZ = IO(KVMIO, 0xa3);
 export const KVM_CLOCK_TSC_STABLE = 2;
 export const KVM_CLOCK_REALTIME = 1 << 2;
 export const KVM_CLOCK_HOST_TSC = 1 << 3;
+export const KVM_CAP_VCPU_ATTRIBUTES = 127;

@@ -176,6 +176,7 @@ test("KVM_VCPU_TSC_CTRL / KVM_VCPU_TSC_OFFSET: the offset read and written throu
   const v = g.vcpus[0];
   const buf = g.proc.mm.mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   const attr = (a: number) => ({ flags: 0, group: 0, attr: BigInt(a), addr: BigInt(buf) });
+  assert.equal(g.vm.checkExtension(K.KVM_CAP_VCPU_ATTRIBUTES), 1);
   assert.equal(v.archIoctl(K.KVM_HAS_DEVICE_ATTR, attr(0)), 0);
   assert.throws(() => v.archIoctl(K.KVM_HAS_DEVICE_ATTR, attr(1)), (e: unknown) => e instanceof KvmError && e.code === "ENXIO");
   v.archIoctl(K.KVM_GET_DEVICE_ATTR, attr(0));
