@@ -21,6 +21,7 @@ import {
   kvmQueueExceptionP, kvmSkipEmulatedInstruction,
 } from "../x86.js";
 import { kvmEmulateRdmsr, kvmEmulateWrmsr } from "../msr.js";
+import { kvmGuestTsc } from "../tsc.js";
 import { kvmMmuPageFault, PFERR_FETCH_MASK, PFERR_PRESENT_MASK, PFERR_RSVD_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK } from "../mmu/mmu.js";
 import { RET_PF_EMULATE, RET_PF_INVALID } from "../mmu/tdp_mmu.js";
 import { is64BitMode, kvmEmulateCpuid, kvmEmulateHypercall, kvmEmulateXsetbv, kvmHandleCrAccess, kvmHandleDrAccess } from "../x86_insn.js";
@@ -212,14 +213,12 @@ const skip = (v: X86Vcpu): ExitResult => kvmSkipEmulatedInstruction(v);
 const handleRdmsr: ExitHandler = (vcpu) => kvmEmulateRdmsr(vcpu, skip, injectGp0);
 const handleWrmsr: ExitHandler = (vcpu) => kvmEmulateWrmsr(vcpu, skip, injectGp0);
 
-/** RDTSC / RDTSCP when intercepted: the processor's TSC plus the VMCS offset (SDM 26.6.5). */
+/** RDTSC / RDTSCP when intercepted: the guest's TSC, scaled and offset as the VMCS would (SDM 26.6.5; tsc.ts). */
 const tscScratch = new Int32Array(2);
 
 function handleRdtsc(vcpu: X86Vcpu, rdtscp: boolean): ExitResult {
   const vmx = toVmx(vcpu);
-  const off = tscScratch;
-  vmx.pcpu.vmx.vmread64(V.TSC_OFFSET, off);
-  const tsc = vmx.pcpu.cpu.tsc() + (off[1] * 4294967296 + (off[0] >>> 0));
+  const tsc = kvmGuestTsc(vcpu);
   const hi = Math.floor(tsc / 4294967296);
   const r = vcpu.arch.regs;
   r[0] = (tsc - hi * 4294967296) | 0;
