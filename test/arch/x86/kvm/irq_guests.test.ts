@@ -32,7 +32,7 @@ function irqGuests(): { guests?: Manifest[]; why?: string } {
 const { guests, why } = irqGuests();
 const root = build.projectRoot as string;
 
-async function boot(image: Uint8Array, smp: number): Promise<{ serial: string; kind: string; status: number }> {
+async function boot(image: Uint8Array, smp: number): Promise<{ serial: string; kind: string; status: number; message: string }> {
   const proc = createHost({ memBytes: 256 << 20 }).createProcess("irq-guest");
   const kvm = openKvm(proc);
   const out: number[] = [];
@@ -43,7 +43,7 @@ async function boot(image: Uint8Array, smp: number): Promise<{ serial: string; k
   const host = { serialOut: (b: number) => out.push(b), nowMs: () => Date.now(), warn: () => {} };
   const runner = new VmRunner(() => new PcMachine(kvm, proc, cfg, host), { noReboot: true, startPaused: false, sliceNs: 1_000_000, yieldToHost: async () => {} });
   const end = await runner.run();
-  return { serial: String.fromCharCode(...out), kind: end.kind, status: end.status };
+  return { serial: String.fromCharCode(...out), kind: end.kind, status: end.status, message: end.message };
 }
 
 test("the irq guests build", (t) => {
@@ -62,6 +62,6 @@ for (const g of guests ?? []) {
     assert.equal(lines.at(-1), "result: PASS", r.serial);
     assert.ok(lines.length >= 10, r.serial);
     // isa-debug-exit: status (value << 1) | 1, so a guest returning 0 ends with status 1.
-    assert.deepEqual([r.kind, r.status], ["exit", 1], r.serial);
+    assert.deepEqual([r.kind, r.status], ["exit", 1], `${r.message}\n${r.serial}`);
   });
 }
