@@ -1,7 +1,8 @@
 /* The interrupt controllers and timers programmed as an OS does, self-checking: the 8259 PIC
  * remapped and masked with the 8254 PIT on IRQ0, the I/O APIC routing the PIT, the local APIC
  * timer in one-shot, periodic and TSC-deadline modes, self-IPIs and a self-NMI, x2APIC mode
- * through the MSRs, and INIT/SIPI start-up of the second CPU, which then takes an NMI IPI.
+ * through the MSRs, and INIT/SIPI start-up of the second CPU, which sends the first a fixed IPI
+ * through its x2APIC ICR and then takes an NMI IPI.
  * Run with two vCPUs and an in-kernel irqchip (test/arch/x86/kvm/irq_guests.test.ts).
  * tskvm-guest: lib=32 smp=2 expect=sdm */
 #include "lib.h"
@@ -27,6 +28,7 @@
 #define V_TIMER 0x50
 #define V_SELF 0x58
 #define V_X2SELF 0x59
+#define V_FROM_AP 0x5a
 #define NVEC 0x60
 
 static volatile u32 hits[NVEC];
@@ -47,8 +49,8 @@ static void *phys(u32 a) { __asm__("" : "+r"(a)); return (void *)a; }
 
 /* The interrupt entry points: each pushes its vector and calls irq_dispatch. */
 #define STUB(v) "irq_" #v ":\n\tpushal\n\tpushl $" #v "\n\tcall irq_dispatch\n\taddl $4, %esp\n\tpopal\n\tiret\n"
-__asm__(".text\n" STUB(0x20) STUB(0x30) STUB(0x50) STUB(0x58) STUB(0x59));
-extern char irq_0x20[], irq_0x30[], irq_0x50[], irq_0x58[], irq_0x59[];
+__asm__(".text\n" STUB(0x20) STUB(0x30) STUB(0x50) STUB(0x58) STUB(0x59) STUB(0x5a));
+extern char irq_0x20[], irq_0x30[], irq_0x50[], irq_0x58[], irq_0x59[], irq_0x5a[];
 
 __attribute__((used)) void irq_dispatch(u32 v)
 {
@@ -159,14 +161,27 @@ static void ipis(void)
 	check("self nmi", wait_for(&nmis, 1, 3000), 1);
 }
 
-/* The AP starts in real mode at 0x8000 (SIPI vector 8): it counts itself in, then sleeps with
- * interrupts off; its NMIs go through the real-mode IVT entry 2 to a handler at 0x8100. */
+/* The AP starts in real mode at 0x8000 (SIPI vector 8): it counts itself in, switches its local
+ * APIC to x2APIC mode (MSRs work in real mode), sends a fixed IPI to APIC ID 0 through the
+ * x2APIC ICR, then sleeps with interrupts off; its NMIs go through the real-mode IVT entry 2
+ * to a handler at 0x8100. */
 #define AP_ALIVE 0x7000
 #define AP_NMIS 0x7004
 static const u8 ap_code[] = {
 	0x31, 0xc0,                   /* xor ax, ax */
 	0x8e, 0xd8,                   /* mov ds, ax */
 	0xf0, 0xff, 0x06, 0x00, 0x70, /* lock inc word [0x7000] */
+	0x66, 0xb9, 0x1b, 0, 0, 0,    /* mov ecx, IA32_APIC_BASE */
+	0x0f, 0x32,                   /* rdmsr */
+	0x66, 0x0d, 0x00, 0x0c, 0, 0, /* or eax, EN | EXTD */
+	0x0f, 0x30,                   /* wrmsr */
+	0x66, 0xb9, 0x0f, 0x08, 0, 0, /* mov ecx, 0x80f (SVR) */
+	0x66, 0xb8, 0xff, 0x01, 0, 0, /* mov eax, 0x1ff */
+	0x66, 0x31, 0xd2,             /* xor edx, edx */
+	0x0f, 0x30,                   /* wrmsr */
+	0x66, 0xb9, 0x30, 0x08, 0, 0, /* mov ecx, 0x830 (ICR) */
+	0x66, 0xb8, V_FROM_AP, 0, 0, 0, /* mov eax, fixed IPI V_FROM_AP; edx = destination 0 */
+	0x0f, 0x30,                   /* wrmsr */
 	0xfa, 0xf4, 0xeb, 0xfd,       /* cli; hlt; jmp hlt */
 };
 static const u8 ap_nmi[] = {
@@ -191,6 +206,7 @@ static void smp(void)
 	while (*alive == 0 && rdtsc() < end)
 		__asm__ volatile("pause");
 	check("ap started by INIT/SIPI", *alive, 1);
+	check("fixed ipi from the ap (x2APIC ICR) reaches the bsp", wait_for(&hits[V_FROM_AP], 1, 3000), 1);
 	wr(APIC_ICR_LO, 0x4608); /* a second SIPI is ignored by a running AP */
 	end = rdtsc() + 20000000ull;
 	while (rdtsc() < end)
@@ -201,7 +217,7 @@ static void smp(void)
 	end = rdtsc() + 6000000000ull;
 	while (*apnmis == 0 && rdtsc() < end)
 		__asm__ volatile("pause");
-	check("nmi ipi reaches the ap", *apnmis, 1);
+	check("nmi ipi reaches the ap (now in x2APIC mode)", *apnmis, 1);
 }
 
 static void x2apic_mode(void)
@@ -225,6 +241,7 @@ int main(void)
 	set_gate(V_TIMER, irq_0x50);
 	set_gate(V_SELF, irq_0x58);
 	set_gate(V_X2SELF, irq_0x59);
+	set_gate(V_FROM_AP, irq_0x5a);
 	exc_hooks[2] = nmi_hook;
 	pic_and_pit();
 	wr(APIC_SVR, 0x1ff); /* software-enable the local APIC, spurious vector 0xff */
