@@ -115,12 +115,16 @@ static void pic_and_pit(void)
 static void ioapic_pit(void)
 {
 	check("ioapic version: 24 pins, version 0x20", ioapic_rd(1) & 0xff00ff, (23 << 16) | 0x20);
-	/* The PIT is GSI 0, which KVM's default routing sends to I/O APIC pin 0. */
-	ioapic_wr(0x10, V_PIT_IOAPIC); /* fixed, physical, edge, unmasked */
-	ioapic_wr(0x11, 0);            /* destination APIC ID 0 */
+	/* The PIT is GSI 0: KVM's default routing sends it to I/O APIC pin 0, QEMU's routing (and
+	   the MADT's ISA override) to pin 2. Both pins get the vector; only one of them is wired. */
+	for (u32 pin = 0; pin <= 2; pin += 2) {
+		ioapic_wr(0x10 + 2 * pin, V_PIT_IOAPIC); /* fixed, physical, edge, unmasked */
+		ioapic_wr(0x11 + 2 * pin, 0);            /* destination APIC ID 0 */
+	}
 	check("ioapic redirection readback", ioapic_rd(0x10) & 0x1ffff, V_PIT_IOAPIC);
 	check("pit ticks through the ioapic at vector 0x30", wait_for(&hits[V_PIT_IOAPIC], 3, 3000) >= 3, 1);
 	ioapic_wr(0x10, 0x10000 | V_PIT_IOAPIC); /* masked */
+	ioapic_wr(0x14, 0x10000 | V_PIT_IOAPIC);
 	/* A tick accepted by the local APIC while interrupts were off still arrives: let it. */
 	wait_for(&hits[V_PIT_IOAPIC], ~0u, 5);
 	u32 before = hits[V_PIT_IOAPIC];
