@@ -100,7 +100,14 @@ export class X86Cpu {
   csLim = 0xffff;
 
   // ---- the decoded instruction (packed words, see decode.ts) ----
-  w0 = 0; w1 = 0; w2 = 0; w3 = 0; w4 = 0; w5 = 0;
+  /** w0 and w1 are copied per instruction; the rest is read from its decoded-cache slot at `wb`. */
+  w0 = 0; w1 = 0;
+  /** Index in dcW of the current instruction's words (a cache slot, or the scratch slot for uncached ones). */
+  wb = DCACHE_SIZE * DW;
+  get w2(): number { return this.dcW[this.wb + 2]; }
+  get w3(): number { return this.dcW[this.wb + 3]; }
+  get w4(): number { return this.dcW[this.wb + 4]; }
+  get w5(): number { return this.dcW[this.wb + 5]; }
   /** RIP of the current instruction's first byte. */
   curRip = 0;
   /** Scratch: high half of the last 64-bit operand read or result. */
@@ -141,7 +148,8 @@ export class X86Cpu {
 
   // ---- decoded-instruction cache, direct mapped by host-physical address ----
   readonly dcTag = new Float64Array(DCACHE_SIZE).fill(NaN);
-  readonly dcW = new Int32Array(DCACHE_SIZE * DW);
+  /** Slot DCACHE_SIZE is scratch for an instruction that is not cached (page-crossing, no RAM). */
+  readonly dcW = new Int32Array((DCACHE_SIZE + 1) * DW);
 
   // ---- MSR-backed state (msr.ts) ----
   starLo = 0; starHi = 0;
@@ -195,10 +203,10 @@ export class X86Cpu {
   get vexW(): number { return (this.w1 >>> 29) & 1; }
   /** REX.B as 8 for opcodes that encode a register in their low bits (decode.ts stores it in rm). */
   rexB(): number { return (this.w1 >>> 6) & 8; }
-  get disp(): number { return this.w2; }
-  get imm(): number { return this.w3; }
-  get imm2(): number { return this.w4; }
-  get vexV(): number { return this.w5; }
+  get disp(): number { return this.dcW[this.wb + 2]; }
+  get imm(): number { return this.dcW[this.wb + 3]; }
+  get imm2(): number { return this.dcW[this.wb + 4]; }
+  get vexV(): number { return this.dcW[this.wb + 5]; }
 
   /** Power-up / RESET state (SDM Table 9-1). */
   reset(): void {
@@ -407,7 +415,7 @@ export class X86Cpu {
       const key = this.fKey + off * 8;
       if (this.dcTag[ci] === key) {
         const b = ci * DC_W, w = this.dcW;
-        this.w0 = w[b]; this.w1 = w[b + 1]; this.w2 = w[b + 2]; this.w3 = w[b + 3]; this.w4 = w[b + 4]; this.w5 = w[b + 5];
+        this.w0 = w[b]; this.w1 = w[b + 1]; this.wb = b;
       } else {
         decode(this, this.m64 ? rip : (rip + this.effBase[1]) >>> 0, (this.fKey - this.dmode) / 8 + off, ci, key);
       }
@@ -440,7 +448,7 @@ export class X86Cpu {
     const ci = this.fCi | off, key = this.fKey + off * 8;
     if (this.dcTag[ci] === key) {
       const b = ci * DC_W, w = this.dcW;
-      this.w0 = w[b]; this.w1 = w[b + 1]; this.w2 = w[b + 2]; this.w3 = w[b + 3]; this.w4 = w[b + 4]; this.w5 = w[b + 5];
+      this.w0 = w[b]; this.w1 = w[b + 1]; this.wb = b;
     } else decode(this, la, hpa, ci, key);
   }
 

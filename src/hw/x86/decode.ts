@@ -298,12 +298,16 @@ export function decode(c: X86Cpu, la: number, hpa: number, ci: number, key: numb
 
   c.w0 = h | (n << 11) | (osz << 15) | (asz << 17) | (rep << 19) | (lock << 21) | ((rex ? 1 : 0) << 22) | (p66 << 23) | (b << 24);
   c.w1 = mod | (reg << 2) | (rm << 6) | (base << 10) | (index << 15) | (scale << 20) | (seg << 22) | (segOvr << 25) | (vexL << 28) | (vexW << 29);
-  c.w2 = disp; c.w3 = imm; c.w4 = imm2; c.w5 = vexV;
 
-  if (hpa >= 0 && (la & 4095) + n <= 4096) {
+  // The words always go to a slot of dcW (c.wb points at them): the cache slot when the
+  // instruction is cacheable, else the scratch slot past the cache, so a valid entry is never clobbered.
+  const cacheable = hpa >= 0 && (la & 4095) + n <= 4096;
+  const o = cacheable ? ci * DW : DCACHE_SIZE * DW;
+  const w = c.dcW;
+  w[o] = c.w0; w[o + 1] = c.w1; w[o + 2] = disp; w[o + 3] = imm; w[o + 4] = imm2; w[o + 5] = vexV;
+  c.wb = o;
+  if (cacheable) {
     c.dcTag[ci] = key;
-    const w = c.dcW, o = ci * DW;
-    w[o] = c.w0; w[o + 1] = c.w1; w[o + 2] = disp; w[o + 3] = imm; w[o + 4] = imm2; w[o + 5] = vexV;
     markCode(c, Math.floor(hpa / 4096));
   }
 }

@@ -11,7 +11,7 @@ export function ea(c: X86Cpu): number {
   const base = (w1 >>> 10) & 31, index = (w1 >>> 15) & 31, scale = (w1 >>> 20) & 3;
   const g = c.state.gpr;
   const asz = (c.w0 >>> 17) & 3;
-  let a = c.w2;
+  let a = c.dcW[c.wb + 2];
   if (asz === 2) {
     if (base < 16) a += g[base << 1]; else if (base === 16) a += c.state.rip;
     if (index < 16) a += g[index << 1] << scale;
