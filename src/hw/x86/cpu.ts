@@ -46,6 +46,8 @@ const DC_MASK = DCACHE_MASK;
 const DC_W = DW;
 const TMASK = TLB_MASK;
 const ACTIVE = 0;
+/** Longest block the run loop executes between its once-per-block checks. */
+const BLOCK_MAX = 64;
 const CR4_PAE = 1 << 5, CR4_LA57 = 1 << 12;
 const EFER_LMA = 1 << 10;
 
@@ -380,8 +382,9 @@ export class X86Cpu {
    * points where something may have to be looked at (a taken branch, a change of mode, flags,
    * shadows or debug state, HLT, a write into cached code: everything that sets `breakLoop`).
    * The activity state, host interrupt word, VMX boundary checks (interrupt/NMI window,
-   * preemption timer: SDM 26.7) and the careful single-step path are handled once per block;
-   * inside a block only the budget is checked per instruction. `icount` counts each retired
+   * preemption timer: SDM 26.7) and the careful single-step path are handled once per block
+   * (so a window exit is taken at exactly the boundary where IF or a shadow changed: those
+   * changes all end the block); inside a block only the budget is checked per instruction. `icount` counts each retired
    * instruction as it retires, so a fault or VM exit in the middle of a block leaves it exact.
    */
   private loop(end: number): void {
@@ -392,10 +395,13 @@ export class X86Cpu {
       this.breakLoop = 0;
       if (this.vmx !== null) this.vmx.instructionBoundary();
       if (this.slow) { this.stepSlow(); continue; }
+      // A block is also cut after BLOCK_MAX instructions, so straight-line code cannot delay the
+      // preemption timer or a host kick by more than that.
+      const stop = Math.min(end, this.icount + BLOCK_MAX);
       do {
         this.fetchDecode();
         H[this.w0 & 0x7ff](this);
-      } while (++this.icount < end && this.breakLoop === 0);
+      } while (++this.icount < stop && this.breakLoop === 0);
     }
   }
 

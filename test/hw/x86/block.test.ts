@@ -101,3 +101,17 @@ test("block: the VMX boundary check runs before the first instruction after an S
   assert.ok(seen.includes(0x1008), `boundary checks at ${seen.map((x) => x.toString(16)).join(",")}`);
   assert.ok(seen.includes(0x1003), "checked before the shadowed instruction too (where the window is still blocked)");
 });
+
+test("block: straight-line code reaches the VMX boundary check at least every 64 instructions", () => {
+  const { cpu, mem } = makeRig();
+  writeBytes(mem, 0x1000, [...new Array<number>(300).fill(0x90), 0xf4]); // 300 x nop ; hlt
+  flat32(cpu, 0x1000);
+  const seen: number[] = [];
+  const hooks = { instructionBoundary(): void { seen.push(cpu.insnCount); }, hlt(): void { /* HLT exiting off */ } };
+  cpu.vmx = hooks as unknown as VmxNonRoot;
+  cpu.run(1000);
+  cpu.vmx = null;
+  assert.equal(cpu.insnCount, 301);
+  for (let k = 1; k < seen.length; k++) assert.ok(seen[k]! - seen[k - 1]! <= 64, `checks at ${seen.join(",")}`);
+  assert.ok(seen[seen.length - 1]! >= 300 - 64);
+});
