@@ -35,6 +35,27 @@ function mulu64(al: number, ah: number, bl: number, bh: number): void {
   p0 = r0; p1 = r1; p2 = r2; p3 = r3;
 }
 
+/**
+ * Signed 64 x signed 32 (`b`, sign-extended) truncated to 64 bits, into p0 (low) and p1; returns
+ * true when the full product does not fit in 64 signed bits (IMUL's CF=OF). Two 32x32 products
+ * instead of muls64's four: with X = lo(a) * b and Y = hi(a) * b, the product is
+ * (Y + hi(X)) * 2^32 + lo(X), and it fits exactly when Y + hi(X) fits in 32 signed bits.
+ */
+function imul64x32(al: number, ah: number, b: number): boolean {
+  mulu32(al, b);
+  const xl = p0;
+  const xh = b < 0 ? (p1 - al) | 0 : p1; // lo(a) is unsigned: subtract lo(a) * 2^32 for a negative b
+  mulu32(ah, b);
+  let yh = p1;
+  if (ah < 0) yh = (yh - b) | 0;
+  if (b < 0) yh = (yh - ah) | 0;
+  const t = (p0 >>> 0) + xh; // -2^31 .. 2^33: exact
+  const zl = t | 0;
+  const zh = (yh + Math.floor(t / 4294967296)) | 0;
+  p0 = xl; p1 = zl;
+  return zh !== (zl >> 31);
+}
+
 /** Signed 64x64 -> 128 into p0..p3. */
 function muls64(al: number, ah: number, bl: number, bh: number): void {
   mulu64(al, ah, bl, bh);
@@ -100,9 +121,10 @@ function imulTrunc(c: X86Cpu, sz: number, a: number, ah: number, b: number, bh: 
     lo = p0; ovf = h !== (lo >> 31);
     setArith(c, szp(lo, 32) | (ovf ? CF | OF : 0));
   } else {
-    muls64(a, ah, b, bh);
+    if (bh === b >> 31) ovf = imul64x32(a, ah, b); // an immediate, or a small register value
+    else if (ah === a >> 31) ovf = imul64x32(b, bh, a);
+    else { muls64(a, ah, b, bh); ovf = p2 !== (p1 >> 31) || p3 !== (p1 >> 31); }
     lo = p0; hi = p1;
-    ovf = p2 !== (p1 >> 31) || p3 !== (p1 >> 31);
     setArith(c, szp64(lo, hi) | (ovf ? CF | OF : 0));
   }
   wrG(c, sz, lo, hi);
