@@ -4,6 +4,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { makeRig, writeBytes, write32, flat32, realMode } from "./helpers.js";
 import type { VmxNonRoot } from "../../../src/hw/x86/vmx/hooks.js";
+import * as F from "../../../src/hw/x86/vmx/vmcs.js";
+import { EXIT_REASON_INTERRUPT_WINDOW } from "../../../src/uapi/vmx.js";
+import { Machine } from "./vmx/harness.js";
 
 test("block: a store that rewrites the next instruction of its own (cached) block takes effect at once", () => {
   const { cpu, mem } = makeRig();
@@ -114,4 +117,25 @@ test("block: straight-line code reaches the VMX boundary check at least every 64
   assert.equal(cpu.insnCount, 301);
   for (let k = 1; k < seen.length; k++) assert.ok(seen[k]! - seen[k - 1]! <= 64, `checks at ${seen.join(",")}`);
   assert.ok(seen[seen.length - 1]! >= 300 - 64);
+});
+
+test("block (VMX): an armed interrupt-window exit happens at exactly the boundary where IF opens, mid-block", () => {
+  const m = new Machine();
+  // real-mode guest, IF=0: 1000: nop x3 ; 1003: sti ; 1004: nop (STI shadow) ; 1005: nop ; 1006: nop ; 1007: hlt
+  m.poke(0x1000, [0x90, 0x90, 0x90, 0xfb, 0x90, 0x90, 0x90, 0xf4]);
+  m.setup();
+  m.w(F.GUEST_RFLAGS, 0x2);
+  m.w(F.CPU_BASED_VM_EXEC_CONTROL, m.r(F.CPU_BASED_VM_EXEC_CONTROL) | F.CPU_BASED_INTR_WINDOW_EXITING);
+  m.vmx.vmlaunch();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_INTERRUPT_WINDOW);
+  assert.equal(m.r(F.GUEST_RIP), 0x1005, "after the instruction in the STI shadow, not later");
+  // POPF opening IF (no shadow): the exit comes right after it.
+  // 1010: push word 0x202 ; 1013: popf ; 1014: nop ; 1015: hlt
+  m.poke(0x1010, [0x68, 0x02, 0x02, 0x9d, 0x90, 0xf4]);
+  m.w(F.GUEST_RIP, 0x1010);
+  m.w(F.GUEST_RFLAGS, 0x2);
+  m.w(F.GUEST_INTERRUPTIBILITY_INFO, 0);
+  m.vmx.vmresume();
+  assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_INTERRUPT_WINDOW);
+  assert.equal(m.r(F.GUEST_RIP), 0x1014);
 });
