@@ -29,7 +29,7 @@ function toolchain(): { guests?: Manifest[]; why?: string } {
 
 const { guests, why: noToolchain } = toolchain();
 const abs = (p: string): string => join(build.projectRoot as string, p);
-const only = process.env.SHADOW_GUESTS?.split(",");
+const only = process.env.SHADOW_GUESTS?.split(",").filter((s) => s !== "");
 
 function initFor(m: Manifest): InitState {
   return {

@@ -1,0 +1,352 @@
+/**
+ * Shadow paging (openKvm(proc, { ept: false })): small protected-mode and long-mode guests built
+ * by hand through the KVM API. Each walker mode (no paging, 32-bit with 4K and 4M pages, PAE,
+ * 4-level) is checked for the faults the guest sees (#PF error code and CR2, delivered to the
+ * guest's own handler), the A/D bits written into the guest's tables, and the shadow-specific
+ * paths: CR0.WP=0, INVLPG, CR3 switches, MMIO through a guest mapping, dirty logging, real mode.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHost } from "../../../../../src/host/process.js";
+import { openKvm } from "../../../../../src/kvm.js";
+import * as K from "../../../../../src/uapi/kvm.js";
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../../../../src/uapi/mman.js";
+import type { KvmRegs } from "../../../../../src/uapi/kvm_structs.js";
+
+const HLT = 0xf4;
+const b = (...x: number[]): Uint8Array => Uint8Array.from(x);
+const u32 = (v: number): number[] => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
+/** mov eax, [disp32] (valid in 32-bit and 64-bit mode) */
+const load = (a: number): number[] => [0x8b, 0x04, 0x25, ...u32(a)];
+/** mov [disp32], eax */
+const store = (a: number): number[] => [0x89, 0x04, 0x25, ...u32(a)];
+/** mov eax, imm32; jmp eax */
+const jmpTo = (a: number): number[] => [0xb8, ...u32(a), 0xff, 0xe0];
+/** invlpg [disp32] */
+const invlpg = (a: number): number[] => [0x0f, 0x01, 0x3c, 0x25, ...u32(a)];
+/** mov eax, imm32; mov cr3, eax */
+const setCr3 = (v: number): number[] => [0xb8, ...u32(v), 0x0f, 0x22, 0xd8];
+/** mov eax, imm32 */
+const movEax = (v: number): number[] => [0xb8, ...u32(v)];
+
+const CODE = 0x1000;
+const PF_HANDLER = 0x1800;
+const IDT = 0x2000;
+const GDT = 0x3000;
+const STACK_TOP = 0xf000;
+const MEM = 0x400000;
+
+type Mode = "nonpaging" | "32" | "pae" | "64";
+
+const ZERO_REGS: KvmRegs = {
+  rax: 0n, rbx: 0n, rcx: 0n, rdx: 0n, rsi: 0n, rdi: 0n, rsp: 0n, rbp: 0n,
+  r8: 0n, r9: 0n, r10: 0n, r11: 0n, r12: 0n, r13: 0n, r14: 0n, r15: 0n, rip: 0n, rflags: 2n,
+};
+
+/** A VM with 1 MiB of RAM at gpa 0, a #PF handler (pop eax/rax; mov ebx, cr2; hlt) and flat segments. */
+function shadowGuest(mode: Mode, opts: { ept?: boolean; cr3?: number; cr0Extra?: number; cr4?: number; nxe?: boolean; slotFlags?: number } = {}) {
+  const proc = createHost({ memBytes: 64 << 20 }).createProcess("shadow-test");
+  const kvm = openKvm(proc, { ept: opts.ept ?? false });
+  const vm = kvm.createVm(0);
+  const hva = proc.mm.mmap(0, MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const poke = (gpa: number, bytes: ArrayLike<number>): void => proc.mm.copyToUser(hva + gpa, Uint8Array.from(bytes));
+  const peek32 = (gpa: number): number => new DataView(proc.mm.copyFromUser(hva + gpa, 4).buffer).getUint32(0, true);
+  const pte = (gpa: number, v: number, hi = 0): void => poke(gpa, [...u32(v), ...(mode === "32" ? [] : u32(hi))]);
+  vm.setUserMemoryRegion({ slot: 0, flags: opts.slotFlags ?? 0, guest_phys_addr: 0n, memory_size: BigInt(MEM), userspace_addr: BigInt(hva) });
+  const long = mode === "64";
+  // GDT: null, 0x08 code32, 0x10 data, 0x18 code64.
+  poke(GDT, [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0x9a, 0xcf, 0, 0xff, 0xff, 0, 0, 0, 0x92, 0xcf, 0, 0xff, 0xff, 0, 0, 0, 0x9a, 0xaf, 0]);
+  const csSel = long ? 0x18 : 0x08;
+  const gate = long
+    ? [PF_HANDLER & 0xff, PF_HANDLER >> 8, csSel, 0, 0, 0x8e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    : [PF_HANDLER & 0xff, PF_HANDLER >> 8, csSel, 0, 0, 0x8e, 0, 0];
+  poke(IDT + 14 * gate.length, gate);
+  poke(PF_HANDLER, [0x58, 0x0f, 0x20, 0xd3, HLT]);
+  const vcpu = vm.createVcpu(0);
+  const s = vcpu.getSregs();
+  const code = { base: 0n, limit: 0xffffffff, selector: csSel, type: 0xb, present: 1, dpl: 0, db: long ? 0 : 1, s: 1, l: long ? 1 : 0, g: 1, avl: 0, unusable: 0, padding: 0 };
+  const data = { ...code, selector: 0x10, type: 0x3, l: 0, db: 1 };
+  const paging = mode !== "nonpaging";
+  const cr0 = 0x11 | (paging ? 0x80000000 : 0) | (opts.cr0Extra ?? 0x10000);
+  const cr4 = (opts.cr4 ?? 0) | (mode === "pae" || long ? 0x20 : 0);
+  const efer = (long ? 0x500 : 0) | (opts.nxe ? 0x800 : 0);
+  Object.assign(s, {
+    cs: code, ds: data, es: data, ss: data, fs: data, gs: data,
+    cr0: BigInt(cr0 >>> 0), cr3: BigInt(opts.cr3 ?? 0), cr4: BigInt(cr4), efer: BigInt(efer),
+    idt: { base: BigInt(IDT), limit: 256 * gate.length - 1, padding: [0, 0, 0] },
+    gdt: { base: BigInt(GDT), limit: 0x1f, padding: [0, 0, 0] },
+  });
+  vcpu.setSregs(s);
+  vcpu.setRegs({ ...ZERO_REGS, rip: BigInt(CODE), rsp: BigInt(STACK_TOP) });
+  const run = (): number => {
+    vcpu.run();
+    return vcpu.kvmRun.exitReason;
+  };
+  // Later code fragments go to fresh addresses: the processor keeps decoded instructions of code
+  // it ran, and a host-side write to guest memory does not invalidate them.
+  let next = CODE + 0x100;
+  const enter = (bytes: number[]): void => {
+    poke(next, bytes);
+    vcpu.setRegs({ ...vcpu.getRegs(), rip: BigInt(next) });
+    next += 0x100;
+  };
+  return { kvm, vm, vcpu, poke, peek32, pte, run, enter, hva, proc };
+}
+
+/**
+ * Page tables identity-mapping the first 1 MiB (supervisor, writable) plus, at linear
+ * 0x40000000, one PT whose entries the test fills. Returns the gpa of that PT.
+ */
+function buildTables(g: ReturnType<typeof shadowGuest>, mode: Mode): { root: number; pt: number } {
+  if (mode === "32") {
+    // PD at 0x4000: PD[0] -> PT 0x5000 (low 1 MiB), PD[0x100] (la 0x40000000) -> PT 0x6000.
+    g.pte(0x4000, 0x5003);
+    g.pte(0x4000 + 0x100 * 4, 0x6007);
+    for (let i = 0; i < 256; i++) g.pte(0x5000 + i * 4, (i << 12) | 3);
+    return { root: 0x4000, pt: 0x6000 };
+  }
+  if (mode === "pae") {
+    // PDPT at 0x4000: [0] -> PD 0x7000 (low), [1] (la 0x40000000) -> PD 0x8000.
+    g.pte(0x4000, 0x7001);
+    g.pte(0x4008, 0x8001);
+    g.pte(0x7000, 0x5003);
+    g.pte(0x8000, 0x6007);
+    for (let i = 0; i < 256; i++) g.pte(0x5000 + i * 8, (i << 12) | 3);
+    return { root: 0x4000, pt: 0x6000 };
+  }
+  // 4-level: PML4 0x4000 -> PDPT 0x9000: [0] -> PD 0x7000 (low), [1] -> PD 0x8000.
+  g.pte(0x4000, 0x9007);
+  g.pte(0x9000, 0x7003);
+  g.pte(0x9008, 0x8007);
+  g.pte(0x7000, 0x5003);
+  g.pte(0x8000, 0x6007);
+  for (let i = 0; i < 256; i++) g.pte(0x5000 + i * 8, (i << 12) | 3);
+  return { root: 0x4000, pt: 0x6000 };
+}
+
+const LA = 0x40000000;
+
+/** Run `code` in a guest of `mode` with the test PT's entry 0 = `entry` (hi = high half). */
+function faultCase(mode: Mode, entry: number, code: number[], o: { hi?: number; cr0Extra?: number; cr4?: number; nxe?: boolean } = {}) {
+  const g0 = shadowGuest(mode, { cr3: 0x4000, cr0Extra: o.cr0Extra, cr4: o.cr4, nxe: o.nxe });
+  const { pt } = buildTables(g0, mode);
+  g0.pte(pt, entry, o.hi ?? 0);
+  g0.poke(CODE, [...code, HLT]);
+  assert.equal(g0.run(), K.KVM_EXIT_HLT);
+  const r = g0.vcpu.getRegs();
+  const faulted = Number(r.rip) === PF_HANDLER + 5;
+  return { g: g0, faulted, err: Number(r.rax & 0xffffffffn), cr2: Number(r.rbx), regs: r, pt };
+}
+
+test("kvm.params.ept reflects the option; ept=0 VMs run a flat protected-mode guest (no paging)", () => {
+  assert.equal(openKvm(undefined, {}).params.ept, true);
+  const g = shadowGuest("nonpaging");
+  assert.equal(g.kvm.params.ept, false);
+  // Store and load back through the shadow identity map.
+  g.poke(CODE, [...movEax(0x12345678), ...store(0x20000), 0x31, 0xc0, ...load(0x20000), HLT]);
+  assert.equal(g.run(), K.KVM_EXIT_HLT);
+  assert.equal(Number(g.vcpu.getRegs().rax), 0x12345678);
+  assert.equal(g.peek32(0x20000), 0x12345678);
+  assert.ok(g.vcpu.stats.stat.pf_fixed > 0, "the shadow tables were filled by #PF exits");
+});
+
+for (const mode of ["32", "pae", "64"] as const) {
+  test(`${mode}: not-present read/write and RO write at CPL 0 reach the guest's #PF handler with its error code and CR2`, () => {
+    let c = faultCase(mode, 0, load(LA + 0x10));
+    assert.ok(c.faulted);
+    assert.equal(c.err, 0x0);
+    assert.equal(c.cr2, LA + 0x10);
+    c = faultCase(mode, 0, store(LA + 0x24));
+    assert.equal(c.err, 0x2);
+    assert.equal(c.cr2, LA + 0x24);
+    // Read-only present page, CR0.WP=1: P|W.
+    c = faultCase(mode, 0x20000 | 1, store(LA));
+    assert.ok(c.faulted);
+    assert.equal(c.err, 0x3);
+    assert.ok(c.g.vcpu.stats.stat.pf_guest >= 1);
+  });
+
+  test(`${mode}: A is set by a read, D by a write, in the guest's PTE and PDE`, () => {
+    const c = faultCase(mode, 0x20000 | 3, load(LA + 4));
+    assert.equal(c.faulted, false);
+    const ent = c.g.peek32(c.pt);
+    assert.equal(ent & 0x60, 0x20, "read: A set, D clear");
+    // The PDE pointing at the PT got A too.
+    const pde = mode === "32" ? c.g.peek32(0x4000 + 0x100 * 4) : c.g.peek32(0x8000);
+    assert.equal(pde & 0x20, 0x20);
+    // Now write through the mapping (the read left a read-only shadow entry: the write must come back and set D).
+    c.g.enter([...movEax(0xabcd), ...store(LA + 8), HLT]);
+    assert.equal(c.g.run(), K.KVM_EXIT_HLT);
+    assert.equal(c.g.peek32(c.pt) & 0x60, 0x60, "write: A and D set");
+    assert.equal(c.g.peek32(0x20008), 0xabcd);
+  });
+
+  test(`${mode}: CR0.WP=0 lets a supervisor write to a read-only page; WP=1 faults`, () => {
+    const c = faultCase(mode, 0x20000 | 1, [...movEax(0x55), ...store(LA + 0x30)], { cr0Extra: 0 });
+    assert.equal(c.faulted, false);
+    assert.equal(c.g.peek32(0x20030), 0x55);
+    assert.equal(c.g.peek32(c.pt) & 0x60, 0x60, "D set by the write");
+  });
+
+  test(`${mode}: INVLPG makes a changed PTE take effect; a CR3 load drops every translation`, () => {
+    const c = faultCase(mode, 0x20000 | 3, load(LA));
+    assert.equal(c.faulted, false);
+    c.g.poke(0x20000, u32(0x1111));
+    c.g.poke(0x21000, u32(0x2222));
+    // Retarget the PTE to 0x21000 without INVLPG: the cached translation may stay (TLB semantics);
+    // after INVLPG the new frame is used.
+    const ent = mode === "32" ? [...u32(0x21003)] : [...u32(0x21003), 0, 0, 0, 0];
+    c.g.poke(c.pt, ent);
+    c.g.enter([...invlpg(LA), ...load(LA), HLT]);
+    assert.equal(c.g.run(), K.KVM_EXIT_HLT);
+    assert.equal(Number(c.g.vcpu.getRegs().rax), 0x2222);
+    // Back to 0x20000, reloading CR3 instead of INVLPG.
+    c.g.poke(c.pt, mode === "32" ? u32(0x20003) : [...u32(0x20003), 0, 0, 0, 0]);
+    c.g.enter([...setCr3(0x4000), ...load(LA), HLT]);
+    assert.equal(c.g.run(), K.KVM_EXIT_HLT);
+    assert.equal(Number(c.g.vcpu.getRegs().rax), 0x1111);
+    assert.equal(Number(c.g.vcpu.getSregs().cr3), 0x4000, "the guest's CR3, not the shadow root");
+  });
+
+  test(`${mode}: a linear address mapped to a gpa without a memslot exits as MMIO`, () => {
+    const c = shadowGuest(mode, { cr3: 0x4000 });
+    const { pt } = buildTables(c, mode);
+    c.pte(pt, 0x00800000 | 3);
+    c.poke(CODE, [...movEax(0xfeed), ...store(LA + 0x40), HLT]);
+    assert.equal(c.run(), K.KVM_EXIT_MMIO);
+    assert.equal(c.vcpu.kvmRun.mmioPhysAddr, 0x800040);
+    assert.equal(c.vcpu.kvmRun.mmioIsWrite, 1);
+    assert.equal(c.run(), K.KVM_EXIT_HLT);
+    const t = c.vcpu.translate(BigInt(LA + 0x40));
+    assert.equal(t.valid, 1);
+    assert.equal(t.physical_address, 0x800040n);
+  });
+}
+
+test("32-bit: a 4 MiB PSE page maps its whole range and gets A/D in the PDE; PDE bit 21 is reserved", () => {
+  const g = shadowGuest("32", { cr3: 0x4000, cr4: 0x10 });
+  buildTables(g, "32");
+  // PD[0x101] (la 0x40400000): 4 MiB page at gpa 0 (PS).
+  g.pte(0x4000 + 0x101 * 4, 0x83);
+  g.poke(0x20004, u32(0xcafe));
+  g.poke(CODE, [...movEax(0x77), ...store(0x40400000 + 0x30000), ...load(0x40400000 + 0x20004), HLT]);
+  assert.equal(g.run(), K.KVM_EXIT_HLT);
+  assert.equal(Number(g.vcpu.getRegs().rax), 0xcafe);
+  assert.equal(g.peek32(0x30000), 0x77);
+  assert.equal(g.peek32(0x4000 + 0x101 * 4) & 0x60, 0x60);
+  // Reserved bit 21 in a 4 MiB PDE: #PF with P|RSVD.
+  g.pte(0x4000 + 0x102 * 4, 0x83 | (1 << 21));
+  g.enter([...load(0x40800000), HLT]);
+  assert.equal(g.run(), K.KVM_EXIT_HLT);
+  assert.equal(Number(g.vcpu.getRegs().rip), PF_HANDLER + 5);
+  assert.equal(Number(g.vcpu.getRegs().rax & 0xffffffffn), 0x9);
+});
+
+test("INVLPG of any address in a guest 4 MiB page drops the whole page's shadow entries", () => {
+  const g = shadowGuest("32", { cr3: 0x4000, cr4: 0x10 });
+  buildTables(g, "32");
+  g.pte(0x4000 + 0x101 * 4, 0x83); // la 0x40400000 -> gpa 0 (4 MiB)
+  g.poke(0x20000, u32(0xa));
+  g.poke(0x21000, u32(0xb));
+  const la1 = 0x40400000 + 0x20000;
+  const la2 = 0x40400000 + 0x221000; // the other 2 MiB half
+  g.poke(CODE, [...load(la1), 0x89, 0xc1, ...load(la2), HLT]); // mov ecx, eax
+  assert.equal(g.run(), K.KVM_EXIT_HLT);
+  assert.equal(Number(g.vcpu.getRegs().rcx), 0xa);
+  // Make the PDE not present and INVLPG an address in the first half: the second half faults too.
+  g.pte(0x4000 + 0x101 * 4, 0);
+  g.enter([...invlpg(la1), ...load(la2), HLT]);
+  assert.equal(g.run(), K.KVM_EXIT_HLT);
+  assert.equal(Number(g.vcpu.getRegs().rip), PF_HANDLER + 5, "the other half of the 4 MiB page was dropped too");
+  assert.equal(Number(g.vcpu.getRegs().rbx), la2);
+});
+
+test("PAE with NXE: fetch from an XD page is #PF with I|P; XD with NXE=0 is a reserved-bit fault", () => {
+  let c = faultCase("pae", 0x1000 | 3, jmpTo(LA), { hi: 0x80000000, nxe: true });
+  assert.ok(c.faulted);
+  assert.equal(c.err, 0x11);
+  assert.equal(c.cr2, LA);
+  c = faultCase("pae", 0x20000 | 3, load(LA), { hi: 0x80000000, nxe: false });
+  assert.ok(c.faulted);
+  assert.equal(c.err, 0x9);
+  // The same jump to an executable page runs the HLT there.
+  const g = shadowGuest("pae", { cr3: 0x4000, nxe: true });
+  const { pt } = buildTables(g, "pae");
+  g.pte(pt, 0x30000 | 3);
+  g.poke(0x30000, [HLT]);
+  g.poke(CODE, jmpTo(LA));
+  assert.equal(g.run(), K.KVM_EXIT_HLT);
+  assert.equal(Number(g.vcpu.getRegs().rip), LA + 1);
+});
+
+test("64-bit: reserved physical-address bits in a PTE fault with RSVD; SMEP blocks supervisor fetch from a user page", () => {
+  const c = faultCase("64", 0x20000 | 3, load(LA), { hi: 1 << 16 });
+  assert.ok(c.faulted);
+  assert.equal(c.err, 0x9);
+  const g = shadowGuest("64", { cr3: 0x4000, cr4: 1 << 20 });
+  const { pt } = buildTables(g, "64");
+  g.pte(pt, 0x30000 | 7);
+  g.poke(0x30000, [HLT]);
+  g.poke(CODE, jmpTo(LA));
+  assert.equal(g.run(), K.KVM_EXIT_HLT);
+  assert.equal(Number(g.vcpu.getRegs().rip), PF_HANDLER + 5);
+  assert.equal(Number(g.vcpu.getRegs().rax), 0x11);
+});
+
+test("a CR3 switch between two address spaces maps the same linear address to different frames", () => {
+  const g = shadowGuest("64", { cr3: 0x4000 });
+  const { pt } = buildTables(g, "64");
+  g.pte(pt, 0x20000 | 3);
+  // Second hierarchy: PML4 0xa000 -> PDPT 0xb000 -> [0] low PD 0x7000, [1] PD 0xc000 -> PT 0xd000.
+  g.pte(0xa000, 0xb007);
+  g.pte(0xb000, 0x7003);
+  g.pte(0xb008, 0xc007);
+  g.pte(0xc000, 0xd007);
+  g.pte(0xd000, 0x21000 | 3);
+  g.poke(0x20000, u32(1));
+  g.poke(0x21000, u32(2));
+  g.poke(CODE, [...load(LA), 0x89, 0xc1, ...setCr3(0xa000), ...load(LA), 0x89, 0xc2, ...setCr3(0x4000), ...load(LA), HLT]);
+  assert.equal(g.run(), K.KVM_EXIT_HLT);
+  const r = g.vcpu.getRegs();
+  assert.deepEqual([Number(r.rcx), Number(r.rdx), Number(r.rax)], [1, 2, 1]);
+});
+
+test("real mode with ept=0: KVM_RUN ends in KVM_EXIT_INTERNAL_ERROR (emulation), never runs the guest wrongly", () => {
+  const proc = createHost({ memBytes: 64 << 20 }).createProcess("shadow-real");
+  const kvm = openKvm(proc, { ept: false });
+  const vm = kvm.createVm(0);
+  const hva = proc.mm.mmap(0, 0x10000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  proc.mm.copyToUser(hva + 0x1000, b(0x90, HLT));
+  vm.setUserMemoryRegion({ slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: 0x10000n, userspace_addr: BigInt(hva) });
+  const vcpu = vm.createVcpu(0);
+  const s = vcpu.getSregs();
+  s.cs.base = 0n;
+  s.cs.selector = 0;
+  vcpu.setSregs(s);
+  vcpu.setRegs({ ...ZERO_REGS, rip: 0x1000n });
+  vcpu.run();
+  assert.equal(vcpu.kvmRun.exitReason, K.KVM_EXIT_INTERNAL_ERROR);
+  assert.equal(vcpu.kvmRun.internalSuberror, K.KVM_INTERNAL_ERROR_EMULATION);
+  assert.equal(Number(vcpu.getRegs().rip), 0x1000, "nothing ran");
+});
+
+test("dirty logging with shadow paging: each round reports exactly the pages written through guest mappings", () => {
+  const g = shadowGuest("32", { cr3: 0x4000, slotFlags: K.KVM_MEM_LOG_DIRTY_PAGES });
+  const { pt } = buildTables(g, "32");
+  for (let i = 0; i < 8; i++) g.pte(pt + i * 4, ((0x40 + i) << 12) | 3);
+  for (let round = 0; round < 3; round++) {
+    g.vm.getDirtyLog(0); // clears
+    const pages = [round, round + 3];
+    const code: number[] = [];
+    for (const p of pages) code.push(...movEax(round + 1), ...store(LA + p * 0x1000 + 4 * round));
+    g.enter([...code, HLT]);
+    assert.equal(g.run(), K.KVM_EXIT_HLT);
+    const bm = g.vm.getDirtyLog(0);
+    const dirty: number[] = [];
+    for (let gfn = 0; gfn < MEM / 4096; gfn++) if (bm[gfn >> 3] & (1 << (gfn & 7))) dirty.push(gfn);
+    // The written data pages, plus guest page-table pages whose A/D bits the walks set (0x4000-0x9fff) and the stack.
+    const want = new Set(pages.map((p) => 0x40 + p));
+    for (const d of dirty) assert.ok(want.has(d) || (d >= 0x4 && d <= 0x9) || d === 0xe, `unexpected dirty gfn 0x${d.toString(16)} in round ${round}`);
+    for (const w of want) assert.ok(dirty.includes(w), `gfn 0x${w.toString(16)} written in round ${round} but not reported`);
+  }
+});
