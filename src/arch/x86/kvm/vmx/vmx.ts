@@ -427,6 +427,7 @@ function vmxVcpuReset(vcpu: X86Vcpu, initEvent: boolean): void {
   a.interrupt.injected = false;
   a.nmiInjected = false;
   a.nmiPending = 0;
+  a.nmiQueued = 0;
   kvmMakeRequest(vcpu, KVM_REQ_EVENT);
 }
 
