@@ -267,7 +267,7 @@ export class X86Cpu {
   /** Recompute the address-formation cache of one segment register (after a load). */
   segCache(s: number): void {
     const st = this.state;
-    if (s === 1) { this.fLo = NaN; this.csLim = st.segLimit[1]; }
+    if (s === 1) { this.fLo = NaN; this.breakLoop = 1; this.csLim = st.segLimit[1]; }
     const ar = st.segAr[s];
     if (this.m64) {
       this.effBase[s] = s >= 4 ? st.segBase[s] : 0;
@@ -291,7 +291,7 @@ export class X86Cpu {
 
   setCpl(cpl: number): void {
     this.cpl = cpl;
-    this.fLo = NaN;
+    this.fLo = NaN; this.breakLoop = 1;
     const t = cpl === 3 ? this.tlbUser : this.tlbSup;
     this.tR = t.tagR; this.tW = t.tagW; this.tX = t.tagX; this.tM8 = t.mem8; this.tM32 = t.mem32; this.tOff = t.off; this.tPfn = t.pfn;
   }
@@ -398,9 +398,25 @@ export class X86Cpu {
       // A block is also cut after BLOCK_MAX instructions, so straight-line code cannot delay the
       // preemption timer or a host kick by more than that.
       const stop = Math.min(end, this.icount + BLOCK_MAX);
+      // The remembered code page stays put for the whole block: everything that drops it
+      // (TLB flushes, CS/CPL/mode changes) also sets breakLoop, and a fetch miss reloads it.
+      const dcTag = this.dcTag, dcW = this.dcW, m64 = this.m64;
+      let fLo = this.fLo, fCi = this.fCi, fKey = this.fKey;
       do {
-        this.fetchDecode();
-        H[this.w0 & 0x7ff](this);
+        const rip = st.rip;
+        const off = rip - fLo;
+        const ci = fCi | off;
+        if (m64 && off >= 0 && off < 4096 && dcTag[ci] === fKey + off * 8) {
+          // 64-bit mode, decoded-cache hit: fetchDecode's fast path without the field traffic
+          const b = ci * DC_W, w0 = dcW[b];
+          this.curRip = rip; this.w0 = w0; this.w1 = dcW[b + 1]; this.wb = b;
+          st.rip = rip + ((w0 >>> 11) & 15);
+          H[w0 & 0x7ff](this);
+        } else {
+          this.fetchDecode();
+          fLo = this.fLo; fCi = this.fCi; fKey = this.fKey;
+          H[this.w0 & 0x7ff](this);
+        }
       } while (++this.icount < stop && this.breakLoop === 0);
     }
   }
@@ -460,7 +476,7 @@ export class X86Cpu {
 
   /** Forget the remembered code page (TLB flush, CPL/mode/CS change). */
   invalidateFetch(): void {
-    this.fLo = NaN;
+    this.fLo = NaN; this.breakLoop = 1;
   }
 
   /** One instruction with the careful checks: instruction breakpoints, single-step, RF, interrupt shadows. */
@@ -543,11 +559,12 @@ export class X86Cpu {
   }
 
   // ---- TLB maintenance (mmu.ts holds the arrays' layout) ----
-  tlbFlushAll(): void { tlbFlushAllSets(this); this.fLo = NaN; }
-  tlbFlushNonGlobal(): void { tlbFlushNonGlobalSets(this); this.fLo = NaN; }
-  tlbFlushPage(linearAddr: number): void { tlbFlushPageSets(this, linearAddr); this.fLo = NaN; }
+  // Each flush also forgets the remembered code page, and ends the run loop's block (which keeps a copy of it).
+  tlbFlushAll(): void { tlbFlushAllSets(this); this.fLo = NaN; this.breakLoop = 1; }
+  tlbFlushNonGlobal(): void { tlbFlushNonGlobalSets(this); this.fLo = NaN; this.breakLoop = 1; }
+  tlbFlushPage(linearAddr: number): void { tlbFlushPageSets(this, linearAddr); this.fLo = NaN; this.breakLoop = 1; }
   /** PCIDs are not tagged in the software TLB, so a PCID flush drops every non-global entry (a superset, which the SDM allows). */
-  tlbFlushPcid(_pcid: number): void { tlbFlushNonGlobalSets(this); this.fLo = NaN; }
+  tlbFlushPcid(_pcid: number): void { tlbFlushNonGlobalSets(this); this.fLo = NaN; this.breakLoop = 1; }
 
   /** Drop cached decoded instructions of one host frame (also for writes made by DMA or the VMM). */
   invalidateCode(pfn: number): void {
