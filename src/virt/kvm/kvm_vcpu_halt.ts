@@ -1,8 +1,9 @@
 /**
  * kvm_vcpu_halt() / kvm_vcpu_block() (kvm_main.c): a halted vCPU with an in-kernel irqchip
- * waits in the kernel until something makes it runnable (an interrupt, a timer), a signal is
- * pending, or it is kicked. The arch supplies the runnable check and the earliest device
- * deadline.
+ * waits in the kernel until something makes it runnable (an interrupt, a timer) or a signal is
+ * pending. A kick (kvm_vcpu_kick, e.g. a device raising an interrupt the guest has masked) only
+ * makes it look again, as kvm_vcpu_wake_up does: a vCPU that is still not runnable keeps
+ * waiting. The arch supplies the runnable check and the earliest device deadline.
  *
  * Halt polling. KVM first polls for up to vcpu->halt_poll_ns before it blocks, so a wake-up
  * that comes soon costs no sleep/wake-up latency, and adapts that window per vCPU
@@ -46,7 +47,7 @@ export interface KvmHaltHooks {
 export const enum HaltResult {
   /** The vCPU became runnable. */
   Woken = 0,
-  /** A signal, a kick, or nothing left to wait for: return to userspace with KVM_EXIT_INTR. */
+  /** A signal, or nothing left to wait for: return to userspace with KVM_EXIT_INTR. */
   Interrupted = 1,
 }
 
@@ -85,7 +86,7 @@ export function kvmVcpuMaxHaltPollNs(vcpu: KvmVcpu): number {
 function checkBlock(vcpu: KvmVcpu, hooks: KvmHaltHooks, now: number): number {
   hooks.runTimers?.(now);
   if (hooks.runnable()) return HaltResult.Woken;
-  if (vcpu.kicked || vcpu.task.signalPending()) return HaltResult.Interrupted;
+  if (vcpu.task.signalPending()) return HaltResult.Interrupted;
   return KEEP_HALTING;
 }
 
@@ -173,7 +174,7 @@ function updateHaltPollStats(vcpu: KvmVcpu, pollNs: number, success: boolean): v
   }
 }
 
-/** kvm_vcpu_halt(): poll, then block until runnable, signalled or kicked; adapt the poll window. */
+/** kvm_vcpu_halt(): poll, then block until runnable or signalled; adapt the poll window. */
 export function kvmVcpuHalt(vcpu: KvmVcpu, hooks: KvmHaltHooks): HaltResult {
   const clock = vcpu.kvm.proc.clock;
   const start = clock.nowNs();

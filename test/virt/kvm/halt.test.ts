@@ -32,7 +32,7 @@ test("halt with a virtual clock jumps to the device deadline and wakes", () => {
   assert.deepEqual(events, ["5000 true"]);
 });
 
-test("halt ends as Interrupted on a signal, a kick, or when nothing can wake the vCPU", () => {
+test("halt ends as Interrupted on a signal, or when nothing can wake the vCPU", () => {
   const { dev, proc } = setup();
   const vcpu = dev.createVm().createVcpu(0);
   const never = { runnable: () => false, nextDeadlineNs: () => Infinity };
@@ -40,9 +40,25 @@ test("halt ends as Interrupted on a signal, a kick, or when nothing can wake the
   proc.task.kill(SIGUSR1);
   assert.equal(kvmVcpuHalt(vcpu, { runnable: () => false, nextDeadlineNs: () => proc.clock.nowNs() + 1e9 }), HaltResult.Interrupted);
   proc.task.dequeueSignal();
-  vcpu.kicked = true;
-  assert.equal(kvmVcpuHalt(vcpu, { runnable: () => false, nextDeadlineNs: () => proc.clock.nowNs() + 1e9 }), HaltResult.Interrupted);
   assert.equal(vcpu.stat.halt_wakeup, 0);
+});
+
+test("a kick makes a halted vCPU look again but does not end the halt while it is not runnable", () => {
+  const { dev, clock } = setup();
+  const vcpu = dev.createVm().createVcpu(0);
+  const deadline = clock.nowNs() + 1e6;
+  let fired = false;
+  let looks = 0;
+  vcpu.kicked = true; // e.g. an interrupt the guest has masked
+  const r = kvmVcpuHalt(vcpu, {
+    runnable: () => { looks++; return fired; },
+    nextDeadlineNs: () => (fired ? Infinity : deadline),
+    runTimers: (now) => { if (now >= deadline) fired = true; },
+  });
+  assert.equal(r, HaltResult.Woken, "the halt went on to the timer");
+  assert.equal(clock.nowNs(), deadline);
+  assert.ok(looks >= 2);
+  assert.equal(vcpu.kicked, false);
 });
 
 test("halt with the monotonic clock sleeps until the deadline", () => {
