@@ -1,11 +1,11 @@
 // Where does the guest spend its boot? Boots Debian's kernel under tskvm with the monitor on a
 // unix socket, samples `info cpus` (the vCPU's RIP, halted or not) once a second, remembers the
 // last kernel log line seen at each sample, and at the shell resolves the sampled RIPs to
-// symbols with /proc/kallsyms inside the guest (one busybox awk pass; string compares work
-// because kallsyms addresses are fixed-width lowercase hex). Prints a histogram by symbol and
+// symbols with /proc/kallsyms inside the guest (one busybox awk pass over the address-ordered
+// list; string compares work because kallsyms addresses are fixed-width lowercase hex). Prints a histogram by symbol and
 // a per-phase breakdown by last log line.
 //
-//   npx tsx scripts/linux/profile-boot.ts [--interval-ms N]
+//   npx tsx scripts/linux/profile-boot.ts [--interval-ms N] [--symbols]
 import { connect } from "node:net";
 import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -62,31 +62,35 @@ try {
   clearInterval(timer);
   console.log(`start->prompt ${(readyMs / 1000).toFixed(1)} s, ${samples.length} samples`);
 
-  const pcs = [...new Set(samples.filter((x) => !x.halted).map((x) => x.pc))];
-  const syms = new Map<string, string>();
-  for (let i = 0; i < pcs.length; i += 40) {
-    const batch = pcs.slice(i, i + 40).join(" ");
-    const out = await s.run(
-      `awk -v L="${batch}" 'BEGIN{n=split(L,a," ")} {for(i=1;i<=n;i++) if($1<=a[i] && $1>b[i]){b[i]=$1;s[i]=$3}} END{for(i=1;i<=n;i++) print a[i], s[i], b[i]}' /proc/kallsyms`,
-      10 * 60_000);
-    for (const line of out.trim().split("\n")) {
-      const [pc, sym, base] = line.trim().split(/\s+/);
-      if (pc && sym && base) syms.set(pc, `${sym}+0x${(BigInt("0x" + pc) - BigInt("0x" + base)).toString(16)}`);
-    }
-  }
-  const bySym = new Map<string, number>();
   const byPhase = new Map<string, { run: number; halt: number }>();
+  const byPc = new Map<string, number>();
   for (const x of samples) {
-    const name = x.halted ? "(halted)" : (syms.get(x.pc)?.replace(/\+0x[0-9a-f]+$/, "") ?? x.pc);
-    bySym.set(name, (bySym.get(name) ?? 0) + 1);
     const p = byPhase.get(x.phase) ?? { run: 0, halt: 0 };
     if (x.halted) p.halt++; else p.run++;
     byPhase.set(x.phase, p);
+    const k = x.halted ? "(halted)" : x.pc;
+    byPc.set(k, (byPc.get(k) ?? 0) + 1);
   }
-  console.log("\nsamples by symbol:");
-  for (const [k, v] of [...bySym].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${String(v).padStart(5)}  ${k}`);
   console.log("\nsamples by last log line (running / halted):");
   for (const [k, v] of [...byPhase].sort((a, b) => b[1].run + b[1].halt - a[1].run - a[1].halt).slice(0, 25)) console.log(`${String(v.run).padStart(5)} ${String(v.halt).padStart(5)}  ${k}`);
+  console.log("\nsamples by RIP:");
+  for (const [k, v] of [...byPc].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`${String(v).padStart(5)}  ${k}`);
+
+  if (argv.includes("--symbols")) {
+    // Slow (minutes: the guest formats all of /proc/kallsyms). One linear pass: kallsyms lists
+    // the kernel's symbols in address order, so sorted sample addresses need one compare a line.
+    const pcs = [...byPc.keys()].filter((k) => k !== "(halted)").sort();
+    const out = await s.run(
+      `awk -v L="${pcs.join(" ")}" 'BEGIN{n=split(L,a," ");i=1} {while(i<=n && a[i]<$1){print a[i],ps,pa;i++} pa=$1;ps=$3; if(i>n) exit}' /proc/kallsyms`,
+      30 * 60_000);
+    const bySym = new Map<string, number>();
+    for (const line of out.trim().split("\n")) {
+      const [pc, sym] = line.trim().split(/\s+/);
+      if (pc && sym) bySym.set(sym, (bySym.get(sym) ?? 0) + (byPc.get(pc) ?? 0));
+    }
+    console.log("\nsamples by symbol:");
+    for (const [k, v] of [...bySym].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${String(v).padStart(5)}  ${k}`);
+  }
   s.send("poweroff -f\n");
   await s.waitExit(120_000);
 } finally {
