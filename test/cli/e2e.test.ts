@@ -58,10 +58,14 @@ test("demo: the guest's serial text is all that reaches stdout; ACPI poweroff ex
     return;
   }
   // guests/demo/demo.S: the climb to long mode, KVM's CPUID signature, PIT interrupts through the
-  // in-kernel PIC while sleeping in HLT (25, or 26 when one more lands before its CLI), power-off.
+  // in-kernel PIC while sleeping in HLT, power-off. The count is 25 or more: the PIT reinjects
+  // ticks the host was too busy to deliver on time (KVM's reinject mode), one after each EOI,
+  // so on a loaded machine several can land between the guest's check and its CLI.
   assert.match(r.stdout, /^tskvm demo: real mode[^\n]*\r\ntskvm demo: 32-bit protected mode[^\n]*\r\ntskvm demo: long mode[^\n]*\r\n/);
   assert.match(r.stdout, /hypervisor signature: KVMKVMKVM\r\n/);
-  assert.match(r.stdout, /timer interrupts taken: 2[56]\r\ntskvm demo: powering off\r\n$/);
+  const ticks = /timer interrupts taken: (\d+)\r\ntskvm demo: powering off\r\n$/.exec(r.stdout);
+  assert.ok(ticks, r.stdout);
+  assert.ok(Number(ticks[1]) >= 25 && Number(ticks[1]) <= 60, `ticks: ${ticks[1]}`);
 });
 
 test("run -kernel with a plain ELF64: loaded by its program headers, entered in long mode", { skip: SKIP || (!hasToolchain && "no as/ld") }, () => {
