@@ -277,7 +277,10 @@ export class MmStruct {
       const take = Math.min(n - done, PAGE_SIZE - inPage);
       const chunk = phys.chunk(pfn);
       const off = phys.frameOffset(pfn) + inPage;
-      if (write) chunk.set(buf.subarray(done, done + take), off);
+      if (write) {
+        if (phys.codeFrames[pfn]) phys.codeWritten(pfn);
+        chunk.set(buf.subarray(done, done + take), off);
+      }
       else buf.set(chunk.subarray(off, off + take), done);
       done += take;
     }
@@ -314,6 +317,7 @@ export class MmStruct {
   writeU8(hva: number, v: number): void {
     const pfn = this.bytePtr(hva, true);
     const phys = this.pageAlloc.physmem;
+    if (phys.codeFrames[pfn]) phys.codeWritten(pfn);
     phys.chunk(pfn)[phys.frameOffset(pfn) + (hva % PAGE_SIZE)] = v;
   }
   private load(hva: number, n: number): DataView {

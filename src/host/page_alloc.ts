@@ -181,6 +181,7 @@ export class PageAllocator {
   }
 
   private zero(head: number, n: number): void {
+    for (let i = 0; i < n; i++) if (this.physmem.codeFrames[head + i]) this.physmem.codeWritten(head + i);
     const off = this.physmem.frameOffset(head);
     this.physmem.chunk(head).fill(0, off, off + n * 4096);
   }

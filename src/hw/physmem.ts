@@ -22,6 +22,14 @@ export const CHUNK_SIZE = 1 << CHUNK_SHIFT;
 export const FRAMES_PER_CHUNK_SHIFT = CHUNK_SHIFT - PAGE_SHIFT;
 export const FRAMES_PER_CHUNK = 1 << FRAMES_PER_CHUNK_SHIFT;
 
+/** A processor with a decoded-instruction cache (X86Cpu), kept coherent through PhysMem. */
+export interface CodeWatcher {
+  /** Drop the instructions decoded from frame `pfn`. */
+  invalidateCode(pfn: number): void;
+  /** Remove write permission for frame `pfn` from the TLB. */
+  dropCodeWrites(pfn: number): void;
+}
+
 export class PhysMem {
   /** Number of page frames the machine has (its installed DRAM). */
   readonly nrFrames: number;
@@ -31,6 +39,13 @@ export class PhysMem {
   readonly chunks32: (Int32Array | undefined)[];
   /** Bytes of chunk memory created so far. */
   populatedBytes = 0;
+  /**
+   * Frames some processor holds decoded instructions of. Instruction fetch is coherent with
+   * every store on x86 (SDM Vol. 3A 11.6, self- and cross-modifying code), so a store to such a
+   * frame from anywhere (any processor, DMA, the host) must reach codeWritten().
+   */
+  readonly codeFrames: Uint8Array;
+  private readonly codeWatchers: CodeWatcher[] = [];
 
   constructor(bytes: number) {
     if (bytes <= 0 || bytes % CHUNK_SIZE !== 0) throw new RangeError(`physical memory size must be a multiple of ${CHUNK_SIZE}`);
@@ -38,6 +53,31 @@ export class PhysMem {
     const n = bytes / CHUNK_SIZE;
     this.chunks8 = new Array<Uint8Array | undefined>(n).fill(undefined);
     this.chunks32 = new Array<Int32Array | undefined>(n).fill(undefined);
+    this.codeFrames = new Uint8Array(this.nrFrames);
+  }
+
+  /**
+   * `w` now caches code of frame `pfn`: every processor stops writing the frame through its TLB,
+   * so the next store to it anywhere takes a slow path that calls codeWritten().
+   */
+  markCode(pfn: number, w: CodeWatcher): void {
+    if (!this.codeWatchers.includes(w)) this.codeWatchers.push(w);
+    if (this.codeFrames[pfn]) return;
+    this.codeFrames[pfn] = 1;
+    for (const x of this.codeWatchers) x.dropCodeWrites(pfn);
+  }
+
+  /** Frame `pfn` was written: every processor drops the code it decoded from it. */
+  codeWritten(pfn: number): void {
+    if (!this.codeFrames[pfn]) return;
+    this.codeFrames[pfn] = 0;
+    for (const x of this.codeWatchers) x.invalidateCode(pfn);
+  }
+
+  /** A processor going away (a freed vCPU) stops taking part. */
+  removeCodeWatcher(w: CodeWatcher): void {
+    const i = this.codeWatchers.indexOf(w);
+    if (i >= 0) this.codeWatchers.splice(i, 1);
   }
 
   /** Make the chunk holding `pfn` exist (called by the page allocator when it hands the frame out). */
@@ -76,6 +116,7 @@ export class PhysMem {
   }
 
   zeroFrame(pfn: number): void {
+    if (this.codeFrames[pfn]) this.codeWritten(pfn);
     const off = this.frameOffset(pfn);
     this.chunk(pfn).fill(0, off, off + PAGE_SIZE);
   }
@@ -88,6 +129,7 @@ export class PhysMem {
 
   write8(hpa: number, v: number): void {
     const pfn = Math.floor(hpa / PAGE_SIZE);
+    if (this.codeFrames[pfn]) this.codeWritten(pfn);
     this.chunk(pfn)[this.frameOffset(pfn) + (hpa & PAGE_MASK)] = v;
   }
 
@@ -99,6 +141,7 @@ export class PhysMem {
 
   write32(hpa: number, v: number): void {
     const pfn = Math.floor(hpa / PAGE_SIZE);
+    if (this.codeFrames[pfn]) this.codeWritten(pfn);
     this.chunk32(pfn)[(this.frameOffset(pfn) + (hpa & PAGE_MASK)) >>> 2] = v | 0;
   }
 }

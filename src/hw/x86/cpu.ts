@@ -11,7 +11,7 @@
  *   segment.ts    descriptor loads, far transfers                  interrupt.ts event delivery, IRET
  *   ops/*.ts      instruction handlers by family
  */
-import type { PhysMem } from "../physmem.js";
+import type { CodeWatcher, PhysMem } from "../physmem.js";
 import { X86State, AR_L, AR_DB, AR_UNUSABLE, ActivityState, INTR_BLOCKING_STI, INTR_BLOCKING_MOV_SS } from "./state.js";
 import type { VmxNonRoot } from "./vmx/hooks.js";
 import { FAULT, GP_VECTOR, EV_HW_EXC, DB_VECTOR } from "./fault.js";
@@ -51,7 +51,7 @@ const BLOCK_MAX = 64;
 const CR4_PAE = 1 << 5, CR4_LA57 = 1 << 12;
 const EFER_LMA = 1 << 10;
 
-export class X86Cpu {
+export class X86Cpu implements CodeWatcher {
   readonly physmem: PhysMem;
   readonly state = new X86State();
   vmx: VmxNonRoot | null = null;
@@ -566,7 +566,21 @@ export class X86Cpu {
   /** PCIDs are not tagged in the software TLB, so a PCID flush drops every non-global entry (a superset, which the SDM allows). */
   tlbFlushPcid(_pcid: number): void { tlbFlushNonGlobalSets(this); this.fLo = NaN; this.breakLoop = 1; }
 
-  /** Drop cached decoded instructions of one host frame (also for writes made by DMA or the VMM). */
+  /** CodeWatcher: stop writing frame `pfn` through the TLB (some processor caches code from it). */
+  dropCodeWrites(pfn: number): void {
+    this.tlbUser.dropWrites(pfn);
+    this.tlbSup.dropWrites(pfn);
+  }
+
+  /** Leave PhysMem's code-coherence registry (the processor of a freed vCPU). */
+  release(): void {
+    this.physmem.removeCodeWatcher(this);
+  }
+
+  /**
+   * CodeWatcher: drop cached decoded instructions of one host frame. Called through
+   * PhysMem.codeWritten() for a store from any processor, the host or a device.
+   */
   invalidateCode(pfn: number): void {
     if (pfn < 0 || pfn >= this.hasCode.length || !this.hasCode[pfn]) return;
     this.hasCode[pfn] = 0;

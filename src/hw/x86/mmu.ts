@@ -100,7 +100,7 @@ export function tlbFlushPageSets(c: X86Cpu, la: number): void {
 export function markCode(c: X86Cpu, pfn: number): void {
   if (c.hasCode[pfn]) return;
   c.hasCode[pfn] = 1;
-  c.tlbUser.dropWrites(pfn); c.tlbSup.dropWrites(pfn);
+  c.physmem.markCode(pfn, c);
 }
 
 /**
@@ -117,11 +117,11 @@ export function xlateFill(c: X86Cpu, la: number, acc: number): number {
   const ci = pfn >>> FRAMES_PER_CHUNK_SHIFT;
   const m8 = pm.chunks8[ci];
   if (m8 === undefined) return -1;
-  if (acc === WALK_W && c.hasCode[pfn]) c.invalidateCode(pfn);
+  if (acc === WALK_W && pm.codeFrames[pfn]) pm.codeWritten(pfn);
   let perm = c.walkPerm;
   if (c.dbgData || perm === 0) return hpa;
   if (c.acCheck) perm &= WALK_X;
-  if (c.hasCode[pfn]) perm &= ~WALK_W;
+  if (pm.codeFrames[pfn]) perm &= ~WALK_W;
   const set = user ? c.tlbUser : c.tlbSup;
   const vpn = Math.floor(la / 4096);
   const i = vpn & TLB_MASK;
@@ -161,7 +161,7 @@ function physRd8(c: X86Cpu, hpa: number): number {
 function physWr8(c: X86Cpu, hpa: number, v: number): void {
   if (hpa < 0) return;
   const pfn = Math.floor(hpa / 4096);
-  if (c.hasCode[pfn]) c.invalidateCode(pfn);
+  if (c.physmem.codeFrames[pfn]) c.physmem.codeWritten(pfn);
   c.physmem.chunks8[pfn >>> FRAMES_PER_CHUNK_SHIFT]![((pfn & (FRAMES_PER_CHUNK - 1)) << 12) + (hpa & 4095)] = v;
 }
 

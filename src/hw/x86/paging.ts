@@ -50,7 +50,7 @@ function pWr32(c: X86Cpu, hpa: number, v: number): void {
   if (pfn >= c.physmem.nrFrames) return;
   const m = c.physmem.chunks32[pfn >>> FRAMES_PER_CHUNK_SHIFT];
   if (m === undefined) return;
-  if (c.hasCode[pfn]) c.invalidateCode(pfn);
+  if (c.physmem.codeFrames[pfn]) c.physmem.codeWritten(pfn);
   m[(((pfn & (FRAMES_PER_CHUNK - 1)) << 12) + (hpa & 4095)) >> 2] = v;
 }
 

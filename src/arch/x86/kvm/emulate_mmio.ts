@@ -321,6 +321,7 @@ function vmCtxt(vcpu: X86Vcpu): EmulatorCtxt {
   if (c === undefined) {
     c = { cpu: new X86Cpu(kvm.physmem), view: new EmulatorView() };
     ctxts.set(kvm, c);
+    kvm.arch.emulatorCpu = c.cpu;
   }
   if (kvm.arch.emulatorBouncePfn < 0) {
     const alloc = kvm.arch.pageAlloc;

@@ -242,6 +242,8 @@ export class KvmArchX86 {
   pageAlloc: { allocPage(): number; putPage(pfn: number): void } | null = null;
   /** The emulator's MMIO bounce frame (emulate.ts), or -1; freed when the VM is destroyed. */
   emulatorBouncePfn = -1;
+  /** The emulator's processor (emulate_mmio.ts), released with the VM. */
+  emulatorCpu: { release(): void } | null = null;
   /** TSC synchronisation and kvmclock (tsc.ts, kvmclock.ts). */
   readonly clock = new KvmArchClockState();
   constructor(

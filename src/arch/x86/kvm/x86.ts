@@ -709,6 +709,9 @@ export class X86KvmArch implements KvmArch {
     x.arch.mmu.destroy();
     if (x.arch.emulatorBouncePfn >= 0) this.opts.pageAlloc.putPage(x.arch.emulatorBouncePfn);
     x.arch.emulatorBouncePfn = -1;
+    // The emulator's processor leaves PhysMem's code-coherence registry with the VM.
+    x.arch.emulatorCpu?.release();
+    x.arch.emulatorCpu = null;
   }
 
   /** kvm_arch_vm_ioctl() */

@@ -45,6 +45,8 @@ export interface PcpuCore {
   tlbFlushAll(): void;
   /** The CPU's time-stamp counter (for RDTSC emulation). */
   tsc(): number;
+  /** The vCPU is freed: its processor leaves the host's shared state (code coherence). Optional for test doubles. */
+  release?(): void;
   /** Its rate in kHz (tsc_khz). */
   readonly tscKhz: number;
   /** Last opcode that raised #UD because the core lacks it, or -1. */
@@ -443,6 +445,7 @@ function vmxVcpuFree(vcpu: X86Vcpu): void {
   e.freePage(vmx.msrBitmapPfn);
   e.freePage(vmx.hostCr3Pfn);
   kvmShadowMmuDestroy(vcpu);
+  vmx.pcpu.cpu.release?.();
   vcpu.arch.vendor = null;
 }
 
