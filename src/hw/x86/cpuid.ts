@@ -4,7 +4,7 @@
  */
 import type { X86Cpu } from "./cpu.js";
 import { MAXPHYADDR } from "./paging.js";
-import { XCR0_SUPPORTED, XSAVE_AREA_SIZE } from "./ops/xsave.js";
+import { IA32_XSS_SUPPORTED, XCR0_SUPPORTED, XSAVE_AREA_SIZE } from "./ops/xsave.js";
 
 // Leaf 1 EDX (one feature per line group; the SIMD bits are added where their instructions are).
 const L1_EDX = (1 << 0) /* FPU */ | (1 << 24) /* FXSR */
@@ -43,9 +43,11 @@ export function cpuid(c: X86Cpu, leaf: number, subleaf: number, out: Int32Array)
     case 7: if ((subleaf >>> 0) === 0) { out[0] = 0; out[1] = L7_EBX; out[2] = 1 << 2 /* UMIP */; } return;
     case 0xd:
       // XSAVE components x87 and SSE, both in the legacy region: the area is 512 + 64 bytes
-      // whatever XCR0 holds. Subleaf 1: XSAVEOPT, XSAVEC, XGETBV with ECX=1; no XSAVES.
+      // whatever XCR0 holds. Subleaf 1: XSAVEOPT, XSAVEC, XGETBV with ECX=1, XSAVES/XRSTORS;
+      // EBX is the XSAVES area size for XCR0 | IA32_XSS (also 576: both components are legacy),
+      // ECX:EDX the IA32_XSS bits supported (none).
       if (subleaf === 0) { out[0] = XCR0_SUPPORTED; out[1] = XSAVE_AREA_SIZE; out[2] = XSAVE_AREA_SIZE; out[3] = 0; }
-      else if (subleaf === 1) { out[0] = 7; out[1] = XSAVE_AREA_SIZE; }
+      else if (subleaf === 1) { out[0] = 0xf; out[1] = XSAVE_AREA_SIZE; out[2] = IA32_XSS_SUPPORTED; out[3] = 0; }
       return;
     case 0x80000000: out[0] = 0x80000008; return;
     case 0x80000001: out[2] = X1_ECX; out[3] = X1_EDX; return;

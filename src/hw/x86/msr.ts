@@ -3,6 +3,7 @@
  * raise #GP(0), as on a processor without that MSR. WRMSR of reserved bits raises #GP(0).
  */
 import type { X86Cpu } from "./cpu.js";
+import { IA32_XSS_SUPPORTED } from "./ops/xsave.js";
 
 export const MSR_IA32_TSC = 0x10;
 export const MSR_IA32_PLATFORM_ID = 0x17;
@@ -20,6 +21,8 @@ export const MSR_IA32_MCG_STATUS = 0x17a;
 export const MSR_IA32_MISC_ENABLE = 0x1a0;
 export const MSR_IA32_CR_PAT = 0x277;
 export const MSR_MTRR_DEF_TYPE = 0x2ff;
+/** IA32_XSS (SDM Vol. 4 Table 2-2): the supervisor state components XSAVES/XRSTORS manage. */
+export const MSR_IA32_XSS = 0xda0;
 export const MSR_EFER = 0xc0000080;
 export const MSR_STAR = 0xc0000081;
 export const MSR_LSTAR = 0xc0000082;
@@ -60,6 +63,8 @@ export function readMsr(c: X86Cpu, msr: number, out: Int32Array): boolean {
     case MSR_IA32_MISC_ENABLE: out[0] = c.miscEnableLo; out[1] = c.miscEnableHi; return true;
     case MSR_IA32_CR_PAT: out[0] = c.patLo; out[1] = c.patHi; return true;
     case MSR_MTRR_DEF_TYPE: out[0] = c.mtrrDefType; out[1] = 0; return true;
+    // No supervisor component exists, so no bit of IA32_XSS can be set: it always reads 0.
+    case MSR_IA32_XSS: out[0] = 0; out[1] = 0; return true;
     case MSR_EFER: out[0] = st.efer; out[1] = 0; return true;
     case MSR_STAR: out[0] = c.starLo; out[1] = c.starHi; return true;
     case MSR_LSTAR: put(out, c.lstar); return true;
@@ -100,6 +105,7 @@ export function writeMsr(c: X86Cpu, msr: number, lo: number, hi: number): boolea
       c.patLo = lo; c.patHi = hi; return true;
     }
     case MSR_MTRR_DEF_TYPE: if (hi !== 0 || (lo & ~0xcff)) return false; c.mtrrDefType = lo; return true;
+    case MSR_IA32_XSS: return hi === 0 && (lo & ~IA32_XSS_SUPPORTED) === 0;
     case MSR_EFER: {
       // SCE, LME, NXE writable; LMA is read-only (set by the CPU when paging is enabled with LME).
       if (hi !== 0 || (lo & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))) return false;

@@ -223,13 +223,18 @@ function rdE1(c: X86Cpu, sz: number): number {
 }
 import { rdE } from "./ops/operand.js";
 
-/** 0F C7: CMPXCHG8B/16B (/1), RDRAND (/6), RDSEED (/7) */
+/** 0F C7: CMPXCHG8B/16B (/1), XRSTORS (/3), XSAVEC (/4), XSAVES (/5), RDRAND (/6), RDSEED (/7) */
 function grp9(c: X86Cpu): void {
   switch (c.reg & 7) {
     case 1: mov.cmpxchg8b(c); return;
+    case 3:
+      if (c.mod !== 3 && !c.rep && !c.p66) { xs.xrstors(c); return; }
+      c.raise(UD_VECTOR, -1);
     case 4:
-      // XSAVEC (XSAVES /5 and XRSTORS /3 need IA32_XSS: not implemented, not advertised).
       if (c.mod !== 3 && !c.rep && !c.p66) { xs.xsavec(c); return; }
+      c.raise(UD_VECTOR, -1);
+    case 5:
+      if (c.mod !== 3 && !c.rep && !c.p66) { xs.xsaves(c); return; }
       c.raise(UD_VECTOR, -1);
     case 6:
       if (c.mod === 3) { sys.rdrand(c); return; }

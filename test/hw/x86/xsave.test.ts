@@ -124,7 +124,7 @@ test("CPUID reports FPU, FXSR, XSAVE and leaf 0DH sizes for x87 + SSE", () => {
   r.cpu.cpuid(0xd, 0, out);
   assert.deepEqual([...out], [3, 576, 576, 0]);
   r.cpu.cpuid(0xd, 1, out);
-  assert.equal(out[0], 7);
+  assert.equal(out[0]! & 7, 7, "XSAVEOPT, XSAVEC, XGETBV with ECX=1 (XSAVES: xsaves.test.ts)");
 });
 
 test("64-bit mode: FXSAVE64 stores a 64-bit FIP and XMM8-15; XSAVEC + XRSTOR of a compacted image round-trips", async () => {

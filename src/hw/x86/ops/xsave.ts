@@ -1,8 +1,9 @@
 /**
  * FXSAVE/FXRSTOR, LDMXCSR/STMXCSR and the XSAVE feature set for the state components this CPU
  * has: x87 (0) and SSE (1), both in the 512-byte legacy region, followed by the 64-byte XSAVE
- * header (SDM Vol. 1 ch. 13; Vol. 2 FXSAVE, FXRSTOR, XSAVE, XSAVEOPT, XSAVEC, XRSTOR, XGETBV).
- * XSAVES/XRSTORS need IA32_XSS and are not implemented (CPUID.(EAX=0DH,ECX=1):EAX[3] = 0).
+ * header (SDM Vol. 1 ch. 13; Vol. 2 FXSAVE, FXRSTOR, XSAVE, XSAVEOPT, XSAVEC, XRSTOR, XSAVES,
+ * XRSTORS, XGETBV). No supervisor state component is supported, so IA32_XSS has no settable bit
+ * (IA32_XSS_SUPPORTED = 0) and XSAVES/XRSTORS operate on XCR0's components only.
  *
  * XINUSE (Vol. 1 13.6) is not tracked by a separate bit: a component is "in use" when it differs
  * from its initial configuration, which the SDM allows (XINUSE[i] may be 1 for a component in
@@ -17,6 +18,7 @@ import { rd32, wr32 } from "../mmu.js";
 import { X87State, encodeFxsave, decodeFxsave, FXSAVE_32, FXSAVE_64 } from "../fp/x87_state.js";
 import { x87ControlWord, x87UpdateSummary } from "./x87.js";
 import { IMG, readImage, writeImage } from "./x87_mem.js";
+import { hookBegin, requireCpl0, vmxMemInfo } from "./system.js";
 
 const CR0_EM = 4, CR0_TS = 8;
 const CR4_OSFXSR = 1 << 9, CR4_OSXSAVE = 1 << 18;
@@ -28,6 +30,12 @@ export const XFEATURE_MASK_FP = 1;
 export const XFEATURE_MASK_SSE = 2;
 export const XFEATURE_MASK_YMM = 4;
 export const XCR0_SUPPORTED = XFEATURE_MASK_FP | XFEATURE_MASK_SSE;
+/**
+ * IA32_XSS bits this CPU supports: none (no supervisor state component: CPUID.(EAX=0DH,ECX=1):ECX
+ * and EDX are 0), so the MSR always reads 0 and WRMSR of any set bit is #GP(0) (SDM Vol. 1 13.3).
+ * XSAVES/XRSTORS use XCR0 | IA32_XSS, which is therefore XCR0.
+ */
+export const IA32_XSS_SUPPORTED = 0;
 /** Size of the legacy region plus the XSAVE header: the whole XSAVE area for x87 + SSE. */
 export const XSAVE_HDR = 512;
 export const XSAVE_AREA_SIZE = 576;
@@ -169,7 +177,7 @@ function rfbm(c: X86Cpu): number {
   return c.state.xcr0 & c.state.gpr[0] & XCR0_SUPPORTED;
 }
 
-const XS_STANDARD = 0, XS_OPT = 1, XS_COMPACT = 2;
+const XS_STANDARD = 0, XS_OPT = 1, XS_COMPACT = 2, XS_SUPERVISOR = 3;
 
 /**
  * Copy the selected parts of the legacy region into IMG: x87 (bytes 0-23 and 32-159) for bit 0,
@@ -188,15 +196,16 @@ function saveComponents(st: X86State, save: number, n: number, form: number): vo
 }
 
 function xsaveCommon(c: X86Cpu, kind: number): void {
-  const la = xsaveBegin(c, 2);
+  const la = kind === XS_SUPERVISOR ? xsavesBegin(c, 2, false) : xsaveBegin(c, 2);
   const st = c.state;
   const n = c.m64 ? 16 : 8;
+  // XSAVES: RFBM = EDX:EAX AND (XCR0 | IA32_XSS), and IA32_XSS is 0 here.
   const rf = rfbm(c);
   const inuse = xinuse(st);
   readImage(c, la, XSAVE_AREA_SIZE, IMG, 0);
   // XSAVE saves every requested component; XSAVEOPT and XSAVEC skip those in their init configuration.
   saveComponents(st, kind === XS_STANDARD ? rf : rf & inuse, n, c.osz === 3 ? FXSAVE_64 : FXSAVE_32);
-  if (kind === XS_COMPACT) {
+  if (kind >= XS_COMPACT) {
     w32(IMG, XSAVE_HDR, rf & inuse);
     w32(IMG, XSAVE_HDR + 4, 0);
     w32(IMG, XSAVE_HDR + 8, rf);
@@ -214,6 +223,32 @@ export function xsave(c: X86Cpu): void { xsaveCommon(c, XS_STANDARD); }
 export function xsaveopt(c: X86Cpu): void { xsaveCommon(c, XS_OPT); }
 /** 0F C7 /4: XSAVEC (compacted format: XCOMP_BV = 8000000000000000H | RFBM). */
 export function xsavec(c: X86Cpu): void { xsaveCommon(c, XS_COMPACT); }
+/**
+ * 0F C7 /5: XSAVES (SDM Vol. 1 13.11): XSAVEC's compacted image (init optimization; the modified
+ * optimization is not used), at CPL 0 only, for the components of XCR0 | IA32_XSS.
+ */
+export function xsaves(c: X86Cpu): void { xsaveCommon(c, XS_SUPERVISOR); }
+
+/**
+ * The checks XSAVES and XRSTORS make before touching memory: #UD without CR4.OSXSAVE; in VMX
+ * non-root operation the "enable XSAVES/XRSTORS" control (#UD when clear) and the XSS-exiting
+ * bitmap (SDM Vol. 3C 26.1.3, 26.3); #GP(0) above CPL 0; #NM with CR0.TS; 64-byte alignment.
+ * The requested mask offered to the XSS-exiting bitmap is EDX:EAX AND IA32_XSS.
+ */
+function xsavesBegin(c: X86Cpu, acc: number, restore: boolean): number {
+  const st = c.state;
+  if (!(st.cr4 & CR4_OSXSAVE)) c.raise(UD_VECTOR, -1);
+  const v = c.vmx;
+  if (v !== null && v.xsaves !== undefined) {
+    const n = hookBegin(c);
+    // IA32_XSS[63:32] has no defined bit, so the high half of the mask is 0.
+    v.xsaves(restore, st.gpr[0] & IA32_XSS_SUPPORTED, 0, c.ilen, vmxMemInfo(c), c.disp);
+    st.rip = n;
+  }
+  requireCpl0(c);
+  if (st.cr0 & CR0_TS) c.raise(NM_VECTOR, -1);
+  return aligned(c, XSAVE_AREA_SIZE, acc, 64);
+}
 
 /**
  * Validate an XSAVE header image and load the requested components into `st` (XRSTOR, SDM
@@ -248,6 +283,21 @@ export function xrstorImage(st: X86State, buf: Uint8Array, o: number, rf: number
     else if (compact) st.mxcsr = 0x1f80;
   }
   return true;
+}
+
+/**
+ * 0F C7 /3: XRSTORS (SDM Vol. 1 13.12): the compacted form of XRSTOR only, at CPL 0, for the
+ * components of XCR0 | IA32_XSS: #GP(0) when XCOMP_BV[63] is clear, and (as for the compacted
+ * XRSTOR) when XCOMP_BV has bits outside XCR0 | IA32_XSS, XSTATE_BV has bits outside XCOMP_BV,
+ * header bytes 63:16 are not zero, or MXCSR would get reserved bits.
+ */
+export function xrstors(c: X86Cpu): void {
+  const la = xsavesBegin(c, 1, true);
+  readImage(c, la, XSAVE_AREA_SIZE, IMG, 0);
+  const st = c.state;
+  if ((r32(IMG, XSAVE_HDR + 12) & 0x80000000) === 0) c.raise(GP_VECTOR, 0);
+  const mask = st.xcr0 | IA32_XSS_SUPPORTED;
+  if (!xrstorImage(st, IMG, 0, rfbm(c), mask, c.m64 ? 16 : 8, c.osz === 3 ? FXSAVE_64 : FXSAVE_32, true)) c.raise(GP_VECTOR, 0);
 }
 
 /** 0F AE /5: XRSTOR (standard or compacted format). */

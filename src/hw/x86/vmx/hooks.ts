@@ -50,6 +50,15 @@ export interface VmxNonRoot {
   xsetbv(insnLen: number): void;
   rdrand(insnLen: number, info: number): void;
   rdseed(insnLen: number, info: number): void;
+  /**
+   * (Added for XSAVES/XRSTORS.) XSAVES (`restore` false) or XRSTORS (true), called after the
+   * CR4.OSXSAVE check and before the CPL check: #UD unless "enable XSAVES/XRSTORS" is set, else
+   * an exit when the XSS-exiting bitmap has a bit of `maskLo/maskHi` (EDX:EAX AND IA32_XSS)
+   * (SDM Vol. 3C 26.1.3). `info` is the memory-operand instruction information, `qualification`
+   * the displacement. Optional: an implementer without it (KVM's emulator view, which only runs
+   * instructions that already passed these checks) leaves the instructions as on bare hardware.
+   */
+  xsaves?(restore: boolean, maskLo: number, maskHi: number, insnLen: number, info: number, qualification: number): void;
   /** VMCALL and the VMX instructions (VMCLEAR ... VMXON, INVEPT, INVVPID, VMFUNC): reason = EXIT_REASON_*. */
   vmxInstruction(reason: number, insnLen: number, info: number, qualification: number): void;
   /** LGDT/LIDT/SGDT/SIDT (reason GDTR_IDTR) and LLDT/LTR/SLDT/STR (reason LDTR_TR) with descriptor-table exiting. */
