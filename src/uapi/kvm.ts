@@ -84,6 +84,8 @@ export const KVM_SET_PIT2 = IOW(KVMIO, 0xa0, SZ_kvm_pit_state2);
 export const KVM_SIGNAL_MSI = IOW(KVMIO, 0xa5, SZ_kvm_msi);
 export const KVM_ENABLE_CAP = IOW(KVMIO, 0xa3, SZ_kvm_enable_cap);
 export const KVM_CLEAR_DIRTY_LOG = IOWR(KVMIO, 0xc0, SZ_kvm_clear_dirty_log);
+/** struct kvm_msr_filter: u32 flags, then 16 x { u32 flags, nmsrs, base; u8 *bitmap } (24 bytes each, 8-aligned). */
+export const KVM_X86_SET_MSR_FILTER = IOW(KVMIO, 0xc6, 8 + 16 * 24);
 export const KVM_RESET_DIRTY_RINGS = IO(KVMIO, 0xc7);
 export const KVM_GET_STATS_FD = IO(KVMIO, 0xce);
 export const KVM_CREATE_DEVICE = IOWR(KVMIO, 0xe0, SZ_kvm_create_device);

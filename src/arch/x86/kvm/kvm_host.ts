@@ -4,6 +4,7 @@
  * run loop, the emulator and the vendor modules share.
  */
 
+import type { MsrFilter } from "./msr_filter.js";
 import type { KvmLike, KvmVcpuLike } from "../../../virt/kvm/kvm_host.js";
 import { KvmRun } from "../../../uapi/kvm_run.js";
 import type { KvmX86Ops } from "./kvm_x86_ops.js";
@@ -228,6 +229,8 @@ export class KvmArchX86 {
   memslotsGeneration = 0;
   /** KVM_CAP_X86_USER_SPACE_MSR: which MSR failures exit to userspace (KVM_MSR_EXIT_REASON_*). */
   userSpaceMsrMask = 0;
+  /** KVM_X86_SET_MSR_FILTER (msr_filter.ts); null = no filtering. */
+  msrFilter: MsrFilter | null = null;
   /** KVM_CAP_EXIT_ON_EMULATION_FAILURE */
   exitOnEmulationFailure = false;
   /** KVM_CAP_X86_DISABLE_EXITS (HLT, PAUSE, ...) */

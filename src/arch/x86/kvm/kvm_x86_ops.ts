@@ -71,6 +71,8 @@ export interface KvmX86Ops {
   vcpuFree(vcpu: X86Vcpu): void;
   /** vcpu_reset(): architectural reset state into the VMCS (init_event: INIT rather than power-on). */
   vcpuReset(vcpu: X86Vcpu, initEvent: boolean): void;
+  /** msr_filter_changed: recompute which MSRs the guest may access without exits (KVM_X86_SET_MSR_FILTER). */
+  msrFilterChanged?(vcpu: X86Vcpu): void;
   /** vcpu_after_set_cpuid() */
   vcpuAfterSetCpuid?(vcpu: X86Vcpu): void;
 

@@ -5,6 +5,7 @@
  * KVM_CAP_X86_USER_SPACE_MSR exits (KVM_EXIT_X86_RDMSR / KVM_EXIT_X86_WRMSR).
  */
 
+import { KVM_MSR_FILTER_READ, KVM_MSR_FILTER_WRITE, kvmMsrAllowed } from "./msr_filter.js";
 import { E2BIG } from "../../../uapi/errno.js";
 import * as K from "../../../uapi/kvm.js";
 import { KvmError } from "../../../virt/kvm/kvm_error.js";
@@ -192,13 +193,18 @@ function traceMsr(vcpu: X86Vcpu, write: boolean, ecx: number, lo: number, hi: nu
   if (vcpu.kvm.tracing) vcpu.kvm.trace("kvm_msr", { write: write ? 1 : 0, ecx, data: (hi >>> 0) * 4294967296 + (lo >>> 0), exception }, vcpu);
 }
 
-/** kvm_msr_user_space(): exit to userspace for a failed access when KVM_CAP_X86_USER_SPACE_MSR asks for it. */
-function msrUserSpace(vcpu: X86Vcpu, index: number, exitReason: number, lo: number, hi: number, cui: CompleteUserspaceIo): boolean {
-  if ((vcpu.kvm.arch.userSpaceMsrMask & K.KVM_MSR_EXIT_REASON_UNKNOWN) === 0) return false;
+/**
+ * kvm_msr_user_space(): exit to userspace for a failed access when KVM_CAP_X86_USER_SPACE_MSR
+ * asks for that reason (KVM_MSR_EXIT_REASON_UNKNOWN for an MSR KVM does not handle,
+ * KVM_MSR_EXIT_REASON_FILTER for one the MSR filter denies).
+ */
+function msrUserSpace(vcpu: X86Vcpu, index: number, exitReason: number, lo: number, hi: number, cui: CompleteUserspaceIo,
+  reason: number = K.KVM_MSR_EXIT_REASON_UNKNOWN): boolean {
+  if ((vcpu.kvm.arch.userSpaceMsrMask & reason) === 0) return false;
   const run = vcpu.arch.run;
   run.exitReason = exitReason;
   run.msrError = 0;
-  run.msrReason = K.KVM_MSR_EXIT_REASON_UNKNOWN;
+  run.msrReason = reason;
   run.msrIndex = index;
   run.msrDataBig = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
   vcpu.arch.msrIndex = index;
@@ -221,6 +227,12 @@ function setEdxEax(vcpu: X86Vcpu, lo: number, hi: number): void {
  */
 export function kvmEmulateRdmsr(vcpu: X86Vcpu, skip: (v: X86Vcpu) => ExitResult, injectGp: (v: X86Vcpu) => void): ExitResult {
   const ecx = vcpu.arch.regs[2] >>> 0;
+  if (!kvmMsrAllowed(vcpu.kvm.arch.msrFilter, ecx, KVM_MSR_FILTER_READ)) {
+    if (msrUserSpace(vcpu, ecx, K.KVM_EXIT_X86_RDMSR, 0, 0, CompleteUserspaceIo.EmulatedRdmsr, K.KVM_MSR_EXIT_REASON_FILTER)) return ExitResult.ToUserspace;
+    traceMsr(vcpu, false, ecx, 0, 0, true);
+    injectGp(vcpu);
+    return ExitResult.Resume;
+  }
   if (kvmGetMsr(vcpu, ecx, msrOut, false)) {
     traceMsr(vcpu, false, ecx, msrOut[0], msrOut[1], false);
     setEdxEax(vcpu, msrOut[0], msrOut[1]);
@@ -238,6 +250,12 @@ export function kvmEmulateWrmsr(vcpu: X86Vcpu, skip: (v: X86Vcpu) => ExitResult,
   const ecx = r[2] >>> 0;
   const lo = r[0];
   const hi = r[4];
+  if (!kvmMsrAllowed(vcpu.kvm.arch.msrFilter, ecx, KVM_MSR_FILTER_WRITE)) {
+    if (msrUserSpace(vcpu, ecx, K.KVM_EXIT_X86_WRMSR, lo, hi, CompleteUserspaceIo.EmulatedWrmsr, K.KVM_MSR_EXIT_REASON_FILTER)) return ExitResult.ToUserspace;
+    traceMsr(vcpu, true, ecx, lo, hi, true);
+    injectGp(vcpu);
+    return ExitResult.Resume;
+  }
   if (kvmSetMsr(vcpu, ecx, lo, hi, false)) {
     traceMsr(vcpu, true, ecx, lo, hi, false);
     return skip(vcpu);

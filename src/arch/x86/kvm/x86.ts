@@ -7,6 +7,7 @@
  * Register/state ioctls live in x86_regs.ts, MSRs in msr.ts, CPUID in cpuid.ts, the MMU in mmu/.
  */
 
+import { kvmBuildMsrFilter, type KvmMsrFilter } from "./msr_filter.js";
 import { EAGAIN, EINTR, EINVAL, ENOTTY } from "../../../uapi/errno.js";
 import * as K from "../../../uapi/kvm.js";
 import { KvmBus, KvmMrChange, type KvmArch, type KvmLike, type KvmMemorySlot, type KvmStatDesc, type KvmVcpuLike } from "../../../virt/kvm/kvm_host.js";
@@ -628,6 +629,7 @@ const X86_CAPS: Record<number, number> = {
   [K.KVM_CAP_X86_ROBUST_SINGLESTEP]: 1,
   [K.KVM_CAP_READONLY_MEM]: 1,
   [K.KVM_CAP_X86_USER_SPACE_MSR]: 1,
+  [K.KVM_CAP_X86_MSR_FILTER]: 1,
   [K.KVM_CAP_EXIT_ON_EMULATION_FAILURE]: 1,
   [K.KVM_CAP_SREGS2]: 1,
   [K.KVM_CAP_IRQCHIP]: 1,
@@ -737,6 +739,10 @@ export class X86KvmArch implements KvmArch {
       }
       case K.KVM_ENABLE_CAP:
         return this.enableCap(x, arg as { cap: number; flags: number; args: bigint[] });
+      case K.KVM_X86_SET_MSR_FILTER:
+        x.arch.msrFilter = kvmBuildMsrFilter(arg as KvmMsrFilter);
+        for (const v of x.arch.vcpus) this.ops.msrFilterChanged?.(v);
+        return 0;
       default:
         throw new KvmError(ENOTTY, `ioctl 0x${(nr >>> 0).toString(16)}`);
     }

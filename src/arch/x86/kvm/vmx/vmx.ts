@@ -11,6 +11,7 @@
  * guest's state while it runs, exactly as a physical CPU does between VM entry and VM exit.
  */
 
+import { KVM_MSR_FILTER_READ, KVM_MSR_FILTER_WRITE, kvmMsrAllowed } from "../msr_filter.js";
 import * as V from "../../../../hw/x86/vmx/vmcs.js";
 import type { X86State } from "../../../../hw/x86/state.js";
 import * as R from "../../../../uapi/vmx.js";
@@ -236,6 +237,21 @@ function disableInterceptForMsr(vcpu: X86Vcpu, msr: number, read: boolean, write
 const PASSTHROUGH_MSRS_RW = [0xc0000100, 0xc0000101, 0xc0000102, 0x174, 0x175, 0x176];
 const MSR_IA32_TSC = 0x10;
 
+/**
+ * Intercept every MSR, then open the pass-through ones the MSR filter allows (vmx_msr_filter_changed:
+ * a filtered MSR must exit so the filter can deny it).
+ */
+function vmxRecalcMsrIntercepts(vcpu: X86Vcpu): void {
+  const vmx = toVmx(vcpu);
+  const pm = vcpu.kvm.physmem;
+  const filter = vcpu.kvm.arch.msrFilter;
+  pm.chunk(vmx.msrBitmapPfn).fill(0xff, pm.frameOffset(vmx.msrBitmapPfn), pm.frameOffset(vmx.msrBitmapPfn) + 4096);
+  for (const m of PASSTHROUGH_MSRS_RW) {
+    disableInterceptForMsr(vcpu, m, kvmMsrAllowed(filter, m, KVM_MSR_FILTER_READ), kvmMsrAllowed(filter, m, KVM_MSR_FILTER_WRITE));
+  }
+  disableInterceptForMsr(vcpu, MSR_IA32_TSC, kvmMsrAllowed(filter, MSR_IA32_TSC, KVM_MSR_FILTER_READ), false);
+}
+
 // ----------------------------------------------------------------------------------------------
 // vCPU creation and VMCS setup
 // ----------------------------------------------------------------------------------------------
@@ -278,10 +294,7 @@ function vmxVcpuCreate(vcpu: X86Vcpu): void {
   const vmcsHpa = vmx.vmcsPfn * 4096;
   pm.write32(vmcsHpa, e.config.revisionId);
   if (vmx.pcpu.vmx.vmclear(vmcsHpa) !== 0 || vmx.pcpu.vmx.vmptrld(vmcsHpa) !== 0) throw new Error("kvm_intel: VMCLEAR/VMPTRLD failed");
-  // Intercept every MSR, then open the pass-through ones.
-  pm.chunk(vmx.msrBitmapPfn).fill(0xff, pm.frameOffset(vmx.msrBitmapPfn), pm.frameOffset(vmx.msrBitmapPfn) + 4096);
-  for (const m of PASSTHROUGH_MSRS_RW) disableInterceptForMsr(vcpu, m, true, true);
-  disableInterceptForMsr(vcpu, MSR_IA32_TSC, true, false);
+  vmxRecalcMsrIntercepts(vcpu);
   initVmcs(vcpu);
 }
 
@@ -1044,6 +1057,7 @@ export const vmxX86Ops = {
   vcpuCreate: vmxVcpuCreate,
   vcpuFree: vmxVcpuFree,
   vcpuReset: vmxVcpuReset,
+  msrFilterChanged: vmxRecalcMsrIntercepts,
   getSegment: vmxGetSegment,
   setSegment: vmxSetSegment,
   getSegmentBase: vmxGetSegmentBase,
