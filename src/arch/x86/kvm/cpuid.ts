@@ -42,6 +42,14 @@ export const X86_FEATURE_X2APIC_ECX = 1 << 21;
 const CPUID_7_0_EBX_MASK = bits(0, 3, 5, 6, 7, 8, 9, 10, 13, 19, 20, 23, 24, 29);
 /** CPUID.7.0:ECX: UMIP PKU? (not without PKRU state) -> UMIP, RDPID */
 const CPUID_7_0_ECX_MASK = bits(2, 22);
+/** CPUID.(0DH,1):EAX: XSAVEOPT XSAVEC XGETBV1 XSAVES */
+const CPUID_D_1_EAX_MASK = bits(0, 1, 2, 3);
+/**
+ * IA32_XSS bits KVM lets a guest set (KVM_SUPPORTED_XSS and kvm_caps.supported_xss): none, as
+ * the processor has no supervisor state component (CPUID.(0DH,1):ECX = 0). A guest's IA32_XSS
+ * is therefore always 0 (kvm_set_msr_common refuses any set bit).
+ */
+export const KVM_SUPPORTED_XSS = 0;
 /** CPUID.0x80000001:ECX: LAHF_LM ABM(LZCNT) PREFETCHW */
 const CPUID_8000_0001_ECX_MASK = bits(0, 5, 8);
 /** CPUID.0x80000001:EDX: SYSCALL NX GBPAGES RDTSCP LM */
@@ -109,6 +117,13 @@ export function kvmGetSupportedCpuid(host: HostCpuid): CpuidEntry[] {
       case 0xd:
         for (let i = 0; i < 2; i++) {
           host(0xd, i, r);
+          if (i === 1) {
+            // Subleaf 1: XSAVEOPT, XSAVEC, XGETBV with ECX=1, XSAVES (VMX "enable XSAVES/XRSTORS");
+            // ECX:EDX = kvm_caps.supported_xss; EBX (size for XCR0 | XSS in use) is filled per guest.
+            r[0] &= CPUID_D_1_EAX_MASK;
+            r[2] &= KVM_SUPPORTED_XSS;
+            r[3] = 0;
+          }
           out.push(entry(0xd, i, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, r));
         }
         break;

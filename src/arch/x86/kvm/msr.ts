@@ -11,7 +11,7 @@ import * as K from "../../../uapi/kvm.js";
 import { KvmError } from "../../../virt/kvm/kvm_error.js";
 import { ExitResult } from "./kvm_x86_ops.js";
 import { CompleteUserspaceIo, EFER_LMA, EFER_LME, EFER_NX, EFER_SCE, GP_VECTOR, X86_CR0_PG, type X86Vcpu } from "./kvm_host.js";
-import { guestCpuidHas } from "./cpuid.js";
+import { KVM_SUPPORTED_XSS, guestCpuidHas } from "./cpuid.js";
 import { kvmLapicGetMsr, kvmLapicSetMsr } from "./x86_irqchip.js";
 import { MSR_IA32_TSC, MSR_IA32_TSC_ADJUST, kvmTscGetMsr, kvmTscSetMsr } from "./tsc.js";
 import { kvmClockGetMsr, kvmClockSetMsr, KVMCLOCK_MSRS } from "./kvmclock.js";
@@ -32,6 +32,7 @@ export const MSR_IA32_MCG_CTL = 0x17b;
 export const MSR_IA32_MISC_ENABLE = 0x1a0;
 export const MSR_IA32_CR_PAT = 0x277;
 export const MSR_MTRRdefType = 0x2ff;
+export const MSR_IA32_XSS = 0xda0;
 export const MSR_EFER = 0xc0000080;
 export const MSR_STAR = 0xc0000081;
 export const MSR_LSTAR = 0xc0000082;
@@ -80,6 +81,11 @@ function setEfer(vcpu: X86Vcpu, lo: number, hi: number, hostInitiated: boolean):
   return a.ops.setEfer(vcpu, lo) === 0;
 }
 
+/** guest_cpuid_has(X86_FEATURE_XSAVES): CPUID.(EAX=0DH,ECX=1):EAX[3]. */
+function guestHasXsaves(vcpu: X86Vcpu): boolean {
+  return guestCpuidHas(vcpu, 0xd, 1, "eax", 3);
+}
+
 /** kvm_get_msr_common() then the vendor's get_msr. out = [lo, hi]. */
 export function kvmGetMsr(vcpu: X86Vcpu, index: number, out: Int32Array, hostInitiated: boolean): boolean {
   const a = vcpu.arch;
@@ -120,6 +126,13 @@ export function kvmGetMsr(vcpu: X86Vcpu, index: number, out: Int32Array, hostIni
       // The microcode revision lives in bits 63:32.
       out[0] = 0;
       out[1] = 1;
+      return true;
+    case MSR_IA32_XSS:
+      // The guest reads IA32_XSS only if its CPUID has XSAVES; the value is within
+      // KVM_SUPPORTED_XSS, which has no bit, so it is 0.
+      if (!hostInitiated && !guestHasXsaves(vcpu)) return false;
+      out[0] = 0;
+      out[1] = 0;
       return true;
     case MSR_MTRRcap:
       // 8 variable ranges, fixed ranges, write-combining (SDM 11.11.1).
@@ -178,6 +191,10 @@ export function kvmSetMsr(vcpu: X86Vcpu, index: number, lo: number, hi: number, 
       return true;
     case MSR_MTRRcap:
       return hostInitiated;
+    case MSR_IA32_XSS:
+      // kvm_set_msr_common(): guest writes need CPUID XSAVES; any bit outside supported_xss fails (#GP / KVM_SET_MSRS stops).
+      if (!hostInitiated && !guestHasXsaves(vcpu)) return false;
+      return hi === 0 && (lo & ~KVM_SUPPORTED_XSS) === 0;
     default:
       if (isMtrr(index)) {
         s.mtrr.set(index, [lo | 0, hi | 0]);
