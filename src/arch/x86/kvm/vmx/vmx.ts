@@ -28,6 +28,7 @@ import { vmxHandleExit } from "./vmx_exit.js";
 import { EPT_MT_MASK_WB } from "../mmu/spte.js";
 import { readGpa32 } from "../mmu/paging_tmpl.js";
 import { kvmShadowMmuDestroy, kvmShadowMmuReset, vcpuShadowMmu } from "../mmu/shadow.js";
+import { guestCpuidHas } from "../cpuid.js";
 
 // ----------------------------------------------------------------------------------------------
 // The processor a vCPU runs on
@@ -313,6 +314,8 @@ function initVmcs(vcpu: X86Vcpu): void {
     vmx.cpuBased |= V.CPU_BASED_CR3_LOAD_EXITING | V.CPU_BASED_CR3_STORE_EXITING | V.CPU_BASED_INVLPG_EXITING;
     vmx.cr4GuestOwned = KVM_POSSIBLE_CR4_GUEST_BITS & ~X86_CR4_PGE;
   }
+  // XSAVES/XRSTORS stay #UD until KVM_SET_CPUID2 gives the guest XSAVES (vmxVcpuAfterSetCpuid).
+  vmx.secondary &= ~V.SECONDARY_EXEC_ENABLE_XSAVES;
   if ((vmx.secondary & V.SECONDARY_EXEC_ENABLE_VPID) !== 0) {
     vmx.vpid = allocateVpid();
     if (vmx.vpid === 0) vmx.secondary &= ~V.SECONDARY_EXEC_ENABLE_VPID;
@@ -322,6 +325,8 @@ function initVmcs(vcpu: X86Vcpu): void {
   vmcsWrite(vcpu, V.PIN_BASED_VM_EXEC_CONTROL, vmx.pinBased);
   vmcsWrite(vcpu, V.CPU_BASED_VM_EXEC_CONTROL, vmx.cpuBased);
   vmcsWrite(vcpu, V.SECONDARY_VM_EXEC_CONTROL, vmx.secondary);
+  // VMX_XSS_EXIT_BITMAP: no XSAVES/XRSTORS exits (the guest's IA32_XSS can only be 0 anyway).
+  if ((c.cpuBasedExec2Ctrl & V.SECONDARY_EXEC_ENABLE_XSAVES) !== 0) vmcsWrite64(vcpu, V.XSS_EXIT_BITMAP, 0, 0);
   vmcsWrite(vcpu, V.VM_EXIT_CONTROLS, vmx.vmExit);
   vmcsWrite(vcpu, V.VM_ENTRY_CONTROLS, vmx.vmEntry);
   if (vmx.vpid !== 0) vmcsWrite(vcpu, V.VIRTUAL_PROCESSOR_ID, vmx.vpid);
@@ -1050,6 +1055,18 @@ function vmxGetMtMask(_vcpu: X86Vcpu | null, _gfn: number, _isMmio: boolean): nu
   return EPT_MT_MASK_WB;
 }
 
+/**
+ * vmx_vcpu_after_set_cpuid(), XSAVES part of vmx_secondary_exec_control(): "enable XSAVES/XRSTORS"
+ * only when the guest's CPUID has XSAVE and XSAVES, so a guest without them gets #UD.
+ */
+function vmxVcpuAfterSetCpuid(vcpu: X86Vcpu): void {
+  if ((vmxEnv(vcpu).config.cpuBasedExec2Ctrl & V.SECONDARY_EXEC_ENABLE_XSAVES) === 0) return;
+  const vmx = toVmx(vcpu);
+  const xsaves = guestCpuidHas(vcpu, 1, 0, "ecx", 26) && guestCpuidHas(vcpu, 0xd, 1, "eax", 3);
+  vmx.secondary = xsaves ? vmx.secondary | V.SECONDARY_EXEC_ENABLE_XSAVES : vmx.secondary & ~V.SECONDARY_EXEC_ENABLE_XSAVES;
+  vmcsWrite(vcpu, V.SECONDARY_VM_EXEC_CONTROL, vmx.secondary);
+}
+
 /** The kvm_x86_ops of VMX (vt_x86_ops / vmx_x86_ops). */
 export const vmxX86Ops = {
   name: "kvm_intel",
@@ -1057,6 +1074,7 @@ export const vmxX86Ops = {
   vcpuCreate: vmxVcpuCreate,
   vcpuFree: vmxVcpuFree,
   vcpuReset: vmxVcpuReset,
+  vcpuAfterSetCpuid: vmxVcpuAfterSetCpuid,
   msrFilterChanged: vmxRecalcMsrIntercepts,
   getSegment: vmxGetSegment,
   setSegment: vmxSetSegment,
