@@ -14,7 +14,7 @@
 import type { CodeWatcher, PhysMem } from "../physmem.js";
 import { X86State, AR_L, AR_DB, AR_UNUSABLE, ActivityState, INTR_BLOCKING_STI, INTR_BLOCKING_MOV_SS } from "./state.js";
 import type { VmxNonRoot } from "./vmx/hooks.js";
-import { FAULT, GP_VECTOR, EV_HW_EXC, DB_VECTOR } from "./fault.js";
+import { FAULT, GP_VECTOR, DB_VECTOR } from "./fault.js";
 import { flagsSync, LOP_NONE, RFLAGS_VALID, VM, TF, RF, AC } from "./flags.js";
 import { TlbSet, TLB_MASK, tlbFlushAllSets, tlbFlushNonGlobalSets, tlbFlushPageSets, fetchTranslate } from "./mmu.js";
 import { decode, HANDLERS, DCACHE_SIZE, DCACHE_MASK, DW } from "./decode.js";
@@ -554,8 +554,7 @@ export class X86Cpu implements CodeWatcher {
   deliverEvent(vector: number, type: number, errorCode: number, insnLen: number): void {
     this.curRip = this.state.rip;
     if (this.state.activityState === ActivityState.HLT) this.state.activityState = ActivityState.ACTIVE;
-    if (type === EV_HW_EXC) deliverException(this, vector, errorCode, 0, 0);
-    else deliverEvent(this, vector, type, errorCode, insnLen);
+    deliverEvent(this, vector, type, errorCode, insnLen);
   }
 
   // ---- TLB maintenance (mmu.ts holds the arrays' layout) ----

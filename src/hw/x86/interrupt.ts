@@ -22,15 +22,19 @@ let pushRf = 0;
 
 /** Deliver a hardware exception (fault/abort or #DB trap) raised by the core. */
 export function deliverException(c: X86Cpu, vector: number, errorCode: number, extra: number, insnLen: number): void {
-  deliverLoop(c, vector, insnLen ? EV_SW_EXC : EV_HW_EXC, errorCode, extra, insnLen);
+  deliverLoop(c, vector, insnLen ? EV_SW_EXC : EV_HW_EXC, errorCode, extra, insnLen, false);
 }
 
-/** Deliver an event of VMX interruption type `type` (injection, INT n, INT3, INTO, INT1). */
+/**
+ * Deliver an event of VMX interruption type `type` (injection, INT n, INT3, INTO, INT1). An
+ * injected #PF or #DB leaves CR2, DR6 and DR7 as they are: whoever injects it sets them (SDM
+ * Vol. 3C 27.6.1.2); only an exception the delivery itself raises writes them.
+ */
 export function deliverEvent(c: X86Cpu, vector: number, type: number, errorCode: number, insnLen: number): void {
-  deliverLoop(c, vector, type, errorCode, 0, insnLen);
+  deliverLoop(c, vector, type, errorCode, 0, insnLen, true);
 }
 
-function deliverLoop(c: X86Cpu, vector: number, type: number, errorCode: number, extra: number, insnLen: number): void {
+function deliverLoop(c: X86Cpu, vector: number, type: number, errorCode: number, extra: number, insnLen: number, injected: boolean): void {
   const st = c.state;
   const rip0 = st.rip;
   for (;;) {
@@ -39,7 +43,7 @@ function deliverLoop(c: X86Cpu, vector: number, type: number, errorCode: number,
       if (v !== null && (type === EV_HW_EXC || type === EV_SW_EXC || type === EV_PRIV_SW_EXC)) {
         v.exception(vector, errorCode, extra, type === EV_HW_EXC ? 0 : insnLen);
       }
-      if (type === EV_HW_EXC) {
+      if (type === EV_HW_EXC && !injected) {
         if (vector === PF_VECTOR) st.cr2 = extra;
         else if (vector === DB_VECTOR) { st.dr[6] = (st.dr[6] | extra | 0xffff0ff0) >>> 0; st.dr[7] = st.dr[7] & ~0x2000; }
       }
@@ -74,7 +78,7 @@ function deliverLoop(c: X86Cpu, vector: number, type: number, errorCode: number,
       } else {
         vector = nv; errorCode = c.faultErr; extra = c.faultExtra;
       }
-      type = EV_HW_EXC; insnLen = 0;
+      type = EV_HW_EXC; insnLen = 0; injected = false;
     }
   }
 }

@@ -442,3 +442,18 @@ test("unreal mode: a 4 GiB DS limit cached in real mode survives and allows 32-b
   r2.cpu.run(10);
   assert.equal(r2.cpu.state.gpr[6] & 0xffff, 13);
 });
+
+test("deliverEvent of a hardware exception (injection) leaves CR2 and DR6 as they are (SDM Vol. 3C 27.6.1.2)", () => {
+  const rig = makeRig();
+  realMode(rig.cpu, 0x1000);
+  write32(rig.mem, 14 * 4, 0x00003000);
+  write32(rig.mem, 1 * 4, 0x00003000);
+  const st = rig.cpu.state;
+  st.cr2 = 0x1234;
+  st.dr[6] = 0xffff0ff0;
+  rig.cpu.deliverEvent(14, 3, -1, 0);
+  assert.equal(st.rip, 0x3000, "#PF delivered through the IVT");
+  assert.equal(st.cr2, 0x1234, "CR2 untouched by the injected #PF");
+  rig.cpu.deliverEvent(1, 3, -1, 0);
+  assert.equal(st.dr[6], 0xffff0ff0, "DR6 untouched by the injected #DB");
+});
