@@ -34,17 +34,20 @@ const lastLogLine = (): string => {
 };
 
 async function monitorSocket(): Promise<ReturnType<typeof connect>> {
-  for (let i = 0; i < 100; i++) {
+  let last: unknown = null;
+  for (let i = 0; i < 300 && !s.exited; i++) {
     try {
       return await new Promise((res, rej) => {
         const c = connect(sock, () => res(c));
         c.once("error", rej);
       });
-    } catch {
+    } catch (e) {
+      last = e;
       await new Promise((r) => setTimeout(r, 200));
     }
   }
-  throw new Error(`cannot connect to ${sock}`);
+  s.kill();
+  throw new Error(`cannot connect to ${sock}: ${String(last)}; VMM output:\n${s.output.slice(-2000)}`);
 }
 
 const mon = await monitorSocket();
