@@ -12,7 +12,7 @@ import { createHost } from "../../../../src/host/process.js";
 import { openKvm } from "../../../../src/kvm.js";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../../../src/uapi/mman.js";
 import { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } from "../../../../src/virt/kvm/kvm_main.js";
-import { ZERO_REGS, realModeGuest } from "./guest_helpers.js";
+import { realModeGuest, enterRealMode } from "./guest_helpers.js";
 
 const MEM = 1 << 20;
 const PAGES = MEM / 4096;
@@ -62,11 +62,7 @@ function setup(mode: Harvest) {
   proc.mm.copyToUser(mem + TABLE, new Uint8Array(Uint16Array.from(table).buffer));
   vm.setUserMemoryRegion({ slot: 0, flags: K.KVM_MEM_LOG_DIRTY_PAGES, guest_phys_addr: 0n, memory_size: BigInt(MEM), userspace_addr: BigInt(mem) });
   const vcpu = vm.createVcpu(0);
-  const s = vcpu.getSregs();
-  s.cs.base = 0n;
-  s.cs.selector = 0;
-  vcpu.setSregs(s);
-  vcpu.setRegs({ ...ZERO_REGS, rip: 0x1000n });
+  enterRealMode(vcpu, 0x1000);
   return { vm, vcpu, rs };
 }
 

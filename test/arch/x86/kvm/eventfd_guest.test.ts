@@ -1,36 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as K from "../../../../src/uapi/kvm.js";
-import { createHost } from "../../../../src/host/process.js";
-import { VirtualClock } from "../../../../src/host/clock.js";
 import { eventfd } from "../../../../src/host/eventfd.js";
-import { openKvm } from "../../../../src/kvm.js";
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../../../src/uapi/mman.js";
-import { ZERO_REGS } from "./guest_helpers.js";
+import { irqchipGuest } from "./guest_helpers.js";
 
 const b = (...x: number[]): Uint8Array => Uint8Array.from(x);
 const out = (port: number, v: number): number[] => [0xb0, v, 0xe6, port];
-
-/** A real-mode guest with an in-kernel irqchip; `handler` at 0x1100 serves `vector`. */
-function guest(code: Uint8Array, handler: Uint8Array, vector: number) {
-  const clock = new VirtualClock();
-  const proc = createHost({ memBytes: 256 << 20, clock }).createProcess("eventfd-guest");
-  const kvm = openKvm(proc);
-  const vm = kvm.createVm(0);
-  vm.archIoctl(K.KVM_CREATE_IRQCHIP, 0);
-  const mem = proc.mm.mmap(0, 0x10000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  proc.mm.copyToUser(mem + 0x1000, code);
-  proc.mm.copyToUser(mem + 0x1100, handler);
-  proc.mm.copyToUser(mem + vector * 4, b(0x00, 0x11, 0x00, 0x00));
-  vm.setUserMemoryRegion({ slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: 0x10000n, userspace_addr: BigInt(mem) });
-  const vcpu = vm.createVcpu(0);
-  const s = vcpu.getSregs();
-  s.cs.base = 0n;
-  s.cs.selector = 0;
-  vcpu.setSregs(s);
-  vcpu.setRegs({ ...ZERO_REGS, rip: 0x1000n });
-  return { proc, vm, vcpu };
-}
 
 test("guest OUTs to ioeventfd ports (len 0 and datamatch) signal the host without a userspace exit", () => {
   const code = b(
@@ -39,7 +14,7 @@ test("guest OUTs to ioeventfd ports (len 0 and datamatch) signal the host withou
     0xb8, 0x35, 0x12, 0xe7, 0x54, // mov ax, 0x1235; out 0x54, ax  (datamatch miss -> userspace)
     ...out(0x10, 0x58), 0xf4,
   );
-  const g = guest(code, b(0xcf), 0x20);
+  const g = irqchipGuest(code, b(0xcf), 0x20);
   const any = eventfd(g.proc.files);
   const match = eventfd(g.proc.files);
   g.vm.archIoctl(K.KVM_IOEVENTFD, { datamatch: 0n, addr: 0x50n, len: 0, fd: any.fd, flags: K.KVM_IOEVENTFD_FLAG_PIO, pad: [] });
@@ -62,7 +37,7 @@ test("a host write to an irqfd interrupts a halted guest through the PIC", () =>
     0xfb, 0xf4, 0xeb, 0xfd, // sti; hlt; jmp hlt
   );
   const handler = b(...out(0x11, 0x49), ...out(0x20, 0x20), 0xcf); // out 0x11 'I'; EOI; iret
-  const g = guest(code, handler, 0x25);
+  const g = irqchipGuest(code, handler, 0x25);
   const efd = eventfd(g.proc.files);
   g.vm.archIoctl(K.KVM_IRQFD, { fd: efd.fd, gsi: 5, flags: 0, resamplefd: 0, pad: [] });
   g.vcpu.run();

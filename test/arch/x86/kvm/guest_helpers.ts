@@ -5,6 +5,8 @@
 import { createHost, type HostProcess } from "../../../../src/host/process.js";
 import { openKvm } from "../../../../src/kvm.js";
 import { MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../../../src/uapi/mman.js";
+import { VirtualClock } from "../../../../src/host/clock.js";
+import * as K from "../../../../src/uapi/kvm.js";
 import type { KvmRegs } from "../../../../src/uapi/kvm_structs.js";
 import type { KvmDev, Kvm, KvmVcpu } from "../../../../src/virt/kvm/kvm_main.js";
 import type { KvmRun } from "../../../../src/uapi/kvm_run.js";
@@ -57,10 +59,37 @@ export function realModeGuest(o: GuestOptions): Guest {
     vm.setUserMemoryRegion({ slot: 0, flags: o.slotFlags ?? 0, guest_phys_addr: BigInt(slotGpa), memory_size: BigInt(slotSize), userspace_addr: BigInt(mem) });
   }
   const vcpu = vm.createVcpu(0);
+  enterRealMode(vcpu, codeGpa, o.regs);
+  return { proc, kvm, vm, vcpu, run: vcpu.kvmRun, mem, poke, peek };
+}
+
+/** Start `vcpu` in real mode at 0:rip (CS = 0 rather than the reset vector's F000), as a VMM does before the first KVM_RUN. */
+export function enterRealMode(vcpu: KvmVcpu, rip: number, regs?: Partial<KvmRegs>): void {
   const sregs = vcpu.getSregs();
   sregs.cs.base = 0n;
   sregs.cs.selector = 0;
   vcpu.setSregs(sregs);
-  vcpu.setRegs({ ...ZERO_REGS, rip: BigInt(codeGpa), ...o.regs });
-  return { proc, kvm, vm, vcpu, run: vcpu.kvmRun, mem, poke, peek };
+  vcpu.setRegs({ ...ZERO_REGS, rip: BigInt(rip), ...regs });
+}
+
+/**
+ * A real-mode guest with the in-kernel irqchip on a virtual clock: `code` at 0x1000 and an
+ * interrupt `handler` at 0x1100 that the IVT entry of `vector` points at.
+ */
+export function irqchipGuest(code: Uint8Array, handler: Uint8Array, vector: number): {
+  proc: HostProcess; kvm: KvmDev; vm: Kvm; vcpu: KvmVcpu; clock: VirtualClock; mem: number;
+} {
+  const clock = new VirtualClock();
+  const proc = createHost({ memBytes: 256 << 20, clock }).createProcess("irq-test");
+  const kvm = openKvm(proc);
+  const vm = kvm.createVm(0);
+  vm.archIoctl(K.KVM_CREATE_IRQCHIP, 0);
+  const mem = proc.mm.mmap(0, 0x10000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  proc.mm.copyToUser(mem + 0x1000, code);
+  proc.mm.copyToUser(mem + 0x1100, handler);
+  proc.mm.copyToUser(mem + vector * 4, Uint8Array.of(0x00, 0x11, 0x00, 0x00));
+  vm.setUserMemoryRegion({ slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: 0x10000n, userspace_addr: BigInt(mem) });
+  const vcpu = vm.createVcpu(0);
+  enterRealMode(vcpu, 0x1000);
+  return { proc, kvm, vm, vcpu, clock, mem };
 }

@@ -15,7 +15,7 @@ import { openKvm } from "../../../../src/kvm.js";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../../../src/uapi/mman.js";
 import { KvmError } from "../../../../src/virt/kvm/kvm_error.js";
 import type { KvmDev, KvmVcpu, Kvm } from "../../../../src/virt/kvm/kvm_main.js";
-import { ZERO_REGS } from "./guest_helpers.js";
+import { enterRealMode } from "./guest_helpers.js";
 
 const le32 = (v: number): number[] => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 const out = (port: number, v: number): number[] => [0xb0, v, 0xe6, port];
@@ -50,11 +50,7 @@ function boot() {
   proc.mm.copyToUser(mem + 8 * 4, Uint8Array.of(0x00, 0x11, 0, 0));
   proc.mm.copyToUser(mem + 0x40 * 4, Uint8Array.of(0x20, 0x11, 0, 0));
   const { vm, vcpu } = newVm(kvm, mem);
-  const s = vcpu.getSregs();
-  s.cs.base = 0n;
-  s.cs.selector = 0;
-  vcpu.setSregs(s);
-  vcpu.setRegs({ ...ZERO_REGS, rip: 0x1000n });
+  enterRealMode(vcpu, 0x1000);
   return { clock, proc, kvm, mem, vm, vcpu };
 }
 

@@ -10,7 +10,7 @@ import { EINVAL } from "../../../../src/uapi/errno.js";
 import type { KvmClockData } from "../../../../src/uapi/kvm_structs.js";
 import { pvclockReadCycles, PVCLOCK_TSC_STABLE_BIT } from "../../../../src/arch/x86/kvm/pvclock.js";
 import { KVM_CPUID_FEATURES } from "../../../../src/arch/x86/kvm/cpuid.js";
-import { ZERO_REGS } from "./guest_helpers.js";
+import { enterRealMode } from "./guest_helpers.js";
 
 const b = (...x: number[]): Uint8Array => Uint8Array.from(x);
 const le32 = (v: number): number[] => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
@@ -32,11 +32,7 @@ function vm(code: number[], nvcpus = 1) {
   vm.setUserMemoryRegion({ slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: 0x10000n, userspace_addr: BigInt(mem) });
   const vcpus = Array.from({ length: nvcpus }, (_, i) => {
     const v = vm.createVcpu(i);
-    const s = v.getSregs();
-    s.cs.base = 0n;
-    s.cs.selector = 0;
-    v.setSregs(s);
-    v.setRegs({ ...ZERO_REGS, rip: 0x1000n });
+    enterRealMode(v, 0x1000);
     return v;
   });
   const created = clock.nowNs();

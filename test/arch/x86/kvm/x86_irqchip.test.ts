@@ -1,34 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as K from "../../../../src/uapi/kvm.js";
-import { createHost } from "../../../../src/host/process.js";
-import { VirtualClock } from "../../../../src/host/clock.js";
-import { openKvm } from "../../../../src/kvm.js";
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../../../src/uapi/mman.js";
 import { KvmError } from "../../../../src/virt/kvm/kvm_error.js";
-import { ZERO_REGS } from "./guest_helpers.js";
+import { irqchipGuest } from "./guest_helpers.js";
 
 const b = (...x: number[]): Uint8Array => Uint8Array.from(x);
-
-function irqchipGuest(code: Uint8Array, handler: Uint8Array, vector: number) {
-  const clock = new VirtualClock();
-  const proc = createHost({ memBytes: 256 << 20, clock }).createProcess("irq-test");
-  const kvm = openKvm(proc);
-  const vm = kvm.createVm(0);
-  vm.archIoctl(K.KVM_CREATE_IRQCHIP, 0);
-  const mem = proc.mm.mmap(0, 0x10000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  proc.mm.copyToUser(mem + 0x1000, code);
-  proc.mm.copyToUser(mem + 0x1100, handler);
-  proc.mm.copyToUser(mem + vector * 4, b(0x00, 0x11, 0x00, 0x00));
-  vm.setUserMemoryRegion({ slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: 0x10000n, userspace_addr: BigInt(mem) });
-  const vcpu = vm.createVcpu(0);
-  const s = vcpu.getSregs();
-  s.cs.base = 0n;
-  s.cs.selector = 0;
-  vcpu.setSregs(s);
-  vcpu.setRegs({ ...ZERO_REGS, rip: 0x1000n });
-  return { kvm, vm, vcpu, clock, proc, mem };
-}
 
 test("with an in-kernel irqchip, a PIT tick wakes a halted vCPU through the PIC and the IVT", () => {
   const out = (port: number, v: number): number[] => [0xb0, v, 0xe6, port];

@@ -5,13 +5,13 @@
  * guest's own handler), the A/D bits written into the guest's tables, and the shadow-specific
  * paths: CR0.WP=0, INVLPG, CR3 switches, MMIO through a guest mapping, dirty logging, real mode.
  */
+import { ZERO_REGS, enterRealMode } from "../guest_helpers.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHost } from "../../../../../src/host/process.js";
 import { openKvm } from "../../../../../src/kvm.js";
 import * as K from "../../../../../src/uapi/kvm.js";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../../../../src/uapi/mman.js";
-import type { KvmRegs } from "../../../../../src/uapi/kvm_structs.js";
 
 const HLT = 0xf4;
 const b = (...x: number[]): Uint8Array => Uint8Array.from(x);
@@ -38,10 +38,6 @@ const MEM = 0x400000;
 
 type Mode = "nonpaging" | "32" | "pae" | "64";
 
-const ZERO_REGS: KvmRegs = {
-  rax: 0n, rbx: 0n, rcx: 0n, rdx: 0n, rsi: 0n, rdi: 0n, rsp: 0n, rbp: 0n,
-  r8: 0n, r9: 0n, r10: 0n, r11: 0n, r12: 0n, r13: 0n, r14: 0n, r15: 0n, rip: 0n, rflags: 2n,
-};
 
 /** A VM with 1 MiB of RAM at gpa 0, a #PF handler (pop eax/rax; mov ebx, cr2; hlt) and flat segments. */
 function shadowGuest(mode: Mode, opts: { ept?: boolean; cr3?: number; cr0Extra?: number; cr4?: number; nxe?: boolean; slotFlags?: number } = {}) {
@@ -319,11 +315,7 @@ test("real mode with ept=0: KVM_RUN ends in KVM_EXIT_INTERNAL_ERROR (emulation),
   proc.mm.copyToUser(hva + 0x1000, b(0x90, HLT));
   vm.setUserMemoryRegion({ slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: 0x10000n, userspace_addr: BigInt(hva) });
   const vcpu = vm.createVcpu(0);
-  const s = vcpu.getSregs();
-  s.cs.base = 0n;
-  s.cs.selector = 0;
-  vcpu.setSregs(s);
-  vcpu.setRegs({ ...ZERO_REGS, rip: 0x1000n });
+  enterRealMode(vcpu, 0x1000);
   vcpu.run();
   assert.equal(vcpu.kvmRun.exitReason, K.KVM_EXIT_INTERNAL_ERROR);
   assert.equal(vcpu.kvmRun.internalSuberror, K.KVM_INTERNAL_ERROR_EMULATION);
