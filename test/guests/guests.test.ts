@@ -10,38 +10,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 // @ts-expect-error plain .mjs script without type declarations
 import * as build from "../../scripts/build-guests.mjs";
 import { realKvmUnavailable, runRealKvm } from "../diff/harness.js";
 import { compareRuns } from "../diff/compare.js";
-import type { InitState } from "../diff/harness.js";
 import { runTskvm, tskvmUnavailable } from "../diff/tskvm.js";
+import { buildAllGuests, guestPath, initFor } from "./manifest.js";
 
-interface Manifest {
-  name: string; bin: string; expected: string; mode: "real16" | "prot32"; gpa: number; entry: number;
-  mem: number; expect: "kvm" | "qemu" | "sdm"; regs: Record<string, string>;
-}
+const { guests, why: noToolchain } = buildAllGuests();
+const abs = guestPath;
 
-function toolchain(): { guests?: Manifest[]; why?: string } {
-  try {
-    return { guests: build.buildGuests() as Manifest[] };
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (msg.startsWith("toolchain missing")) return { why: msg };
-    throw e;
-  }
-}
-
-const { guests, why: noToolchain } = toolchain();
-const abs = (p: string): string => join(build.projectRoot as string, p);
-
-function initFor(m: Manifest): InitState {
-  return {
-    mode: m.mode, gpa: m.gpa, entry: m.entry, mem: m.mem, maxExits: 200000, timeoutSec: 120,
-    regs: Object.fromEntries(Object.entries(m.regs).map(([k, v]) => [k, BigInt(v)])),
-  };
-}
 
 test("every guest builds", (t) => {
   if (noToolchain) return t.skip(noToolchain);

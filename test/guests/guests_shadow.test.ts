@@ -6,37 +6,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 // @ts-expect-error plain .mjs script without type declarations
 import * as build from "../../scripts/build-guests.mjs";
-import type { InitState } from "../diff/harness.js";
 import { runTskvm, tskvmUnavailable } from "../diff/tskvm.js";
+import { buildAllGuests, guestPath, initFor } from "./manifest.js";
 
-interface Manifest {
-  name: string; bin: string; expected: string; mode: "real16" | "prot32"; gpa: number; entry: number;
-  mem: number; regs: Record<string, string>;
-}
-
-function toolchain(): { guests?: Manifest[]; why?: string } {
-  try {
-    return { guests: build.buildGuests() as Manifest[] };
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (msg.startsWith("toolchain missing")) return { why: msg };
-    throw e;
-  }
-}
-
-const { guests, why: noToolchain } = toolchain();
-const abs = (p: string): string => join(build.projectRoot as string, p);
+const { guests, why: noToolchain } = buildAllGuests();
+const abs = guestPath;
 const only = process.env.SHADOW_GUESTS?.split(",").filter((s) => s !== "");
-
-function initFor(m: Manifest): InitState {
-  return {
-    mode: m.mode, gpa: m.gpa, entry: m.entry, mem: m.mem, maxExits: 400000, timeoutSec: 120,
-    regs: Object.fromEntries(Object.entries(m.regs).map(([k, v]) => [k, BigInt(v)])),
-  };
-}
 
 test("guests build (shadow MMU runs)", (t) => {
   if (noToolchain) return t.skip(noToolchain);
@@ -50,7 +27,7 @@ for (const g of guests ?? []) {
     if (!existsSync(expectedPath)) return t.skip(`no ${expectedPath}`);
     const why = await tskvmUnavailable();
     if (why) return t.skip(why);
-    const r = await runTskvm(new Uint8Array(readFileSync(abs(g.bin))), initFor(g), { ept: false });
+    const r = await runTskvm(new Uint8Array(readFileSync(abs(g.bin))), initFor(g, 400000), { ept: false });
     const last = r.exits.at(-1);
     if (g.mode === "real16") {
       assert.equal(r.stop, "unhandled");
