@@ -610,17 +610,28 @@ function overflowForPush(f: X87State): boolean {
   return true;
 }
 
+/**
+ * The start of the instructions that replace ST(0) and push a second result (FXTRACT, FPTAN,
+ * FSINCOS): an empty ST(0) is a stack underflow (masked: both results are the indefinite), a
+ * full stack an overflow. True when the operation goes ahead, with the control word loaded.
+ */
+function twoResultStart(f: X87State): boolean {
+  if (f.isEmpty(0)) {
+    if (f.stackUnderflow()) {
+      f.setSt(0, 0xffff, 0xc0000000, 0);
+      f.push(0xffff, 0xc0000000, 0);
+    }
+    return false;
+  }
+  if (overflowForPush(f)) return false;
+  setX87Control(env, f.cw);
+  return true;
+}
+
 /** FXTRACT: ST(0) = exponent, then push the significand. */
 function fxtract(c: X86Cpu): void {
   const f = c.state.fpu;
-  if (f.isEmpty(0)) {
-    if (!f.stackUnderflow()) return;
-    f.setSt(0, 0xffff, 0xc0000000, 0);
-    f.push(0xffff, 0xc0000000, 0);
-    return;
-  }
-  if (overflowForPush(f)) return;
-  setX87Control(env, f.cw);
+  if (!twoResultStart(f)) return;
   f80Xtract(env, R1, R2, f.stSe(0), f.stHi(0), f.stLo(0));
   if (delivered()) {
     f.setSt(0, R2.se, R2.hi, R2.lo);
@@ -633,14 +644,7 @@ function fxtract(c: X86Cpu): void {
 /** FPTAN: ST(0) = tan, then push 1.0 (a NaN result is pushed again instead, as Intel does). */
 function fptan(c: X86Cpu): void {
   const f = c.state.fpu;
-  if (f.isEmpty(0)) {
-    if (!f.stackUnderflow()) return;
-    f.setSt(0, 0xffff, 0xc0000000, 0);
-    f.push(0xffff, 0xc0000000, 0);
-    return;
-  }
-  if (overflowForPush(f)) return;
-  setX87Control(env, f.cw);
+  if (!twoResultStart(f)) return;
   f80Tan(env, R1, f.stSe(0), f.stHi(0), f.stLo(0));
   f.sw = transStatus.c2 ? f.sw | SW_C2 : f.sw & ~SW_C2;
   if (!transStatus.c2 && delivered()) {
@@ -655,14 +659,7 @@ function fptan(c: X86Cpu): void {
 /** FSINCOS: ST(0) = sin, then push cos. */
 function fsincos(c: X86Cpu): void {
   const f = c.state.fpu;
-  if (f.isEmpty(0)) {
-    if (!f.stackUnderflow()) return;
-    f.setSt(0, 0xffff, 0xc0000000, 0);
-    f.push(0xffff, 0xc0000000, 0);
-    return;
-  }
-  if (overflowForPush(f)) return;
-  setX87Control(env, f.cw);
+  if (!twoResultStart(f)) return;
   f80SinCos(env, R1, R2, f.stSe(0), f.stHi(0), f.stLo(0));
   f.sw = transStatus.c2 ? f.sw | SW_C2 : f.sw & ~SW_C2;
   if (!transStatus.c2 && delivered()) {
