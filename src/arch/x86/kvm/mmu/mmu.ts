@@ -5,14 +5,13 @@
  * write-protect SPTEs.
  */
 
-import { EFAULT } from "../../../../uapi/errno.js";
 import { KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY } from "../../../../uapi/kvm.js";
-import { KvmError } from "../../../../virt/kvm/kvm_error.js";
-import { KVM_PFN_ERR_RO_FAULT, KVM_PFN_NOSLOT, KvmMrChange, type KvmMemorySlot } from "../../../../virt/kvm/kvm_host.js";
+import { KvmMrChange, type KvmMemorySlot } from "../../../../virt/kvm/kvm_host.js";
 import type { X86Kvm, X86Vcpu } from "../kvm_host.js";
 import type { Kvm } from "../../../../virt/kvm/kvm_main.js";
 import { getMmioSpteGeneration, isMmioSpte, MMIO_SPTE_GEN_MASK, PG_LEVEL_2M, PG_LEVEL_4K } from "./spte.js";
 import { kvmShadowZapAllVcpus } from "./shadow.js";
+import { faultin, kvmFaultinPfn } from "./faultin.js";
 import { RET_PF_EMULATE, RET_PF_FIXED, RET_PF_INVALID, RET_PF_RETRY, RET_PF_SPURIOUS } from "./tdp_mmu.js";
 
 /** Page-fault error code bits (PFERR_*, SDM 4.7 plus KVM's synthetic upper bits). */
@@ -75,20 +74,9 @@ export function kvmTdpPageFault(vcpu: X86Vcpu, gpa: number, errorCode: number): 
   const readonly = (slot.flags & KVM_MEM_READONLY) !== 0;
   if (write && readonly) return RET_PF_EMULATE;
 
-  // __kvm_faultin_pfn(): a read fault still asks for a writable host page when the slot allows
-  // it, so the SPTE can be writable from the start (map_writable).
-  let pfn: number;
-  let hostWritable = false;
-  if (!readonly) {
-    pfn = kvm.gfnToPfn(gfn, true);
-    if (pfn >= 0) hostWritable = true;
-    else if (!write) pfn = kvm.gfnToPfn(gfn, false);
-  } else {
-    pfn = kvm.gfnToPfn(gfn, false);
-  }
-  if (pfn === KVM_PFN_NOSLOT) return RET_PF_RETRY;
-  if (pfn === KVM_PFN_ERR_RO_FAULT) return RET_PF_EMULATE;
-  if (pfn < 0) throw new KvmError(EFAULT, "KVM_RUN", `gfn 0x${gfn.toString(16)}: host mapping not accessible`);
+  const fr = kvmFaultinPfn(kvm, slot, gfn, write);
+  if (fr !== 0) return fr;
+  const pfn = faultin.pfn, hostWritable = faultin.hostWritable;
 
   const logDirty = (slot.flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0;
   let level = Math.min(slotMaxLevel(slot, gfn), hostPfnMappingLevel(kvm, gfn, pfn));

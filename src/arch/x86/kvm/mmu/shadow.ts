@@ -25,13 +25,11 @@
  */
 
 import { KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY } from "../../../../uapi/kvm.js";
-import { EFAULT } from "../../../../uapi/errno.js";
-import { KvmError } from "../../../../virt/kvm/kvm_error.js";
-import { KVM_PFN_ERR_RO_FAULT, KVM_PFN_NOSLOT } from "../../../../virt/kvm/kvm_host.js";
 import {
   EFER_LMA, KVM_REQ_TLB_FLUSH_CURRENT, X86_CR0_PG, X86_CR0_WP, X86_CR4_SMEP, kvmMakeRequest, type X86Kvm, type X86Vcpu,
 } from "../kvm_host.js";
 import { GuestWalk, walkAddrGeneric } from "./paging_tmpl.js";
+import { faultin, kvmFaultinPfn } from "./faultin.js";
 import { RET_PF_EMULATE, RET_PF_FIXED, RET_PF_RETRY } from "./tdp_mmu.js";
 
 /** x86 page-table entry bits of the shadow entries (SDM 4.5 Tables 4-14 .. 4-19). */
@@ -173,17 +171,10 @@ export class ShadowMmu {
    * go). Returns true if a present entry was removed.
    */
   invlpg(ula: number, buddy = true): boolean {
-    if (this.rootPfn < 0) return false;
+    if (!this.walkStart(ula)) return false;
     const pm = this.kvm.physmem;
-    let table = this.rootPfn;
-    let level = this.rootKind;
-    if (this.rootKind === SHADOW_ROOT_PAE) {
-      const t = pm.chunk32(table);
-      const i = (pm.frameOffset(table) >>> 2) + (Math.floor(ula / 2 ** 30) & 3) * 2;
-      if ((t[i] & SPT_P) === 0) return false;
-      table = (t[i + 1] & 0xfffff) * 0x100000 + (t[i] >>> 12);
-      level = 2;
-    }
+    let table = this.wTable;
+    let level = this.wLevel;
     for (; level >= 1; level--) {
       const t = pm.chunk32(table);
       const i = (pm.frameOffset(table) >>> 2) + ShadowMmu.index(ula, level) * 2;
@@ -205,6 +196,24 @@ export class ShadowMmu {
       table = child;
     }
     return false;
+  }
+
+  /** Where a walk of the shadow tables for `ula` starts (wTable, wLevel): the PAE root's PDPTE is resolved first. */
+  private wTable = -1;
+  private wLevel = 0;
+  private walkStart(ula: number): boolean {
+    if (this.rootPfn < 0) return false;
+    this.wTable = this.rootPfn;
+    this.wLevel = this.rootKind;
+    if (this.rootKind === SHADOW_ROOT_PAE) {
+      const pm = this.kvm.physmem;
+      const t = pm.chunk32(this.rootPfn);
+      const i = (pm.frameOffset(this.rootPfn) >>> 2) + (Math.floor(ula / 2 ** 30) & 3) * 2;
+      if ((t[i] & SPT_P) === 0) return false;
+      this.wTable = (t[i + 1] & 0xfffff) * 0x100000 + (t[i] >>> 12);
+      this.wLevel = 2;
+    }
+    return true;
   }
 
   private freeSubtree(table: number, level: number): void {
@@ -229,17 +238,10 @@ export class ShadowMmu {
    * false when nothing is mapped.
    */
   lookup(ula: number, out: Float64Array): boolean {
-    if (this.rootPfn < 0) return false;
+    if (!this.walkStart(ula)) return false;
     const pm = this.kvm.physmem;
-    let table = this.rootPfn;
-    let level = this.rootKind;
-    if (this.rootKind === SHADOW_ROOT_PAE) {
-      const t = pm.chunk32(table);
-      const i = (pm.frameOffset(table) >>> 2) + (Math.floor(ula / 2 ** 30) & 3) * 2;
-      if ((t[i] & SPT_P) === 0) return false;
-      table = (t[i + 1] & 0xfffff) * 0x100000 + (t[i] >>> 12);
-      level = 2;
-    }
+    let table = this.wTable;
+    let level = this.wLevel;
     for (; level >= 1; level--) {
       const t = pm.chunk32(table);
       const i = (pm.frameOffset(table) >>> 2) + ShadowMmu.index(ula, level) * 2;
@@ -348,19 +350,9 @@ export function kvmShadowPageFault(vcpu: X86Vcpu, la: number, errorCode: number,
   const slot = kvm.gfnToMemslot(gfn);
   if (slot === null) return RET_PF_EMULATE;
   const readonly = (slot.flags & KVM_MEM_READONLY) !== 0;
-  if (write && readonly) return RET_PF_EMULATE;
-  let pfn: number;
-  let hostWritable = false;
-  if (!readonly) {
-    pfn = kvm.gfnToPfn(gfn, true);
-    if (pfn >= 0) hostWritable = true;
-    else if (!write) pfn = kvm.gfnToPfn(gfn, false);
-  } else {
-    pfn = kvm.gfnToPfn(gfn, false);
-  }
-  if (pfn === KVM_PFN_NOSLOT) return RET_PF_RETRY;
-  if (pfn === KVM_PFN_ERR_RO_FAULT) return RET_PF_EMULATE;
-  if (pfn < 0) throw new KvmError(EFAULT, "KVM_RUN", `gfn 0x${gfn.toString(16)}: host mapping not accessible`);
+  const fr = kvmFaultinPfn(kvm, slot, gfn, write);
+  if (fr !== 0) return fr;
+  const pfn = faultin.pfn, hostWritable = faultin.hostWritable;
 
   const s = vcpuShadowMmu(vcpu);
   const long = (a.efer & EFER_LMA) !== 0;
