@@ -86,15 +86,6 @@ export class NonRoot implements VmxNonRoot {
   injecting = false;
   /** Pending debug exceptions being delivered at VM entry (DR6-format bits), else 0. */
   pendingDebug = 0;
-  /**
-   * Injecting a hardware exception: CR2, DR6 and DR7 as software set them before the entry.
-   * Injection does not write CR2 (#PF) or DR6/DR7 (#DB) (SDM 27.6.1); the core's deliverEvent
-   * does, just before it reports the start of delivery, so beginEventDelivery puts them back.
-   */
-  injectRestore = false;
-  injectCr2 = 0;
-  injectDr6 = 0;
-  injectDr7 = 0;
   timerActive = false;
   private timerDeadline = 0;
 
@@ -150,7 +141,6 @@ export class NonRoot implements VmxNonRoot {
   /** Leaving non-root operation. */
   end(): void {
     this.delivering = false;
-    this.injectRestore = false;
     this.injecting = false;
     this.mtfPending = false;
   }
@@ -391,13 +381,6 @@ export class NonRoot implements VmxNonRoot {
   }
 
   beginEventDelivery(vector: number, type: number, errorCode: number, insnLen: number): void {
-    if (this.injectRestore) {
-      this.injectRestore = false;
-      const st = this.cpu.state;
-      st.cr2 = this.injectCr2;
-      st.dr[6] = this.injectDr6;
-      st.dr[7] = this.injectDr7;
-    }
     this.delivering = true;
     this.dVector = vector;
     this.dType = type;

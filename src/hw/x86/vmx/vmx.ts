@@ -409,18 +409,10 @@ export class VmxRoot {
     if (nr.mtf) nr.mtfPending = true;
     // Only exceptions pass the core's exception hook, which must not apply the bitmap to them.
     nr.injecting = type === INTR_TYPE_HARD_EXCEPTION || type === INTR_TYPE_SOFT_EXCEPTION || type === INTR_TYPE_PRIV_SW_EXCEPTION;
-    if (type === INTR_TYPE_HARD_EXCEPTION) {
-      const st = this.cpu.state;
-      nr.injectRestore = true;
-      nr.injectCr2 = st.cr2;
-      nr.injectDr6 = st.dr[6];
-      nr.injectDr7 = st.dr[7];
-    }
     try {
       this.cpu.deliverEvent(vector, type >>> 8, err, soft ? v.r32(VM_ENTRY_INSTRUCTION_LEN) : 0);
     } finally {
       nr.injecting = false;
-      nr.injectRestore = false;
     }
   }
 
