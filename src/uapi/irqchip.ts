@@ -234,6 +234,30 @@ export function decodeIrqRouting(b: Uint8Array): { flags: number; entries: KvmIr
   return { flags, entries };
 }
 
+/** struct kvm_irq_routing for KVM_SET_GSI_ROUTING: irqchip entries (type KVM_IRQ_ROUTING_IRQCHIP) and MSI entries. */
+export function encodeIrqRouting(entries: readonly KvmIrqRoutingEntry[], flags = 0): Uint8Array {
+  const b = new Uint8Array(8 + 48 * entries.length);
+  const v = view(b);
+  v.setUint32(0, entries.length, true);
+  v.setUint32(4, flags, true);
+  entries.forEach((e, i) => {
+    const o = 8 + 48 * i;
+    v.setUint32(o, e.gsi, true);
+    v.setUint32(o + 4, e.type, true);
+    v.setUint32(o + 8, e.flags, true);
+    if (e.irqchip) {
+      v.setUint32(o + 16, e.irqchip.irqchip, true);
+      v.setUint32(o + 20, e.irqchip.pin, true);
+    } else if (e.msi) {
+      v.setUint32(o + 16, e.msi.addressLo, true);
+      v.setUint32(o + 20, e.msi.addressHi, true);
+      v.setUint32(o + 24, e.msi.data, true);
+      v.setUint32(o + 28, e.msi.devid, true);
+    }
+  });
+  return b;
+}
+
 /** struct kvm_msi (KVM_SIGNAL_MSI). */
 export interface KvmMsi {
   addressLo: number;

@@ -8,9 +8,10 @@
 import type { HostProcess } from "../../host/process.js";
 import {
   KVM_CAP_IRQCHIP, KVM_CAP_PIT2, KVM_CAP_SET_IDENTITY_MAP_ADDR, KVM_CAP_SET_TSS_ADDR, KVM_CREATE_IRQCHIP,
-  KVM_CREATE_PIT2, KVM_IRQ_LINE, KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_TSS_ADDR, KVM_TRANSLATE,
+  KVM_CREATE_PIT2, KVM_IRQ_LINE, KVM_IRQ_ROUTING_IRQCHIP, KVM_SET_GSI_ROUTING, KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_TSS_ADDR, KVM_TRANSLATE,
 } from "../../uapi/kvm.js";
 import { kvm_irq_level, kvm_pit_config, kvm_translation } from "../../uapi/kvm_structs.js";
+import { encodeIrqRouting, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, type KvmIrqRoutingEntry } from "../../uapi/irqchip.js";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../uapi/mman.js";
 import { FwCfg, FW_CFG_MAX_CPUS, FW_CFG_MAX_RAM, FW_CFG_NB_CPUS, FW_CFG_RAM_SIZE, FW_CFG_PORT_SEL, FW_CFG_E820_TABLE } from "../devices/fw_cfg.js";
 import { IsaDebugExit } from "../devices/isa_debug_exit.js";
@@ -118,6 +119,8 @@ export class PcMachine implements MachineControl, IrqSink {
     this.irqchip = this.vm.checkExtension(KVM_CAP_IRQCHIP) > 0;
     if (this.irqchip) {
       this.vm.ioctl(KVM_CREATE_IRQCHIP, 0);
+      proc.mm.copyToUser(this.scratch, encodeIrqRouting(pcIrqRouting()));
+      this.vm.ioctl(KVM_SET_GSI_ROUTING, this.scratch);
       if (this.vm.checkExtension(KVM_CAP_PIT2)) {
         proc.mm.copyToUser(this.scratch, kvm_pit_config.encode({ flags: 0, pad: new Array<number>(15).fill(0) }));
         this.vm.ioctl(KVM_CREATE_PIT2, this.scratch);
@@ -252,4 +255,25 @@ function e820Legacy(map: readonly E820Entry[]): Uint8Array {
   new DataView(out.buffer).setUint32(0, map.length, true);
   out.set(body, 4);
   return out;
+}
+
+/**
+ * The PC's GSI routing, as QEMU sets it (kvm_pc_setup_irq_routing): ISA IRQs 0-15 to the PICs
+ * (none for the cascade, IRQ 2), and every GSI to the I/O APIC pin of the same number except that
+ * GSI 0, the PIT, goes to pin 2 and GSI 2 has no route. This is the wiring the MADT's interrupt
+ * source override (ISA IRQ 0 -> GSI 2) describes to the guest; KVM's default routing would send
+ * the PIT to pin 0.
+ */
+export function pcIrqRouting(): KvmIrqRoutingEntry[] {
+  const e: KvmIrqRoutingEntry[] = [];
+  const route = (gsi: number, irqchip: number, pin: number): void => {
+    e.push({ gsi, type: KVM_IRQ_ROUTING_IRQCHIP, flags: 0, irqchip: { irqchip, pin } });
+  };
+  for (let i = 0; i < 8; i++) if (i !== 2) route(i, KVM_IRQCHIP_PIC_MASTER, i);
+  for (let i = 8; i < 16; i++) route(i, KVM_IRQCHIP_PIC_SLAVE, i - 8);
+  for (let i = 0; i < 24; i++) {
+    if (i === 0) route(0, KVM_IRQCHIP_IOAPIC, 2);
+    else if (i !== 2) route(i, KVM_IRQCHIP_IOAPIC, i);
+  }
+  return e;
 }

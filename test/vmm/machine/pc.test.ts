@@ -7,6 +7,7 @@ import { Monitor } from "../../../src/vmm/monitor.js";
 import { demoGuestImage, DEMO_LOAD_ADDR, DEMO_MESSAGE } from "../../../src/vmm/demo_guest.js";
 import { FakeKvm, hlt, intr, outb, outw, exitReason, withIrqchip, type Step } from "../fake_kvm.js";
 import * as K from "../../../src/uapi/kvm.js";
+import { decodeIrqRouting } from "../../../src/uapi/irqchip.js";
 
 const MB = 1 << 20;
 
@@ -89,6 +90,29 @@ test("irqchip: created with the PIT, device interrupts go out as KVM_IRQ_LINE; -
   assert.equal(line.request, K.KVM_IRQ_LINE);
   assert.deepEqual([...runner.machine.proc.mm.copyFromUser(line.arg, 8)], [4, 0, 0, 0, 1, 0, 0, 0]);
   assert.throws(() => setup([[[hlt]]], { nrCpus: 2 }), /-smp 2 needs an in-kernel irqchip/);
+});
+
+test("irqchip: GSI routing as QEMU's pc sets it, matching the MADT's ISA IRQ 0 -> GSI 2 override", () => {
+  const proc = createHost({ memBytes: 64 * MB }).createProcess("tskvm-test");
+  let routing: ReturnType<typeof decodeIrqRouting> | null = null;
+  const kvm = new FakeKvm([[[hlt]]], withIrqchip, (request, arg) => {
+    if (request === K.KVM_SET_GSI_ROUTING) routing = decodeIrqRouting(proc.mm.copyFromUser(arg, 8 + 48 * 64));
+    return 0;
+  });
+  const cfg: PcConfig = {
+    ramBytes: 32 * MB, nrCpus: 1, kernel: null, initrds: [], cmdline: "", isaDebugExit: null, pcTestdev: false, pciTestdev: false,
+    flat: [{ file: { name: "demo", data: demoGuestImage() }, addr: DEMO_LOAD_ADDR, mode: "real" }],
+  };
+  new PcMachine(kvm, proc, cfg, { serialOut: () => {}, nowMs: () => 0, warn: () => {} });
+  assert.ok(routing, "KVM_SET_GSI_ROUTING issued after KVM_CREATE_IRQCHIP");
+  const r = routing as ReturnType<typeof decodeIrqRouting>;
+  const to = (gsi: number) => r.entries.filter((e) => e.gsi === gsi).map((e) => `${e.irqchip!.irqchip}:${e.irqchip!.pin}`).sort();
+  assert.deepEqual(to(0), ["0:0", "2:2"], "the PIT: PIC IRQ 0 and I/O APIC pin 2");
+  assert.deepEqual(to(2), [], "GSI 2 (the cascade) has no route");
+  assert.deepEqual(to(4), ["0:4", "2:4"]);
+  assert.deepEqual(to(9), ["1:1", "2:9"]);
+  assert.deepEqual(to(23), ["2:23"]);
+  assert.ok(r.entries.every((e) => e.type === K.KVM_IRQ_ROUTING_IRQCHIP));
 });
 
 test("monitor: info mtree/pci/kvm, xp dumps, stop/cont, bad commands", async () => {
