@@ -22,6 +22,7 @@ import "./opcodes.js";
 import { deliverEvent, deliverException } from "./interrupt.js";
 import { readMsr, writeMsr } from "./msr.js";
 import { cpuid } from "./cpuid.js";
+import { BlockCache, blockJit, compileBlock, DW_BLOCK, DW_BLOCK_GEN, NO_BLOCK } from "./block_jit.js";
 
 export interface X86IoBus {
   /** Port input of `size` bytes (1, 2, 4); returns the value zero-extended. */
@@ -152,6 +153,8 @@ export class X86Cpu implements CodeWatcher {
   readonly dcTag = new Float64Array(DCACHE_SIZE).fill(NaN);
   /** Slot DCACHE_SIZE is scratch for an instruction that is not cached (page-crossing, no RAM). */
   readonly dcW = new Int32Array((DCACHE_SIZE + 1) * DW);
+  /** Compiled blocks over the decoded cache (block_jit.ts). */
+  readonly blocks = new BlockCache();
 
   // ---- MSR-backed state (msr.ts) ----
   starLo = 0; starHi = 0;
@@ -402,6 +405,34 @@ export class X86Cpu implements CodeWatcher {
       // (TLB flushes, CS/CPL/mode changes) also sets breakLoop, and a fetch miss reloads it.
       const dcTag = this.dcTag, dcW = this.dcW, m64 = this.m64;
       let fLo = this.fLo, fCi = this.fCi, fKey = this.fKey;
+      if (m64 && blockJit.enabled) {
+        // Block start in 64-bit mode on a decoded-cache hit: run its compiled form if it has a
+        // current one, else count the entry and compile once it is hot (block_jit.ts).
+        const rip = st.rip;
+        if (!(rip - fLo >= 0 && rip - fLo < 4096)) {
+          // Another page (a call, return or far jump): look it up as the fetch would, so blocks
+          // there run compiled too. A fault here is the fetch fault of the instruction at RIP.
+          this.curRip = rip;
+          this.fetchPage(rip, rip);
+          fLo = this.fLo; fCi = this.fCi; fKey = this.fKey;
+        }
+        const off = rip - fLo;
+        const ci = fCi | off;
+        if (off >= 0 && off < 4096 && dcTag[ci] === fKey + off * 8) {
+          const b = ci * DC_W;
+          const v = dcW[b + DW_BLOCK];
+          if (v > 0) {
+            const bc = this.blocks;
+            if (dcW[b + DW_BLOCK_GEN] === bc.regionGen[ci >>> 12]) {
+              bc.table[v](this, st, rip, stop);
+              if (this.icount >= stop || this.breakLoop !== 0) continue;
+            } else dcW[b + DW_BLOCK] = 0; // built on slots since replaced: count again
+          } else if (v !== NO_BLOCK) {
+            if (v - 1 <= -blockJit.hot) compileBlock(this, ci, fKey + off * 8);
+            else dcW[b + DW_BLOCK] = v - 1;
+          }
+        }
+      }
       do {
         const rip = st.rip;
         const off = rip - fLo;
@@ -455,23 +486,35 @@ export class X86Cpu implements CodeWatcher {
   /** Fetch from a page other than the remembered one: translate, remember it, decode. */
   private fetchMiss(rip: number): void {
     const la = this.m64 ? rip : (rip + this.effBase[1]) >>> 0;
+    const hpa = this.fetchPage(rip, la);
+    if (hpa < 0) { decode(this, la, -1, 0, 0); return; }
+    const off = la & 4095;
+    const ci = this.fCi | off, key = this.fKey + off * 8;
+    if (this.dcTag[ci] === key) {
+      const b = ci * DC_W, w = this.dcW;
+      this.w0 = w[b]; this.w1 = w[b + 1]; this.wb = b;
+    } else decode(this, la, hpa, ci, key);
+  }
+
+  /**
+   * Translate the code address of `rip` (linear `la`) for execution and remember its page
+   * (fLo/fKey/fCi); returns the host-physical address, or -1 (page forgotten) without RAM there.
+   * Faults as the fetch of the instruction at `rip` would: the caller has set curRip.
+   */
+  fetchPage(rip: number, la: number): number {
     const vpn = Math.floor(la / 4096);
     const i = vpn & TMASK;
     let hpa: number;
     if (this.tX[i] === vpn) hpa = this.tPfn[i] * 4096 + (la & 4095);
     else hpa = fetchTranslate(this, la);
-    if (hpa < 0) { this.fLo = NaN; decode(this, la, -1, 0, 0); return; }
+    if (hpa < 0) { this.fLo = NaN; return -1; }
     const off = la & 4095;
     const base = hpa - off;
     // Remember the page only when its RIP range does not wrap around the segment/address space.
     this.fLo = this.m64 || la - off + 4096 <= 4294967296 ? rip - off : NaN;
     this.fKey = base * 8 + this.dmode;
     this.fCi = base & DC_MASK;
-    const ci = this.fCi | off, key = this.fKey + off * 8;
-    if (this.dcTag[ci] === key) {
-      const b = ci * DC_W, w = this.dcW;
-      this.w0 = w[b]; this.w1 = w[b + 1]; this.wb = b;
-    } else decode(this, la, hpa, ci, key);
+    return hpa;
   }
 
   /** Forget the remembered code page (TLB flush, CPL/mode/CS change). */
@@ -585,6 +628,7 @@ export class X86Cpu implements CodeWatcher {
     this.hasCode[pfn] = 0;
     const base = ((pfn * 4096) & DCACHE_MASK) & ~4095;
     this.dcTag.fill(NaN, base, base + 4096);
+    this.blocks.invalidateRegion(base);
     // The instruction in flight may have rewritten code of its own block: the block ends here.
     this.breakLoop = 1;
   }

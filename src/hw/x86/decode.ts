@@ -26,7 +26,7 @@ import { GP_VECTOR, UD_VECTOR } from "./fault.js";
 export const DCACHE_BITS = 16;
 export const DCACHE_SIZE = 1 << DCACHE_BITS;
 export const DCACHE_MASK = DCACHE_SIZE - 1;
-/** Words per cache entry (6 used). */
+/** Words per cache entry (6 decoded words, then the compiled-block index and generation: block_jit.ts). */
 export const DW = 8;
 const NMAPS_SPEC_BASE = 7 * 256;
 
@@ -305,8 +305,12 @@ export function decode(c: X86Cpu, la: number, hpa: number, ci: number, key: numb
   const o = cacheable ? ci * DW : DCACHE_SIZE * DW;
   const w = c.dcW;
   w[o] = c.w0; w[o + 1] = c.w1; w[o + 2] = disp; w[o + 3] = imm; w[o + 4] = imm2; w[o + 5] = vexV;
+  w[o + 6] = 0; w[o + 7] = 0; // no compiled block starts here yet (block_jit.ts)
   c.wb = o;
   if (cacheable) {
+    // Replacing another frame's instruction changes a slot that compiled blocks may be built on.
+    const old = c.dcTag[ci];
+    if (old === old) c.blocks.invalidateRegion(ci);
     c.dcTag[ci] = key;
     markCode(c, Math.floor(hpa / 4096));
   }
