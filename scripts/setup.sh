@@ -2,6 +2,7 @@
 # System packages the project needs: the guest toolchain (gcc/binutils) and, where allowed,
 # QEMU as a comparison peer. Idempotent; quiet when everything is there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 need=()
 command -v as >/dev/null || need+=(binutils)
 command -v gcc >/dev/null || need+=(gcc)
@@ -22,4 +23,12 @@ if [ -z "${CI:-}" ] && ! command -v qemu-system-x86_64 >/dev/null; then
   else
     echo "setup: optional: install qemu-system-x86 to regenerate QEMU-sourced guest expectations" >&2
   fi
+fi
+
+# Debian's kernel and busybox for test/linux/boot.test.ts (scripts/linux/fetch.sh, into
+# .cache/linux, outside git). Developer machines only: the boot takes a minute or more of host
+# time, so CI leaves it out (the test then skips, naming the missing images).
+if [ -z "${CI:-}" ] && [ "$(id -u)" = 0 ] && [ ! -f .cache/linux/vmlinux ]; then
+  { sh scripts/linux/fetch.sh >/dev/null 2>&1 || { apt-get update -qq && sh scripts/linux/fetch.sh >/dev/null; }; } \
+    || echo "setup: Debian kernel images not fetched (test/linux skips)" >&2
 fi
