@@ -13,7 +13,7 @@ import { FAULT, GP_VECTOR, NP_VECTOR, SS_VECTOR, TS_VECTOR, DF_VECTOR, PF_VECTOR
 import { flagsSync, TF, IF, NT, RF, VM, AC, IOPL, VIF, VIP, RFLAGS_VALID } from "./flags.js";
 import { sysRd, privWr, privRd, linAddr } from "./mmu.js";
 import { D1, D2, readDesc, loadCs, tssStack, checkInnerSs, descLin, loadCache, loadNull, loadReal,
-  SEG_CS, SEG_SS, SEG_DS, SEG_ES, SEG_FS, SEG_GS } from "./segment.js";
+  SEG_CS, SEG_SS, SEG_DS, SEG_ES, SEG_FS, SEG_GS, nullDataSegsForCpl } from "./segment.js";
 
 const stk = new Float64Array(2);
 /** Exceptions of the fault class (SDM Table 6-1). */
@@ -373,13 +373,7 @@ export function iret(c: X86Cpu): void {
   }
   st.rip = toLong ? newRip : newRip >>> 0;
   if (rpl > cpl) {
-    // Data segments the new privilege may not use become null (SDM IRET "RETURN-TO-OUTER-PRIVILEGE-LEVEL").
-    for (const s of [SEG_ES, SEG_DS, SEG_FS, SEG_GS]) {
-      const ar = st.segAr[s];
-      const dpl = (ar >>> 5) & 3;
-      const confCode = (ar & 0x1c) === 0x1c;
-      if (!(ar & AR_UNUSABLE) && (ar & 0x10) && !confCode && dpl < rpl) loadNull(c, s, 0);
-    }
+    nullDataSegsForCpl(c, rpl);
   }
   st.interruptibility &= ~INTR_BLOCKING_NMI;
   c.modeFlagsChanged();

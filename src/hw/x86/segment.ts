@@ -82,6 +82,20 @@ export function loadNull(c: X86Cpu, s: number, sel: number): void {
   c.segCache(s);
 }
 
+/**
+ * Return to an outer privilege level (IRET, far RET): ES, DS, FS and GS holding a data or
+ * non-conforming code segment whose DPL is below the new CPL become null (SDM Vol. 2 IRET
+ * "RETURN-TO-OUTER-PRIVILEGE-LEVEL", RET).
+ */
+export function nullDataSegsForCpl(c: X86Cpu, cpl: number): void {
+  const ar = c.state.segAr;
+  for (let s = SEG_ES; s <= SEG_GS; s++) {
+    if (s === SEG_CS || s === SEG_SS) continue;
+    const a = ar[s]!;
+    if (!(a & AR_UNUSABLE) && (a & 0x10) && (a & 0x1c) !== 0x1c && ((a >>> 5) & 3) < cpl) loadNull(c, s, 0);
+  }
+}
+
 /** Real/virtual-8086 segment load: base = selector * 16 (limit and rights kept in real mode: unreal mode works). */
 export function loadReal(c: X86Cpu, s: number, sel: number): void {
   const st = c.state;

@@ -10,7 +10,7 @@ import { GP_VECTOR, UD_VECTOR, NP_VECTOR, SS_VECTOR, BP_VECTOR, OF_VECTOR, DB_VE
 import { linAddr, rdL, wrL, privWr } from "../mmu.js";
 import { eaLin, rdE, wrE, push, osBytes } from "./operand.js";
 import { D1, D2, readDesc, loadSeg, loadReal, loadCs, loadCache, loadNull, checkCodeTarget, tssStack, checkInnerSs, descLin,
-  SEG_CS, SEG_SS, SEG_ES, SEG_DS, SEG_FS, SEG_GS } from "../segment.js";
+  SEG_CS, SEG_SS, SEG_ES, SEG_DS, SEG_FS, SEG_GS, nullDataSegsForCpl } from "../segment.js";
 import { iret as iretImpl, v86IntRedirected, v86RedirectInt } from "../interrupt.js";
 import { hookBegin } from "./system.js";
 
@@ -238,10 +238,7 @@ export function retFar(c: X86Cpu): void {
   c.stateChanged();
   c.setRegAddr(4, c.ssz, spWrap(c, nsp + imm));
   st.rip = ip;
-  for (const s of [SEG_ES, SEG_DS, SEG_FS, SEG_GS]) {
-    const ar = st.segAr[s];
-    if (!(ar & (1 << 16)) && (ar & 0x10) && (ar & 0x1c) !== 0x1c && ((ar >>> 5) & 3) < rpl) loadNull(c, s, 0);
-  }
+  nullDataSegsForCpl(c, rpl);
 }
 
 /** CD ib: INT n; CC: INT3; CE: INTO; F1: INT1 (ICEBP) */
