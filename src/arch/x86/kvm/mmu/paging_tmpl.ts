@@ -61,6 +61,8 @@ export function writeGpa(vcpu: X86Vcpu, gpa: number, data: Uint8Array, len: numb
     if (pfn < 0) return false;
     const off = cur & 4095;
     const n = Math.min(len - done, 4096 - off);
+    // Stores reach decoded code as from any other writer (PhysMem.codeWritten).
+    if (pm.codeFrames[pfn]) pm.codeWritten(pfn);
     pm.chunk(pfn).set(data.subarray(done, done + n), pm.frameOffset(pfn) + off);
     kvm.markPageDirty(vcpu, gfn);
     done += n;
@@ -190,6 +192,7 @@ function writeGpa32(vcpu: X86Vcpu, gpa: number, v: number): void {
   const pfn = kvm.gfnToPfn(gfn, true);
   if (pfn < 0) return;
   const pm = kvm.physmem;
+  if (pm.codeFrames[pfn]) pm.codeWritten(pfn);
   pm.chunk32(pfn)[(pm.frameOffset(pfn) + (gpa & 0xffc)) >>> 2] = v;
   kvm.markPageDirty(vcpu, gfn);
 }
