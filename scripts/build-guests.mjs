@@ -16,7 +16,7 @@
 //
 // `node scripts/build-guests.mjs --update-expected [filter]` rewrites the .expected files by
 // running each guest on the machine its header names.
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -101,7 +101,37 @@ function entryOf(elf) {
  * { name, area, bin, elf, expected, mode, gpa, entry, mem }. Throws with the tool's output
  * when a build fails; throws "toolchain missing" when gcc/as are absent.
  */
-export function buildGuests({ filter, log = () => {} } = {}) {
+export function buildGuests(opts = {}) {
+  return withBuildLock(() => buildGuestsLocked(opts));
+}
+
+/**
+ * Test files run in parallel processes and each may build the guests: one at a time, so no
+ * process reads an object or image another is still writing; the next one finds them current.
+ */
+function withBuildLock(fn) {
+  mkdirSync(buildDir, { recursive: true });
+  const lock = join(buildDir, ".lock");
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      closeSync(openSync(lock, "wx"));
+      break;
+    } catch (e) {
+      if (e.code !== "EEXIST") throw e;
+      // A lock left behind by a killed build is stale after ten minutes.
+      try { if (Date.now() - statSync(lock).mtimeMs > 600_000) unlinkSync(lock); } catch { /* gone meanwhile */ }
+      Atomics.wait(sleeper, 0, 0, 50);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    try { unlinkSync(lock); } catch { /* already removed */ }
+  }
+}
+
+function buildGuestsLocked({ filter, log = () => {} } = {}) {
   for (const tool of ["gcc", "as", "ld", "objcopy", "readelf"]) {
     const r = spawnSync(tool, ["--version"], { encoding: "utf8" });
     if (r.error || r.status !== 0) throw new Error(`toolchain missing: ${tool}`);
@@ -249,6 +279,10 @@ export function updateExpected(m) {
 
 /** Builds tools/kvm-runner/build/runner with the system gcc; returns its path. */
 export function buildRunner() {
+  return withBuildLock(buildRunnerLocked);
+}
+
+function buildRunnerLocked() {
   const src = join(runnerDir, "runner.c");
   const out = join(runnerDir, "build", "runner");
   if (mtime(out) > mtime(src)) return out;

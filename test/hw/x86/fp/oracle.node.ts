@@ -4,7 +4,7 @@
  * CPU. oracleSkipReason() says why the oracle cannot run here (no gcc, not x86-64).
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -21,7 +21,11 @@ export function oracleSkipReason(): string | null {
   try {
     if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
       mkdirSync(dirname(bin), { recursive: true });
-      execFileSync("gcc", ["-O1", "-mno-red-zone", "-o", bin, src], { stdio: "pipe" });
+      // Test files run in parallel and may build it at the same time: each links its own file and
+      // renames it into place, so nobody executes a half-written binary.
+      const tmp = `${bin}.${process.pid}`;
+      execFileSync("gcc", ["-O1", "-mno-red-zone", "-o", tmp, src], { stdio: "pipe" });
+      renameSync(tmp, bin);
     }
     skip = null;
   } catch (e) {
@@ -33,7 +37,7 @@ export function oracleSkipReason(): string | null {
 /** Run one batch of oracle input lines; returns one output line per input line. */
 export function runOracle(lines: string[]): string[] {
   const r = spawnSync(bin, [], { input: lines.join("\n") + "\n", encoding: "utf8", maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`fp oracle failed: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`fp oracle failed: ${r.error?.message ?? r.stderr}`);
   const out = r.stdout.split("\n");
   out.length = lines.length;
   return out;
