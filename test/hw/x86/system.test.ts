@@ -457,3 +457,18 @@ test("deliverEvent of a hardware exception (injection) leaves CR2 and DR6 as the
   rig.cpu.deliverEvent(1, 3, -1, 0);
   assert.equal(st.dr[6], 0xffff0ff0, "DR6 untouched by the injected #DB");
 });
+
+test("MOV to CR4 with LA57 is #GP(0): 5-level paging is not advertised (CPUID.(7,0):ECX[16] = 0)", () => {
+  const rig = makeRig();
+  // mov $0x1000, %eax ; mov %eax, %cr4 ; hlt      (real mode; #GP handler at 0x3000: hlt)
+  writeBytes(rig.mem, 0x1000, [0x66, 0xb8, 0x00, 0x10, 0x00, 0x00, 0x0f, 0x22, 0xe0, 0xf4]);
+  realMode(rig.cpu, 0x1000);
+  write32(rig.mem, 13 * 4, 0x00003000);
+  writeBytes(rig.mem, 0x3000, [0xf4]);
+  const out = new Int32Array(4);
+  rig.cpu.cpuid(7, 0, out);
+  assert.equal((out[2]! >>> 16) & 1, 0, "CPUID does not offer LA57");
+  rig.cpu.run(10);
+  assert.equal(rig.cpu.state.rip, 0x3001, "#GP taken at the MOV to CR4");
+  assert.equal(rig.cpu.state.cr4 & 0x1000, 0);
+});

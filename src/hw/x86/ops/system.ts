@@ -150,8 +150,13 @@ const CR0_PE = 1, CR0_MP = 2, CR0_EM = 4, CR0_TS = 8, CR0_ET = 16, CR0_NE = 32, 
 const CR0_VALID = CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_NW | CR0_CD | CR0_PG;
 const CR4_PAE = 1 << 5, CR4_PGE = 1 << 7, CR4_PSE = 1 << 4, CR4_LA57 = 1 << 12, CR4_PCIDE = 1 << 17, CR4_SMEP = 1 << 20,
   CR4_SMAP = 1 << 21, CR4_OSXSAVE = 1 << 18;
-/** CR4 bits this CPU supports (VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT UMIP LA57 VMXE FSGSBASE PCIDE OSXSAVE SMEP SMAP). */
-export const CR4_VALID = 0x1fff | (1 << 13) | (1 << 16) | CR4_PCIDE | CR4_OSXSAVE | CR4_SMEP | CR4_SMAP;
+/**
+ * CR4 bits this CPU supports (VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT UMIP VMXE
+ * FSGSBASE PCIDE OSXSAVE SMEP SMAP); setting any other bit is #GP(0). LA57 is not among them:
+ * CPUID.(7,0):ECX[16] is clear, as is IA32_VMX_CR4_FIXED1[12] (the walker's 5-level path is
+ * unused until both advertise it).
+ */
+export const CR4_VALID = (0x1fff & ~CR4_LA57) | (1 << 13) | (1 << 16) | CR4_PCIDE | CR4_OSXSAVE | CR4_SMEP | CR4_SMAP;
 const EFER_LME = 1 << 8, EFER_LMA = 1 << 10;
 
 /** Load CR0 with the MOV CR0 checks (SDM Vol. 2 MOV CR, Vol. 3A 2.5): #GP(0) on invalid combinations. */
