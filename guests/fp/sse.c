@@ -311,16 +311,6 @@ static long run_mmx(long unused)
 	return 0;
 }
 
-/*
- * TRY(insn, operands...): runs one instruction that may fault; the exception hook (exc_record)
- * resumes at the label after it. Leaves the vector taken, or 0xff, in last_vector.
- */
-#define TRY(insn, ...)                                                                      \
-	do {                                                                                \
-		last_vector = 0xff;                                                         \
-		__asm__ volatile("lea 1f(%%rip), %%rax\n\tmov %%rax, %[ri]\n\t" insn "\n1:" \
-				 : [ri] "=m"(resume_ip) __VA_ARGS__);                        \
-	} while (0)
 
 static long run_exc(long unused)
 {
@@ -330,13 +320,13 @@ static long run_exc(long unused)
 	{
 		ldmxcsr(0x1f80 & ~0x200); /* ZM clear */
 		float one = 1.0f, zero = 0.0f;
-		TRY("divss %[z], %[o]", , [o] "+x"(one) : [z] "x"(zero) : "rax");
+		TRY_EXC("divss %[z], %[o]", , [o] "+x"(one) : [z] "x"(zero) : "rax");
 		res[50] = last_vector;
 		res[51] = fbits(one);
 		ldmxcsr(0x1f80);
-		TRY("movaps (%[p]), %%xmm1", : [p] "r"(mis) : "rax", "xmm1");
+		TRY_EXC("movaps (%[p]), %%xmm1", : [p] "r"(mis) : "rax", "xmm1");
 		res[52] = last_vector;
-		TRY("movups (%[p]), %%xmm1", : [p] "r"(mis) : "rax", "xmm1");
+		TRY_EXC("movups (%[p]), %%xmm1", : [p] "r"(mis) : "rax", "xmm1");
 		res[54] = last_vector;
 	}
 	return 0;

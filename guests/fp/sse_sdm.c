@@ -39,28 +39,20 @@ int main(void)
 #pragma GCC push_options
 #pragma GCC target("sse4.2")
 
-/* Runs one instruction that may fault; exc_record resumes after it. The vector (or 0xff) is in last_vector. */
-#define TRY(insn, ...)                                                                      \
-	do {                                                                                \
-		last_vector = 0xff;                                                         \
-		__asm__ volatile("lea 1f(%%rip), %%rax\n\tmov %%rax, %[ri]\n\t" insn "\n1:" \
-				 : [ri] "=m"(resume_ip) __VA_ARGS__);                        \
-	} while (0)
-
 static long run_exc(long phase)
 {
 	static float buf[8] __attribute__((aligned(16))) = { 1, 2, 3, 4, 5, 6, 7, 8 };
 	const char *mis = (const char *)buf + 4;
 	if (phase == 0) {
-		TRY("addps (%[p]), %%xmm1", : [p] "r"(mis) : "rax", "xmm1");
+		TRY_EXC("addps (%[p]), %%xmm1", : [p] "r"(mis) : "rax", "xmm1");
 	} else if (phase == 1) {
 		u32 mx = 0x1f80 & ~0x200, def = 0x1f80;
 		float one = 1.0f, zero = 0.0f;
 		__asm__ volatile("ldmxcsr %0" ::"m"(mx));
-		TRY("divss %[z], %[o]", , [o] "+x"(one) : [z] "x"(zero) : "rax");
+		TRY_EXC("divss %[z], %[o]", , [o] "+x"(one) : [z] "x"(zero) : "rax");
 		__asm__ volatile("ldmxcsr %0" ::"m"(def));
 	} else {
-		TRY("addps %%xmm2, %%xmm1", : : "rax", "xmm1");
+		TRY_EXC("addps %%xmm2, %%xmm1", : : "rax", "xmm1");
 	}
 	res[phase] = last_vector;
 	return 0;

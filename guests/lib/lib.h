@@ -38,6 +38,20 @@ extern volatile ulong skip_len; /* exc_record adds this to the saved IP (0: no c
 extern volatile ulong resume_ip; /* if set, exc_record resumes there instead (and clears it) */
 void exc_record(struct frame *f);
 
+#ifdef __x86_64__
+/*
+ * TRY_EXC(insn, operands...): run one instruction that may fault, with exc_record hooked on the
+ * vectors of interest; it resumes at the label after the instruction. last_vector holds the
+ * vector taken, or 0xff.
+ */
+#define TRY_EXC(insn, ...)                                                                  \
+	do {                                                                                \
+		last_vector = 0xff;                                                         \
+		__asm__ volatile("lea 1f(%%rip), %%rax\n\tmov %%rax, %[ri]\n\t" insn "\n1:" \
+				 : [ri] "=m"(resume_ip) __VA_ARGS__);                        \
+	} while (0)
+#endif
+
 static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
 static inline u8 inb(u16 port) { u8 v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 
