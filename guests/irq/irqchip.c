@@ -65,16 +65,6 @@ __attribute__((used)) void irq_dispatch(u32 v)
 
 static void nmi_hook(struct frame *f) { (void)f; nmis++; }
 
-static void set_gate(u32 v, void *fn)
-{
-	struct { u16 limit; u32 base; } __attribute__((packed)) idtr;
-	u16 cs;
-	__asm__ volatile("sidt %0; mov %%cs, %1" : "=m"(idtr), "=r"(cs));
-	u32 *g = (u32 *)(idtr.base + v * 8);
-	g[0] = ((u32)cs << 16) | ((u32)fn & 0xffff);
-	g[1] = ((u32)fn & 0xffff0000) | 0x8e00; /* present, DPL 0, 32-bit interrupt gate */
-}
-
 /* Waits with interrupts enabled until *c reaches n or about `ms` milliseconds of TSC pass. */
 static u32 wait_for(volatile u32 *c, u32 n, u32 ms)
 {
@@ -240,12 +230,12 @@ static void x2apic_mode(void)
 
 int main(void)
 {
-	set_gate(V_PIT_PIC, irq_0x20);
-	set_gate(V_PIT_IOAPIC, irq_0x30);
-	set_gate(V_TIMER, irq_0x50);
-	set_gate(V_SELF, irq_0x58);
-	set_gate(V_X2SELF, irq_0x59);
-	set_gate(V_FROM_AP, irq_0x5a);
+	set_intr_gate(V_PIT_PIC, irq_0x20);
+	set_intr_gate(V_PIT_IOAPIC, irq_0x30);
+	set_intr_gate(V_TIMER, irq_0x50);
+	set_intr_gate(V_SELF, irq_0x58);
+	set_intr_gate(V_X2SELF, irq_0x59);
+	set_intr_gate(V_FROM_AP, irq_0x5a);
 	exc_hooks[2] = nmi_hook;
 	pic_and_pit();
 	wr(APIC_SVR, 0x1ff); /* software-enable the local APIC, spurious vector 0xff */

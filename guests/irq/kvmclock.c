@@ -55,16 +55,6 @@ static u64 kvmclock_read(u8 *flags)
 __asm__(".text\n" STUB);
 extern char irq0[];
 
-static void set_gate(u32 v, void *fn)
-{
-	struct { u16 limit; u32 base; } __attribute__((packed)) idtr;
-	u16 cs;
-	__asm__ volatile("sidt %0; mov %%cs, %1" : "=m"(idtr), "=r"(cs));
-	u32 *g = (u32 *)(idtr.base + v * 8);
-	g[0] = ((u32)cs << 16) | ((u32)fn & 0xffff);
-	g[1] = ((u32)fn & 0xffff0000) | 0x8e00;
-}
-
 int main(void)
 {
 	u32 r[4];
@@ -95,7 +85,7 @@ int main(void)
 	check("wall clock in a plausible year", wall.sec > 1577836800u && wall.sec < 4102444800u && wall.nsec < 1000000000u, 1);
 
 	/* 50 PIT ticks at 1 kHz: kvmclock must have moved at least 48 ms (ticks cannot come early; one may predate the first reading). */
-	set_gate(0x20, irq0);
+	set_intr_gate(0x20, irq0);
 	outb(0x20, 0x11); outb(0x21, 0x20); outb(0x21, 0x04); outb(0x21, 0x01); outb(0x21, 0xfe);
 	outb(0x43, 0x34); outb(0x40, 1193 & 0xff); outb(0x40, 1193 >> 8);
 	u64 a = kvmclock_read(&flags);

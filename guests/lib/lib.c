@@ -99,3 +99,15 @@ void exc_dispatch(struct frame *f)
 	failures++;
 	guest_exit(2);
 }
+
+#ifndef __x86_64__
+void set_intr_gate(u32 v, void *handler)
+{
+	struct { u16 limit; u32 base; } __attribute__((packed)) idtr;
+	u16 cs;
+	__asm__ volatile("sidt %0; mov %%cs, %1" : "=m"(idtr), "=r"(cs));
+	u32 *g = (u32 *)(idtr.base + v * 8);
+	g[0] = ((u32)cs << 16) | ((u32)handler & 0xffff);
+	g[1] = ((u32)handler & 0xffff0000) | 0x8e00;
+}
+#endif

@@ -38,6 +38,11 @@ extern volatile ulong skip_len; /* exc_record adds this to the saved IP (0: no c
 extern volatile ulong resume_ip; /* if set, exc_record resumes there instead (and clears it) */
 void exc_record(struct frame *f);
 
+#ifndef __x86_64__
+/* Point IDT vector `v` at `handler` through a present DPL-0 32-bit interrupt gate (SDM 6.11). */
+void set_intr_gate(u32 v, void *handler);
+#endif
+
 #ifdef __x86_64__
 /*
  * TRY_EXC(insn, operands...): run one instruction that may fault, with exc_record hooked on the

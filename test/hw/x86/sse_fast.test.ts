@@ -1,6 +1,7 @@
 // The host-arithmetic fast path of ADD/SUB/MUL/DIV/SQRT (ops/sse_fp.ts) against the exact
 // softfloat path (fp/sse_float.ts): same result bits and MXCSR for operands around every class
 // boundary, with MXCSR round-to-nearest and PE set (the fast path's condition) and otherwise.
+import { rng } from "./fp/oracle.node.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { sseRun } from "./sse_rig.js";
@@ -9,16 +10,6 @@ import { SSE_ADD, SSE_SUB, SSE_MUL, SSE_DIV, SSE_SQRT, f32Op, f64Op, setMxcsr, s
 
 const OPS = [SSE_ADD, SSE_SUB, SSE_MUL, SSE_DIV, SSE_SQRT];
 const OPC = [0x58, 0x5c, 0x59, 0x5e, 0x51];
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 /** Single bits near class boundaries: zeros, smallest/largest normals, denormals, inf, NaN, ordinary. */
 function f32Bits(r: () => number): number {

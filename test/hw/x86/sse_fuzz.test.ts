@@ -1,19 +1,11 @@
 // Random encodings in the MMX/SSE opcode space (0F, 0F 38, 0F 3A with every mandatory prefix,
 // REX, random ModRM/SIB/displacement/immediates) never throw anything but guest exceptions.
+import { rng } from "./fp/oracle.node.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { sseRun } from "./sse_rig.js";
 
 /** mulberry32 */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 test("random MMX/SSE encodings only raise guest exceptions", () => {
   const r = rng(0x55e);

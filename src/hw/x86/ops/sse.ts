@@ -229,6 +229,14 @@ export function mmxEnter(c: X86Cpu): void {
 }
 
 /** MMX source operand (ModRM r/m: MM register or m64) into slot XS2. */
+/** Both operands of an MMX instruction: the source into XS2, the destination MMn into XS; returns n. */
+export function mmOperands(c: X86Cpu): number {
+  mmSrc(c);
+  const d = (c.w1 >>> 2) & 7;
+  mmToSlot(c, d, XS);
+  return d;
+}
+
 export function mmSrc(c: X86Cpu): void {
   if ((c.w1 & 3) === 3) mmToSlot(c, (c.w1 >>> 6) & 7, XS2);
   else { loadMem(c, XS2, 8, false); const x = c.state.xmm; x[XS2 * 4 + 2] = 0; x[XS2 * 4 + 3] = 0; }

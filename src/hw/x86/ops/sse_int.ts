@@ -20,7 +20,7 @@ import * as _sse from "./sse.js";
 // reads (CommonJS interop) would otherwise pay a getter call per use on the hot paths.
 const { padd, paddSat, pmulw, pmulhrsw, pmulld, pmuldq, pmaddwd, pmaddubsw, pavg, psadbw, pminmax, pabs, psign, pcmp, plogic, LOGIC_AND, LOGIC_ANDN, LOGIC_OR, LOGIC_XOR, pack, punpck, pshufb, phaddsub, pshift, pshiftBytes, shiftCountFromReg, SHIFT_LL, SHIFT_RL, SHIFT_RA, pshufd, pshufw, palignr, pblendw, blendv, pmovx, phminposuw, mpsadbw, ptest, pmovmskb } = _simd_int;
 const { setArith } = _flags;
-const { XS, XS2, simd, sseCheck, mmxCheck, srcX, pfx, regX, invalid, mmToSlot, mmWrite, mmSrc, loadMem, mmxEnter } = _sse;
+const { XS, XS2, simd, sseCheck, mmxCheck, srcX, pfx, regX, invalid, mmToSlot, mmWrite, mmSrc, mmOperands, loadMem, mmxEnter } = _sse;
 
 export type IntOp = (r: _simd_int.SimdRegs, d: number, s: number) => void;
 
@@ -38,9 +38,7 @@ function mmFromXs(c: X86Cpu, mm: number, high: boolean): void {
 /** Run an MMX form of a binary operation (see the file comment). */
 function mmBinary(c: X86Cpu, op: IntOp, mode: number): void {
   mmxCheck(c);
-  mmSrc(c);
-  const d = (c.w1 >>> 2) & 7, r = simd(c), x = c.state.xmm;
-  mmToSlot(c, d, XS);
+  const d = mmOperands(c), r = simd(c), x = c.state.xmm;
   if (mode === MM_COMBINE) {
     x[XS * 4 + 2] = x[XS2 * 4]!; x[XS * 4 + 3] = x[XS2 * 4 + 1]!;
     op(r, XS, XS);
@@ -180,9 +178,7 @@ export function shiftByReg(width: number, kind: number): Handler {
     }
     if (p !== 0) invalid(c);
     mmxCheck(c);
-    mmSrc(c);
-    const d = (c.w1 >>> 2) & 7;
-    mmToSlot(c, d, XS);
+    const d = mmOperands(c);
     pshift(r, XS, width, kind, shiftCountFromReg(r, XS2));
     mmFromXs(c, d, false);
   };
@@ -284,9 +280,7 @@ export function palignrInsn(c: X86Cpu): void {
   }
   if (p !== 0) invalid(c);
   mmxCheck(c);
-  mmSrc(c);
-  const d = (c.w1 >>> 2) & 7;
-  mmToSlot(c, d, XS);
+  const d = mmOperands(c);
   // The 16-byte concatenation dst:src shifted right by imm bytes, low 8 bytes kept.
   const u8 = r.u8, a = XS * 16, b = XS2 * 16;
   for (let i = 0; i < 8; i++) {
