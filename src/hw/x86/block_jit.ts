@@ -28,22 +28,24 @@
 import type { X86Cpu } from "./cpu.js";
 import type { X86State } from "./state.js";
 import { HANDLERS, DCACHE_SIZE, DW } from "./decode.js";
-import type { Handler } from "./decode.js";
+import { ARITH, cond, getCF, flagsSync, setArith, szp, szp64 } from "./flags.js";
+import { rdS, wrS } from "./mmu.js";
+import { planInsn, mulhu, condExpr, BR_NONE, BR_JMP } from "./block_emit.js";
+import type { BlockInsn, Plan, Producer } from "./block_emit.js";
 
 /** A compiled block: runs from `rip` (its first instruction) until `stop` retired, a block end, or its last instruction. */
 export type BlockFn = (c: X86Cpu, st: X86State, rip: number, stop: number) => void;
 
 /** Switches of the block compiler (process-wide; read when a block is entered). */
 export const blockJit = {
-  /**
-   * Compile hot blocks; false: interpreter only. Off by default: measured +10 % on int but -5 %
-   * on branchy (short blocks), see bench/RESULTS.md "Compiled blocks".
-   */
-  enabled: false,
+  /** Compile hot blocks; false: interpreter only (see bench/RESULTS.md "Compiled blocks"). */
+  enabled: true,
   /** Entries of a block start seen by the interpreter before it is compiled. */
   hot: 16,
   /** Blocks shorter than this many instructions are not compiled (nothing to gain). */
   minInsns: 3,
+  /** Generate inline code for the forms block_emit.ts knows; false: every instruction calls its handler. */
+  emit: true,
 };
 
 const REGION_SHIFT = 12;
@@ -106,6 +108,12 @@ const shared = new Map<string, BlockFn>();
 /** Bound on the shared functions kept (their source text and code); past it the table starts over. */
 const SHARED_MAX = 16384;
 
+/** Runtime helpers the generated code calls (passed once per function, by name). */
+const HELPERS: [string, unknown][] = [
+  ["cond", cond], ["getCF", getCF], ["flagsSync", flagsSync], ["setArith", setArith], ["szp", szp], ["szp64", szp64],
+  ["mulhu", mulhu], ["rdS", rdS], ["wrS", wrS],
+];
+
 /**
  * Build the block starting at decoded-cache slot `ci0` (key `key0`) from the instructions already
  * decoded after it in the same page and records it in that slot (DW_BLOCK/DW_BLOCK_GEN).
@@ -118,36 +126,35 @@ export function compileBlock(c: X86Cpu, ci0: number, key0: number): boolean {
   const off0 = ci0 & 4095;
   const region = ci0 - off0;
   const keyBase = key0 - off0 * 8;
-  const hIdx: number[] = [];
-  let body = "";
+  const insns: BlockInsn[] = [];
+  const plans: (Plan | null)[] = [];
   let d = 0;
   let off = off0;
-  let n = 0;
-  while (n < MAX_INSNS && off < 4096 && dcTag[region | off] === keyBase + off * 8) {
+  while (insns.length < MAX_INSNS && off < 4096 && dcTag[region | off] === keyBase + off * 8) {
     const b = (region | off) * DW;
-    const w0 = dcW[b], w1 = dcW[b + 1];
+    const w0 = dcW[b];
     const len = (w0 >>> 11) & 15;
-    const h = w0 & 0x7ff;
-    let hv = hIdx.indexOf(h);
-    if (hv < 0) { hv = hIdx.length; hIdx.push(h); }
-    const next = d + len;
-    body += `c.curRip=${d === 0 ? "rip" : `rip+${d}`};c.w0=${w0};c.w1=${w1};c.wb=${b};st.rip=rip+${next};h${hv}(c);` +
-      `if(++c.icount>=stop||c.breakLoop!==0||st.rip!==rip+${next})return;\n`;
-    d = next;
+    const i: BlockInsn = { w0, w1: dcW[b + 1], disp: dcW[b + 2], imm: dcW[b + 3], imm2: dcW[b + 4], wb: b, d, next: d + len, k: insns.length };
+    const p = blockJit.emit ? planInsn(i) : null;
+    insns.push(i);
+    plans.push(p);
+    d += len;
     off += len;
-    n++;
+    if (p !== null && p.br === BR_JMP) break; // nothing after an unconditional jump runs
   }
+  const n = insns.length;
   if (n < blockJit.minInsns) {
     // Remembered as "no block here" until the slot is decoded again, so it is not retried.
     dcW[ci0 * DW + DW_BLOCK] = NO_BLOCK;
     return false;
   }
-  const src = `${hIdx.map((h, i) => `const h${i}=H[${h}];`).join("")}\nreturn function blk(c,st,rip,stop){\n${body}};`;
+  const src = blockSource(insns, plans);
   let fn = shared.get(src);
   if (fn === undefined) {
     try {
-      fn = (new Function("H", src) as (h: Handler[]) => BlockFn)(HANDLERS);
-    } catch {
+      fn = (new Function("H", ...HELPERS.map((h) => h[0]), src) as (...a: unknown[]) => BlockFn)(HANDLERS, ...HELPERS.map((h) => h[1]));
+    } catch (e) {
+      if (!(e instanceof EvalError)) throw e;
       // No eval in this environment (CSP): keep interpreting.
       blockJit.enabled = false;
       return false;
@@ -159,4 +166,69 @@ export function compileBlock(c: X86Cpu, ci0: number, key0: number): boolean {
   dcW[ci0 * DW + DW_BLOCK] = idx;
   dcW[ci0 * DW + DW_BLOCK_GEN] = bc.regionGen[ci0 >>> REGION_SHIFT];
   return true;
+}
+
+/**
+ * Backward liveness of the arithmetic flags: liveOut[k] are the flags some later reader (an
+ * instruction, an exit of the block, a fault) may observe after instruction k. A branch back to
+ * the block's start sees the start's live-in, found by iterating to a fixed point.
+ */
+export function flagLiveness(plans: (Plan | null)[]): number[] {
+  const n = plans.length;
+  const liveOut = new Array<number>(n).fill(ARITH);
+  let in0 = 0;
+  for (let round = 0; round < 8; round++) {
+    let live = ARITH; // falling out of the block's end
+    for (let k = n - 1; k >= 0; k--) {
+      const p = plans[k];
+      if (p !== null && p.br !== BR_NONE) {
+        const taken = p.target === 0 ? in0 : ARITH;
+        live = p.br === BR_JMP ? taken : live | taken;
+      }
+      liveOut[k] = live;
+      if (p === null || p.fault) live = ARITH;
+      else live = (live & ~p.writes) | p.reads;
+    }
+    if (live === in0) break;
+    in0 = live;
+  }
+  return liveOut;
+}
+
+/** Source of the block function (see block_emit.ts for the conventions of the generated code). */
+function blockSource(insns: BlockInsn[], plans: (Plan | null)[]): string {
+  const n = insns.length;
+  const liveOut = flagLiveness(plans);
+  const loops = plans.some((p) => p !== null && p.br !== BR_NONE && p.target === 0);
+  const hIdx: number[] = [];
+  let body = "";
+  let producer: Producer | null = null;
+  for (let k = 0; k < n; k++) {
+    const i = insns[k], p = plans[k];
+    const sync = `c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};`;
+    const leaveAfter = `{c.icount=ic+${k + 1};return;}`;
+    const code = p === null ? null : p.emit({ liveOut: liveOut[k], sync, leaveAfter, producer });
+    if (code === null) {
+      const h = i.w0 & 0x7ff;
+      let hv = hIdx.indexOf(h);
+      if (hv < 0) { hv = hIdx.length; hIdx.push(h); }
+      body += `${sync}h${hv}(c);if(c.breakLoop!==0||st.rip!==rip+${i.next}){c.icount=ic+${k + 1};return;}\n`;
+      producer = null;
+      continue;
+    }
+    body += code;
+    if (p!.br !== BR_NONE) {
+      const taken = p!.target === 0
+        ? `ic+=${k + 1};if(ic+${n}>stop||c.hostIrq[0]!==0){c.icount=ic;st.rip=rip;c.breakLoop=1;return;}continue;`
+        : `const t=rip+${p!.target};if(t<-c.canon||t>=c.canon){${sync}c.raise(13,0);}c.icount=ic+${k + 1};st.rip=t;c.breakLoop=1;return;`;
+      body += p!.br === BR_JMP ? `{${taken}}\n` : `if(${condExpr(p!.cc, producer)}){${taken}}\n`;
+    } else body += "\n";
+    if (p!.producer !== null) producer = p!.producer;
+    else if (p!.writes !== 0) producer = null;
+  }
+  const last = plans[n - 1];
+  const tail = last !== null && last.br === BR_JMP ? "" : `c.icount=ic+${n};st.rip=rip+${insns[n - 1].next};return;\n`;
+  const head = `const g=st.gpr;let ic=c.icount;if(ic+${n}>stop)return;\n`;
+  const fnBody = loops ? `${head}for(;;){\n${body}${tail}}` : head + body + tail;
+  return `${hIdx.map((h, i) => `const h${i}=H[${h}];`).join("")}\nreturn function blk(c,st,rip,stop){\n${fnBody}};`;
 }

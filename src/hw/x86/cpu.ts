@@ -49,6 +49,8 @@ const TMASK = TLB_MASK;
 const ACTIVE = 0;
 /** Longest block the run loop executes between its once-per-block checks. */
 const BLOCK_MAX = 64;
+/** Longest run of a compiled self-loop between the run loop's checks (preemption timer, VMX windows). */
+const LOOP_MAX = 4096;
 const CR4_PAE = 1 << 5, CR4_LA57 = 1 << 12;
 const EFER_LMA = 1 << 10;
 
@@ -424,7 +426,9 @@ export class X86Cpu implements CodeWatcher {
           if (v > 0) {
             const bc = this.blocks;
             if (dcW[b + DW_BLOCK_GEN] === bc.regionGen[ci >>> 12]) {
-              bc.table[v](this, st, rip, stop);
+              // A compiled block that loops on itself may run up to LOOP_MAX instructions (it checks
+              // the host interrupt word at each pass); interpreted blocks stop at BLOCK_MAX.
+              bc.table[v](this, st, rip, Math.min(end, this.icount + LOOP_MAX));
               if (this.icount >= stop || this.breakLoop !== 0) continue;
             } else dcW[b + DW_BLOCK] = 0; // built on slots since replaced: count again
           } else if (v !== NO_BLOCK) {

@@ -1,0 +1,522 @@
+/**
+ * Code generation for compiled blocks (block_jit.ts): the hottest 64-bit-mode instruction forms
+ * become inline JavaScript with their registers, operation and constants baked in, instead of a
+ * call to their handler.
+ *
+ * Every form is described by a Plan: the arithmetic flags it reads and fully writes, whether it
+ * may fault or exit (then it needs the interpreter's view of the machine at that point), whether
+ * it ends the block or branches, and an emitter. block_jit.ts runs a backward liveness pass over
+ * the flags with these masks, and an emitter skips its lazy-flag record (flags.ts) when none of
+ * the flags it writes is live afterwards; when some are, it writes exactly the record its
+ * handler would, so the flags stay those of the interpreter by construction. Anything that may
+ * fault, exit or call a handler counts as reading every flag (an exception or VM exit saves
+ * RFLAGS), so a record is only ever skipped where no one can observe it.
+ *
+ * The generated code works on `g` (the GPR halves, state.ts), `c` (the CPU) and `st`, with
+ * `rip` the block's start and `ic` the retired-instruction count at the start of the current
+ * pass. An instruction that cannot fault updates neither RIP nor icount; the block's exits set
+ * them. An instruction that can fault does so only on a slow path, which first makes the state
+ * exactly what the interpreter would have at that instruction (`sync`): icount, curRip, RIP of
+ * the next instruction, and its decoded words.
+ */
+import { ARITH, CF, PF, ZF, SF, OF, LOP_ADD, LOP_ADC, LOP_SUB, LOP_SBB, LOP_LOGIC, LOP_INC, LOP_DEC } from "./flags.js";
+import { SPEC_ALU_RR32, SPEC_ALU_RR64, SPEC_MOV_RR32, SPEC_MOV_RR64, SPEC_INCDEC_R, SPEC_MOV_RM } from "./decode.js";
+import { TLB_MASK } from "./mmu.js";
+
+/** One decoded instruction of the block, with its offsets from the block start. */
+export interface BlockInsn {
+  w0: number; w1: number; disp: number; imm: number; imm2: number;
+  /** Decoded-cache word index of its slot (for the handler's `c.wb`). */
+  wb: number;
+  /** Offset of its first byte and of the next instruction from the block's first instruction. */
+  d: number; next: number;
+  /** Position in the block. */
+  k: number;
+}
+
+/** Emission context handed to each emitter. */
+export interface EmitCtx {
+  /** Flags live after this instruction (ARITH bits). */
+  liveOut: number;
+  /** Code that makes the interpreter's state exact before this instruction may fault. */
+  sync: string;
+  /** Code that leaves the block after this instruction retired (RIP already set by it). */
+  leaveAfter: string;
+  /** The producer of the flags this instruction sees, when known in this block (for Jcc). */
+  producer: Producer | null;
+}
+
+/** The last flag writer, by the local names of its operands and result (for fused conditions). */
+export interface Producer {
+  kind: number; // LOP_*
+  q: boolean;   // 64-bit
+  d: string; dh: string; s: string; sh: string; r: string; rh: string;
+}
+
+export const BR_NONE = 0;
+/** Conditional branch: `cc` and `target` (offset from the block start) are set. */
+export const BR_COND = 1;
+/** Unconditional near jump to `target`. */
+export const BR_JMP = 2;
+
+export interface Plan {
+  reads: number;
+  writes: number;
+  fault: boolean;
+  br: number;
+  cc: number;
+  /** Branch target as an offset from the block start. */
+  target: number;
+  /** Flag producer this instruction becomes (when it writes a complete record), else null. */
+  producer: Producer | null;
+  /** The code, or null to call the handler instead (same flags and faults as the plan says). */
+  emit(x: EmitCtx): string | null;
+}
+
+const TMASK = TLB_MASK;
+
+/** Flags each condition code nibble reads (SDM Vol. 1 Table B-1). */
+export function condReads(cc: number): number {
+  switch (cc >> 1) {
+    case 0: return OF;
+    case 1: return CF;
+    case 2: return ZF;
+    case 3: return CF | ZF;
+    case 4: return SF;
+    case 5: return PF;
+    case 6: return SF | OF;
+    default: return ZF | SF | OF;
+  }
+}
+
+/** JS boolean expression for condition `cc`, fused with a known producer where that is simple. */
+export function condExpr(cc: number, p: Producer | null): string {
+  const neg = (cc & 1) !== 0;
+  let e: string | null = null;
+  if (p !== null) {
+    const z = p.q ? `(${p.r}|${p.rh})===0` : `${p.r}===0`;
+    const s = p.q ? `${p.rh}<0` : `${p.r}<0`;
+    const sub = p.kind === LOP_SUB;
+    const logic = p.kind === LOP_LOGIC;
+    const ltu = p.q
+      ? `((${p.dh}>>>0)<(${p.sh}>>>0)||(${p.dh}===${p.sh}&&(${p.d}>>>0)<(${p.s}>>>0)))`
+      : `((${p.d}>>>0)<(${p.s}>>>0))`;
+    const lts = p.q
+      ? `(${p.dh}<${p.sh}||(${p.dh}===${p.sh}&&(${p.d}>>>0)<(${p.s}>>>0)))`
+      : `(${p.d}<${p.s})`;
+    switch (cc >> 1) {
+      case 1: if (sub) e = ltu; else if (logic) e = "false"; break;
+      case 2: e = z; break;
+      case 3: if (sub) e = `(${ltu}||${z})`; else if (logic) e = z; break;
+      case 4: e = s; break;
+      case 6: if (sub) e = lts; else if (logic) e = s; break;
+      case 7: if (sub) e = `(${lts}||${z})`; else if (logic) e = `(${z}||${s})`; break;
+      default: break;
+    }
+  }
+  if (e === null) return `cond(c,${cc})`;
+  return neg ? `!(${e})` : e;
+}
+
+// ---- register helpers (operands in the generated code) ----
+const lo = (r: number): string => `g[${r << 1}]`;
+const hi = (r: number): string => `g[${(r << 1) | 1}]`;
+
+/** Lazy-flag record of a 64-bit ALU result (alu64's fields). */
+function rec64(lop: number, d: string, dh: string, s: string, sh: string, r: string, rh: string, cin: string | null): string {
+  return `c.lop=${lop};c.lsh=0;c.l64=1;c.ldst=${d};c.ldstH=${dh};c.lsrc=${s};c.lsrcH=${sh};c.lres=${r};c.lresH=${rh};${cin === null ? "" : `c.lcin=${cin};`}`;
+}
+/** Lazy-flag record of a 32-bit ALU result (alu's fields with lsh 0). */
+function rec32(lop: number, d: string, s: string, r: string, cin: string | null): string {
+  return `c.lop=${lop};c.lsh=0;c.l64=0;c.ldst=${d};c.lsrc=${s};c.lres=${r};${cin === null ? "" : `c.lcin=${cin};`}`;
+}
+
+function plan(reads: number, writes: number, fault: boolean, emit: (x: EmitCtx) => string | null, producer: Producer | null = null): Plan {
+  return { reads, writes, fault, br: BR_NONE, cc: 0, target: 0, producer, emit };
+}
+
+/**
+ * ALU op (0 ADD 1 OR 2 ADC 3 SBB 4 AND 5 SUB 6 XOR 7 CMP) of register/constant operands into
+ * register `dst` (not written for CMP). `s`/`sh` are expressions of the source halves.
+ */
+function aluPlan(op: number, q: boolean, dst: number, s: string, sh: string, k: number): Plan {
+  const n = `_${k}`;
+  const d = `d${n}`, dh = `dh${n}`, sv = `s${n}`, svh = `sh${n}`, r = `r${n}`, rh = `rh${n}`;
+  const carry = op === 2 || op === 3;
+  const lop = [LOP_ADD, LOP_LOGIC, LOP_ADC, LOP_SBB, LOP_LOGIC, LOP_SUB, LOP_LOGIC, LOP_SUB][op];
+  const reads = carry ? CF : 0;
+  const producer: Producer | null = carry ? null : { kind: lop === LOP_ADD ? LOP_ADD : lop, q, d, dh, s: sv, sh: svh, r, rh };
+  const emit = (x: EmitCtx): string => {
+    const live = (x.liveOut & ARITH) !== 0;
+    let code = q
+      ? `const ${d}=${lo(dst)},${dh}=${hi(dst)},${sv}=${s},${svh}=${sh};`
+      : `const ${d}=${lo(dst)},${sv}=${s};`;
+    const ci = carry ? `ci${n}` : "0";
+    if (carry) code += `const ${ci}=getCF(c);`;
+    if (q) {
+      switch (op) {
+        case 0: case 2: code += `const t${n}=(${d}>>>0)+(${sv}>>>0)${carry ? `+${ci}` : ""},${r}=t${n}|0,${rh}=(${dh}+${svh}+(t${n}>4294967295?1:0))|0;`; break;
+        case 3: case 5: case 7: code += `const t${n}=(${d}>>>0)-(${sv}>>>0)${carry ? `-${ci}` : ""},${r}=t${n}|0,${rh}=(${dh}-${svh}-(t${n}<0?1:0))|0;`; break;
+        case 1: code += `const ${r}=${d}|${sv},${rh}=${dh}|${svh};`; break;
+        case 4: code += `const ${r}=${d}&${sv},${rh}=${dh}&${svh};`; break;
+        default: code += `const ${r}=${d}^${sv},${rh}=${dh}^${svh};`; break;
+      }
+      if (live) code += rec64(lop, d, dh, sv, svh, r, rh, op === 1 || op === 4 || op === 6 ? null : ci);
+      if (op !== 7) code += `${lo(dst)}=${r};${hi(dst)}=${rh};`;
+    } else {
+      switch (op) {
+        case 0: case 2: code += `const ${r}=(${d}+${sv}${carry ? `+${ci}` : ""})|0;`; break;
+        case 3: case 5: case 7: code += `const ${r}=(${d}-${sv}${carry ? `-${ci}` : ""})|0;`; break;
+        case 1: code += `const ${r}=${d}|${sv};`; break;
+        case 4: code += `const ${r}=${d}&${sv};`; break;
+        default: code += `const ${r}=${d}^${sv};`; break;
+      }
+      if (live) code += rec32(lop, d, sv, r, carry ? ci : null);
+      if (op !== 7) code += `${lo(dst)}=${r};${hi(dst)}=0;`;
+    }
+    return code;
+  };
+  return plan(reads, ARITH, false, emit, producer);
+}
+
+/** INC/DEC of register `r` (incDec: CF kept in fl, record LOP_INC/LOP_DEC). */
+function incDecPlan(q: boolean, r: number, dec: boolean, k: number): Plan {
+  const n = `_${k}`;
+  const d = `d${n}`, dh = `dh${n}`, res = `r${n}`, rh = `rh${n}`;
+  const lop = dec ? LOP_DEC : LOP_INC;
+  const producer: Producer = { kind: lop, q, d, dh, s: "1", sh: "0", r: res, rh };
+  const emit = (x: EmitCtx): string => {
+    const live = (x.liveOut & (ARITH & ~CF)) !== 0;
+    const cfLive = (x.liveOut & CF) !== 0;
+    let code = "";
+    // CF is carried through c.fl (flags.ts: an INC/DEC record reads CF from fl).
+    if (cfLive) code += `c.fl=(c.fl&-2)|getCF(c);`;
+    if (q) {
+      code += `const ${d}=${lo(r)},${dh}=${hi(r)},t${n}=(${d}>>>0)${dec ? "-" : "+"}1,${res}=t${n}|0,` +
+        `${rh}=(${dh}+(t${n}>4294967295?1:t${n}<0?-1:0))|0;`;
+      if (live || cfLive) code += rec64(lop, d, dh, "1", "0", res, rh, null);
+      code += `${lo(r)}=${res};${hi(r)}=${rh};`;
+    } else {
+      code += `const ${d}=${lo(r)},${res}=(${d}${dec ? "-" : "+"}1)|0;`;
+      if (live || cfLive) code += rec32(lop, d, "1", res, null);
+      code += `${lo(r)}=${res};${hi(r)}=0;`;
+    }
+    return code;
+  };
+  // Writes every flag but CF; CF is read (and carried) only when live, so it is a pass-through.
+  return plan(0, ARITH & ~CF, false, emit, producer);
+}
+
+/** 64-bit shift/rotate of register `r` by a constant count 1..63 (shift.ts shift64). */
+function shift64Plan(op: number, r: number, n: number, k: number): Plan | null {
+  const u = `_${k}`;
+  const a = `a${u}`, b = `b${u}`, rl = `rl${u}`, rh = `rh${u}`;
+  const load = `const ${a}=${lo(r)},${b}=${hi(r)};`;
+  // Left/right shifts of the pair by a constant (shl64/shr64/sar64 with n fixed).
+  const shl = (m: number): [string, string] => m === 0 ? [a, b] : m < 32 ? [`(${a}<<${m})`, `((${b}<<${m})|(${a}>>>${32 - m}))`] : [`0`, m < 64 ? `(${a}<<${m - 32})` : `0`];
+  const shr = (m: number, arith: boolean): [string, string] => m === 0 ? [a, b] : m < 32
+    ? [`((${a}>>>${m})|(${b}<<${32 - m}))`, `(${b}${arith ? ">>" : ">>>"}${m})`]
+    : [arith ? `(${b}>>${m - 32})` : m < 64 ? `(${b}>>>${m - 32})` : `0`, arith ? `(${b}>>31)` : `0`];
+  const bit = (i: number): string => i < 32 ? `((${a}>>>${i})&1)` : `((${b}>>>${i - 32})&1)`;
+  const store = `${lo(r)}=${rl};${hi(r)}=${rh};`;
+  switch (op) {
+    case 0: case 1: { // ROL / ROR: CF and OF only
+      const [l1, h1] = op === 0 ? shl(n) : shr(n, false);
+      const [l2, h2] = op === 0 ? shr(64 - n, false) : shl(64 - n);
+      return plan(0, CF | OF, false, (x) => {
+        let code = `${load}const ${rl}=(${l1}|${l2})|0,${rh}=(${h1}|${h2})|0;`;
+        if (x.liveOut & (CF | OF)) {
+          code += op === 0
+            ? `const cf${u}=${rl}&1,of${u}=((${rh}>>>31)&1)^cf${u};`
+            : `const cf${u}=(${rh}>>>31)&1,of${u}=cf${u}^((${rh}>>>30)&1);`;
+          code += `flagsSync(c);c.fl=(c.fl&~${CF | OF})|cf${u}|(of${u}<<11);`;
+        }
+        return code + store;
+      });
+    }
+    case 4: case 6: case 5: case 7: {
+      const [l, h] = op === 5 ? shr(n, false) : op === 7 ? shr(n, true) : shl(n);
+      const cf = op === 4 || op === 6 ? bit(64 - n) : bit(n - 1);
+      return plan(0, ARITH, false, (x) => {
+        let code = `${load}const ${rl}=${l}|0,${rh}=${h}|0;`;
+        if (x.liveOut & ARITH) {
+          const of = op === 5 ? `((${b}>>>31)&1)` : op === 7 ? "0" : `(((${rh}>>>31)&1)^${cf})`;
+          code += `setArith(c,szp64(${rl},${rh})|${cf}|(${of}<<11));`;
+        }
+        return code + store;
+      });
+    }
+    default: return null;
+  }
+}
+
+/** 32-bit shift/rotate of register `r` by a constant count 1..31 (shift.ts shiftE with w = 32). */
+function shift32Plan(op: number, r: number, n: number, k: number): Plan | null {
+  const u = `_${k}`;
+  const x = `x${u}`, res = `r${u}`;
+  const load = `const ${x}=${lo(r)}>>>0;`;
+  const store = `${lo(r)}=${res}|0;${hi(r)}=0;`;
+  switch (op) {
+    case 0: case 1:
+      return plan(0, CF | OF, false, (cx) => {
+        let code = load + (op === 0 ? `const ${res}=((${x}<<${n})|(${x}>>>${32 - n}))>>>0;` : `const ${res}=((${x}>>>${n})|(${x}<<${32 - n}))>>>0;`);
+        if (cx.liveOut & (CF | OF)) {
+          code += op === 0
+            ? `const cf${u}=${res}&1,of${u}=((${res}>>>31)&1)^cf${u};`
+            : `const cf${u}=(${res}>>>31)&1,of${u}=cf${u}^((${res}>>>30)&1);`;
+          code += `flagsSync(c);c.fl=(c.fl&~${CF | OF})|cf${u}|(of${u}<<11);`;
+        }
+        return code + store;
+      });
+    case 4: case 6: case 5: case 7:
+      return plan(0, ARITH, false, (cx) => {
+        let code = load;
+        let cf: string, of: string;
+        if (op === 5) { code += `const ${res}=${x}>>>${n};`; cf = `((${x}>>>${n - 1})&1)`; of = `((${x}>>>31)&1)`; }
+        else if (op === 7) { code += `const ${res}=(${x}>>${n})>>>0;`; cf = `((${x}>>${n - 1})&1)`; of = "0"; }
+        else { code += `const ${res}=(${x}<<${n})>>>0;`; cf = `((${x}>>>${32 - n})&1)`; of = `(((${res}>>>31)&1)^${cf})`; }
+        if (cx.liveOut & ARITH) code += `setArith(c,szp(${res},32)|${cf}|(${of}<<11));`;
+        return code + store;
+      });
+    default: return null;
+  }
+}
+
+/**
+ * IMUL r, r/m(register), imm with the flags dead: the low 64 (or 32) bits of the product. With a
+ * live CF/OF (rare in compiled code) the handler runs instead.
+ */
+function imulImmPlan(q: boolean, dst: number, src: number, imm: number, k: number): Plan {
+  const u = `_${k}`;
+  return plan(0, ARITH, false, (x) => {
+    if (x.liveOut & ARITH) return null;
+    if (!q) return `${lo(dst)}=Math.imul(${lo(src)},${imm});${hi(dst)}=0;`;
+    if (imm >= -0x100000 && imm <= 0x100000) {
+      // lo(src) * imm is exact in a double (|product| < 2^53), so its high word is a floor division.
+      return `const p${u}=(${lo(src)}>>>0)*${imm},h${u}=(Math.imul(${hi(src)},${imm})+Math.floor(p${u}/4294967296))|0;` +
+        `${lo(dst)}=p${u}|0;${hi(dst)}=h${u};`;
+    }
+    // Full 32x32 -> 64 of the low halves by 16-bit pieces, plus the cross terms of the high word.
+    return `const a${u}=${lo(src)},ah${u}=${hi(src)},bl${u}=${imm},bh${u}=${imm >> 31};` +
+      `const m${u}=mulhu(a${u},bl${u});${lo(dst)}=Math.imul(a${u},bl${u});` +
+      `${hi(dst)}=(m${u}+Math.imul(ah${u},bl${u})+Math.imul(a${u},bh${u}))|0;`;
+  });
+}
+
+/** IMUL r, r (0F AF, register form) with the flags dead. */
+function imulRRPlan(q: boolean, dst: number, src: number, k: number): Plan {
+  const u = `_${k}`;
+  return plan(0, ARITH, false, (x) => {
+    if (x.liveOut & ARITH) return null;
+    if (!q) return `${lo(dst)}=Math.imul(${lo(dst)},${lo(src)});${hi(dst)}=0;`;
+    return `const a${u}=${lo(dst)},ah${u}=${hi(dst)},b${u}=${lo(src)},bh${u}=${hi(src)};` +
+      `const m${u}=mulhu(a${u},b${u});${lo(dst)}=Math.imul(a${u},b${u});` +
+      `${hi(dst)}=(m${u}+Math.imul(ah${u},b${u})+Math.imul(a${u},bh${u}))|0;`;
+  });
+}
+
+/** High 32 bits of the unsigned product of two 32-bit values (exact, by 16-bit pieces). */
+export function mulhu(a: number, b: number): number {
+  const al = a & 0xffff, ah = a >>> 16, bl = b & 0xffff, bh = b >>> 16;
+  const ll = al * bl, lh = al * bh, hl = ah * bl;
+  const mid = (ll >>> 16) + (lh & 0xffff) + (hl & 0xffff);
+  return (ah * bh + (lh >>> 16) + (hl >>> 16) + (mid >>> 16)) | 0;
+}
+
+/** LEA with 64-bit addressing (mov.ts lea64), into a 64- or 32-bit register. */
+function leaPlan(q: boolean, dst: number, base: number, index: number, scale: number, disp: number, next: number, k: number): Plan {
+  const u = `_${k}`;
+  return plan(0, 0, false, () => {
+    let code = "";
+    let l = `${disp}`, h = `${disp >> 31}`;
+    if (base < 16) {
+      code += `const t${u}=${disp >>> 0}+(${lo(base)}>>>0);`;
+      l = `(t${u}|0)`; h = `(${disp >> 31}+${hi(base)}+(t${u}>4294967295?1:0))`;
+    } else if (base === 16) {
+      // RIP-relative: the next instruction's address (canonical, exact) plus the displacement.
+      code += `const a${u}=rip+${next}+${disp};`;
+      l = `(a${u}|0)`; h = `Math.floor(a${u}/4294967296)`;
+    }
+    if (index < 16) {
+      let il = lo(index), ih = hi(index);
+      if (scale) { ih = `((${ih}<<${scale})|(${il}>>>${32 - scale}))`; il = `(${il}<<${scale})`; }
+      code += `const l${u}=${l},h${u}=${h},v${u}=(l${u}>>>0)+(${il}>>>0);`;
+      l = `(v${u}|0)`; h = `(h${u}+${ih}+(v${u}>4294967295?1:0))`;
+    }
+    code += `const rl${u}=${l},rh${u}=${q ? `${h}|0` : "0"};${lo(dst)}=rl${u};${hi(dst)}=rh${u};`;
+    return code;
+  });
+}
+
+/**
+ * Offset expression of a 64-bit-address-size memory operand (operand.ts ea), or null for the
+ * forms left to the handler. RIP-relative operands are relative to the next instruction.
+ */
+function eaExpr(i: BlockInsn): string | null {
+  const w1 = i.w1;
+  const base = (w1 >>> 10) & 31, index = (w1 >>> 15) & 31, scale = (w1 >>> 20) & 3;
+  if (((i.w0 >>> 17) & 3) !== 3) return null;
+  let e = `${i.disp}`;
+  if (base < 16) e += `+(${hi(base)}*4294967296+(${lo(base)}>>>0))`;
+  else if (base === 16) e += `+rip+${i.next}`;
+  if (index < 16) e += `+(${hi(index)}*4294967296+(${lo(index)}>>>0))*${1 << scale}`;
+  return e;
+}
+
+/**
+ * A 32/64-bit memory load or store with the TLB probe of mmu.ts rd32/rd64/wr32/wr64 inline; the
+ * miss path (translation, faults, code-page writes, alignment) is rdS/wrS after a sync. `body`
+ * receives the names of the value halves (loads) and returns the code using them.
+ */
+function memPlan(i: BlockInsn, q: boolean, write: boolean, val: [string, string] | null,
+  body: ((l: string, h: string, x: EmitCtx) => string) | null, reads: number, writes: number, producer: Producer | null = null): Plan | null {
+  const e = eaExpr(i);
+  if (e === null) return null;
+  const seg = (i.w1 >>> 22) & 7;
+  const u = `_${i.k}`;
+  const la = `la${u}`, vp = `vp${u}`, ti = `ti${u}`, m = `m${u}`, p = `p${u}`;
+  const sz = q ? 3 : 2;
+  const align = q ? 7 : 3;
+  return plan(ARITH | reads, writes, true, (x) => {
+    let code = `const o${u}=${e},${la}=o${u}${seg >= 4 ? `+c.effBase[${seg}]` : ""},${vp}=Math.floor(${la}/4096),${ti}=${vp}&${TMASK};`;
+    if (write) {
+      const [vl, vh] = val!;
+      code += `if(c.tW[${ti}]===${vp}&&(${la}&${align})===0){const ${m}=c.tM32[${ti}],${p}=(c.tOff[${ti}]+(${la}&4095))>>2;` +
+        `${m}[${p}]=${vl};${q ? `${m}[${p}+1]=${vh};` : ""}}` +
+        `else{${x.sync}wrS(c,${sz},${seg},o${u},${vl},${q ? vh : 0});if(c.breakLoop!==0)${x.leaveAfter}}`;
+      return code;
+    }
+    code += `let v${u},vh${u}=0;if(c.tR[${ti}]===${vp}&&(${la}&${align})===0){const ${m}=c.tM32[${ti}],${p}=(c.tOff[${ti}]+(${la}&4095))>>2;` +
+      `v${u}=${m}[${p}];${q ? `vh${u}=${m}[${p}+1];` : ""}}` +
+      `else{${x.sync}v${u}=rdS(c,${sz},${seg},o${u});${q ? `vh${u}=c.rhi;` : ""}if(c.breakLoop!==0)${x.leaveAfter}}`;
+    return code + body!(`v${u}`, `vh${u}`, x);
+  }, producer);
+}
+
+/**
+ * The plan for one instruction, or null when its handler runs instead. Only forms whose
+ * semantics here are checked against the handlers (test/hw/x86/block_emit.test.ts) are listed.
+ */
+export function planInsn(i: BlockInsn): Plan | null {
+  const w0 = i.w0, w1 = i.w1;
+  const h = w0 & 0x7ff, opb = w0 >>> 24, osz = (w0 >>> 15) & 3;
+  const mod = w1 & 3, reg = (w1 >>> 2) & 15, rm = (w1 >>> 6) & 15;
+  const q = osz === 3;
+  const k = i.k;
+  if ((w0 >>> 21) & 1) return null; // LOCK
+  switch (h) {
+    case SPEC_ALU_RR32: case SPEC_ALU_RR64: {
+      const op = (opb >> 3) & 7;
+      const dst = opb & 2 ? reg : rm, src = opb & 2 ? rm : reg;
+      return aluPlan(op, h === SPEC_ALU_RR64, dst, lo(src), hi(src), k);
+    }
+    case SPEC_MOV_RR32: case SPEC_MOV_RR64: {
+      const dst = opb === 0x89 ? rm : reg, src = opb === 0x89 ? reg : rm;
+      const q2 = h === SPEC_MOV_RR64;
+      return plan(0, 0, false, () => q2
+        ? `{const a=${lo(src)},b=${hi(src)};${lo(dst)}=a;${hi(dst)}=b;}`
+        : `${lo(dst)}=${lo(src)};${hi(dst)}=0;`);
+    }
+    case SPEC_INCDEC_R:
+      return incDecPlan(q, rm, (w1 & 4) !== 0, k);
+    case SPEC_MOV_RM: {
+      const sz = q;
+      if (opb === 0x8b) return memPlan(i, sz, false, null, (l, hh) => `${lo(reg)}=${l};${hi(reg)}=${sz ? hh : "0"};`, 0, 0);
+      return memPlan(i, sz, true, [lo(reg), hi(reg)], null, 0, 0);
+    }
+    default: break;
+  }
+  if (h >= 0x100) {
+    // 0F map
+    const op2 = h & 0xff;
+    if (h >= 0x200) return null;
+    if (op2 >= 0x80 && op2 <= 0x8f && osz === 3) return jccPlan(op2 & 15, i);
+    if (op2 === 0xaf && mod === 3 && osz >= 2) return imulRRPlan(q, reg, rm, k);
+    if ((op2 === 0xb6 || op2 === 0xb7 || op2 === 0xbe || op2 === 0xbf) && osz >= 2) {
+      if (mod === 3) {
+        if (op2 === 0xb6 || op2 === 0xbe) {
+          // Byte register source: without REX, 4-7 are AH..BH.
+          const rex = (w0 >>> 22) & 1;
+          const src = rm < 4 || rm > 7 || rex ? `(${lo(rm)}&255)` : `((${lo(rm - 4)}>>>8)&255)`;
+          const v = op2 === 0xbe ? `((${src}<<24)>>24)` : src;
+          return plan(0, 0, false, () => `{const v=${v};${lo(reg)}=v;${hi(reg)}=${q ? "v>>31" : "0"};}`);
+        }
+        const v = op2 === 0xbf ? `((${lo(rm)}<<16)>>16)` : `(${lo(rm)}&65535)`;
+        return plan(0, 0, false, () => `{const v=${v};${lo(reg)}=v;${hi(reg)}=${q ? "v>>31" : "0"};}`);
+      }
+      return null;
+    }
+    if (op2 >= 0x40 && op2 <= 0x4f && mod === 3 && osz >= 2) {
+      // CMOVcc r, r: a 32-bit CMOV zero-extends the destination even when the condition is false.
+      const cc = op2 & 15;
+      return plan(condReads(cc), 0, false, (x) => q
+        ? `if(${condExpr(cc, x.producer)}){const a=${lo(rm)},b=${hi(rm)};${lo(reg)}=a;${hi(reg)}=b;}`
+        : `if(${condExpr(cc, x.producer)})${lo(reg)}=${lo(rm)};${hi(reg)}=0;`);
+    }
+    return null;
+  }
+  switch (opb) {
+    case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
+    case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
+      return osz === 3 ? jccPlan(opb & 15, i) : null;
+    case 0xeb: case 0xe9:
+      if (osz !== 3) return null;
+      return { ...plan(0, 0, false, () => ""), br: BR_JMP, target: i.next + i.imm };
+    case 0x81: case 0x83:
+      if (mod !== 3 || osz < 2) return null;
+      return aluPlan(reg & 7, q, rm, `${i.imm}`, `${i.imm >> 31}`, k);
+    case 0x05: case 0x0d: case 0x15: case 0x1d: case 0x25: case 0x2d: case 0x35: case 0x3d:
+      if (osz < 2) return null;
+      return aluPlan((opb >> 3) & 7, q, 0, `${i.imm}`, `${i.imm >> 31}`, k);
+    case 0x03: case 0x0b: case 0x13: case 0x1b: case 0x23: case 0x2b: case 0x33: case 0x3b: {
+      // op Gv, Ev with a memory source: the load, then the register form on the loaded value.
+      if (mod === 3 || osz < 2) return null;
+      const a = aluPlan((opb >> 3) & 7, q, reg, `v_${k}`, q ? `vh_${k}` : "0", k);
+      return memPlan(i, q, false, null, (_l, _h, x) => a.emit(x)!, a.reads, a.writes, a.producer);
+    }
+    case 0x85:
+      if (mod !== 3 || osz < 2) return null;
+      return testPlan(q, rm, reg, k);
+    case 0x8d: {
+      if (mod === 3 || osz < 2 || ((w0 >>> 17) & 3) !== 3) return null;
+      return leaPlan(q, reg, (w1 >>> 10) & 31, (w1 >>> 15) & 31, (w1 >>> 20) & 3, i.disp, i.next, k);
+    }
+    case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf: {
+      if (osz < 2) return null;
+      const r = (opb & 7) | (rm & 8);
+      return plan(0, 0, false, () => `${lo(r)}=${i.imm};${hi(r)}=${q ? i.imm2 : 0};`);
+    }
+    case 0xc7:
+      if (mod !== 3 || osz < 2 || (reg & 7) !== 0) return null;
+      return plan(0, 0, false, () => `${lo(rm)}=${i.imm};${hi(rm)}=${q ? i.imm >> 31 : 0};`);
+    case 0xc1: {
+      if (mod !== 3 || osz < 2) return null;
+      const n = i.imm & (q ? 63 : 31);
+      if (n === 0) return null;
+      return q ? shift64Plan(reg & 7, rm, n, k) : shift32Plan(reg & 7, rm, n, k);
+    }
+    case 0x6b: case 0x69:
+      if (mod !== 3 || osz < 2) return null;
+      return imulImmPlan(q, reg, rm, i.imm, k);
+    default:
+      return null;
+  }
+}
+
+function testPlan(q: boolean, a: number, b: number, k: number): Plan {
+  const u = `_${k}`;
+  const r = `r${u}`, rh = `rh${u}`;
+  return plan(0, ARITH, false, (x) => {
+    let code = q ? `const ${r}=${lo(a)}&${lo(b)},${rh}=${hi(a)}&${hi(b)};` : `const ${r}=${lo(a)}&${lo(b)},${rh}=0;`;
+    if (x.liveOut & ARITH) {
+      code += q
+        ? `c.lop=${LOP_LOGIC};c.l64=1;c.lsh=0;c.lres=${r};c.lresH=${rh};c.ldst=0;c.lsrc=0;c.ldstH=0;c.lsrcH=0;`
+        : `c.lop=${LOP_LOGIC};c.l64=0;c.lsh=0;c.lres=${r};c.ldst=0;c.lsrc=0;`;
+    }
+    return code;
+  }, { kind: LOP_LOGIC, q, d: "0", dh: "0", s: "0", sh: "0", r, rh });
+}
+
+function jccPlan(cc: number, i: BlockInsn): Plan {
+  return { ...plan(condReads(cc), 0, false, () => ""), br: BR_COND, cc, target: i.next + i.imm };
+}
