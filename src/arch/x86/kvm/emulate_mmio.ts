@@ -34,6 +34,7 @@ import { KvmBus, KVM_PFN_NOSLOT, KVM_PFN_ERR_RO_FAULT } from "../../../virt/kvm/
 import { X86Cpu } from "../../../hw/x86/cpu.js";
 import { decode, HANDLERS } from "../../../hw/x86/decode.js";
 import { FAULT, PF_VECTOR } from "../../../hw/x86/fault.js";
+import { pdptTableAddr, readPdptes } from "../../../hw/x86/paging.js";
 import type { VmxNonRoot } from "../../../hw/x86/vmx/hooks.js";
 import { ExitResult } from "./kvm_x86_ops.js";
 import { CompleteUserspaceIo, EFER_LMA, UD_VECTOR, kvmRegisterRead, kvmRegisterWrite, kvmRipRead, kvmRipWrite, type X86Vcpu } from "./kvm_host.js";
@@ -335,6 +336,18 @@ function vmCtxt(vcpu: X86Vcpu): EmulatorCtxt {
 const dtTmp = { base: 0, limit: 0 };
 
 /**
+ * The PDPTE registers a PAE guest's emulation walks with: the table at the guest's CR3 as it is
+ * now, which is what KVM's own guest walker reads (mmu/paging_tmpl.ts); not present if that table
+ * is not in RAM. (Linux walks from the cached PDPTRs, kvm_pdptr_read, in both places.)
+ */
+function emulatorPdptes(vcpu: X86Vcpu, cpu: X86Cpu): void {
+  const gpa = pdptTableAddr(cpu.state.cr3);
+  const pfn = vcpu.kvm.gfnToPfn(Math.floor(gpa / 4096), false);
+  if (pfn >= 0) readPdptes(cpu.physmem, pfn * 4096 + (gpa & 4095), cpu.state.pdpte);
+  else cpu.state.pdpte.fill(0);
+}
+
+/**
  * init_emulate_ctxt(): load the guest's mode (CRs, EFER, segments, descriptor tables, GPRs, RIP,
  * RFLAGS) into the VM's emulator context. Its memory accesses go to guest RAM only until an
  * MMIO emulation marks them as executing.
@@ -370,6 +383,7 @@ export function initEmulateCtxt(vcpu: X86Vcpu): EmulatorCtxt {
   cpu.vmx = c.view;
   cpu.setRflags(a.ops.getRflags(vcpu));
   cpu.stateChanged();
+  if (cpu.pgMode === 2) emulatorPdptes(vcpu, cpu);
   // Every data access must reach eptTranslate: no cached data translations (see mmu.ts xlateFill).
   cpu.dbgData = 1;
   cpu.tlbFlushAll();
@@ -487,6 +501,12 @@ const insnBuf = new Uint8Array(15);
  */
 function emulationFailure(vcpu: X86Vcpu): ExitResult {
   vcpuState(vcpu).reset();
+  if (retryOnFailure) {
+    // EMULTYPE_ALLOW_RETRY_PF: nothing was committed; the caller makes the access possible on
+    // the processor and lets the guest execute the instruction again.
+    failedForRetry = true;
+    return ExitResult.Resume;
+  }
   const n = fetchInsnBytes(vcpu, insnBuf);
   if (vcpu.kvm.arch.exitOnEmulationFailure) return kvmPrepareEmulationFailureExit(vcpu, insnBuf, n);
   kvmQueueException(vcpu, UD_VECTOR);
@@ -654,6 +674,36 @@ export function kvmEmulateSkip(vcpu: X86Vcpu): boolean {
   const rflags = vcpu.arch.ops.getRflags(vcpu);
   if ((rflags & 0x10000) !== 0) vcpu.arch.ops.setRflags(vcpu, rflags & ~0x10000);
   return true;
+}
+
+/** kvmEmulateWriteProtected: an emulation failure is reported to the caller instead of the guest/userspace. */
+let retryOnFailure = false;
+let failedForRetry = false;
+
+/** kvmEmulateWriteProtected's result when the instruction could not be emulated and nothing was done. */
+export const EMULATE_FAIL_RETRY = -1;
+
+/**
+ * x86_emulate_instruction(EMULTYPE_PF | EMULTYPE_ALLOW_RETRY_PF) for a store that faulted on a
+ * write-protected guest page table (shadow paging): the instruction is emulated, its RAM stores
+ * reaching the write tracker. With `allowRetry`, an instruction the emulator cannot carry out
+ * returns EMULATE_FAIL_RETRY with nothing done, so the MMU can unprotect the page and let the
+ * guest retry it (kvm_mmu_unprotect_page); without, it fails as any emulation does.
+ */
+export function kvmEmulateWriteProtected(vcpu: X86Vcpu, gpa: number, allowRetry: boolean): ExitResult | typeof EMULATE_FAIL_RETRY {
+  retryOnFailure = allowRetry;
+  failedForRetry = false;
+  let r: ExitResult;
+  try {
+    r = kvmEmulateMmio(vcpu, gpa, true);
+  } finally {
+    retryOnFailure = false;
+  }
+  if (failedForRetry) {
+    failedForRetry = false;
+    return EMULATE_FAIL_RETRY;
+  }
+  return r;
 }
 
 const noData = new Uint8Array(0);

@@ -10,7 +10,7 @@ import { KvmMrChange, type KvmMemorySlot } from "../../../../virt/kvm/kvm_host.j
 import type { X86Kvm, X86Vcpu } from "../kvm_host.js";
 import type { Kvm } from "../../../../virt/kvm/kvm_main.js";
 import { getMmioSpteGeneration, isMmioSpte, MMIO_SPTE_GEN_MASK, PG_LEVEL_2M, PG_LEVEL_4K } from "./spte.js";
-import { kvmShadowZapAllVcpus } from "./shadow.js";
+import { kvmShadowWriteProtectMasked, kvmShadowWriteProtectRange, kvmShadowZapAllVcpus } from "./shadow.js";
 import { faultin, kvmFaultinPfn } from "./faultin.js";
 import { RET_PF_EMULATE, RET_PF_FIXED, RET_PF_INVALID, RET_PF_RETRY, RET_PF_SPURIOUS } from "./tdp_mmu.js";
 
@@ -137,7 +137,7 @@ export function kvmMmuCommitMemoryRegion(kvm: X86Kvm, old: KvmMemorySlot | null,
     if (logging && !wasLogging) {
       // kvm_mmu_slot_remove_write_access() (+ huge pages dropped so they refault at 4K).
       let flush = kvm.arch.mmu.writeProtectRange(next.baseGfn, next.baseGfn + next.npages);
-      if (kvmShadowZapAllVcpus(kvm)) flush = true;
+      if (kvmShadowWriteProtectRange(kvm, next.baseGfn, next.baseGfn + next.npages)) flush = true;
       if (flush) flushRemoteTlbs(kvm);
     } else if (!logging && wasLogging) {
       // kvm_mmu_zap_collapsible_sptes(): let the slot be mapped huge again.
@@ -149,7 +149,7 @@ export function kvmMmuCommitMemoryRegion(kvm: X86Kvm, old: KvmMemorySlot | null,
 /** kvm_arch_flush_shadow_memslot() */
 export function kvmMmuFlushShadowMemslot(kvm: X86Kvm, slot: KvmMemorySlot): void {
   let flush = kvm.arch.mmu.zapGfnRange(slot.baseGfn, slot.baseGfn + slot.npages);
-  // Shadow pages are indexed by guest linear address, not gfn: every vCPU's go (kvm_mmu_zap_all_fast).
+  // Shadow leaves are found by gfn only while writable (the rmap): every shadow page goes (kvm_mmu_zap_all_fast).
   if (kvmShadowZapAllVcpus(kvm)) flush = true;
   if (flush) flushRemoteTlbs(kvm);
 }
@@ -165,7 +165,6 @@ export function kvmMmuUnmapGfnRange(kvm: X86Kvm, _slot: KvmMemorySlot, startGfn:
 /** kvm_arch_mmu_enable_log_dirty_pt_masked() */
 export function kvmMmuEnableLogDirtyPtMasked(kvm: X86Kvm, slot: KvmMemorySlot, gfnOffset: number, mask: number): void {
   let flush = kvm.arch.mmu.writeProtectMasked(slot.baseGfn + gfnOffset, mask);
-  // Shadow paging keeps no gfn -> shadow-entry map: write protection drops every shadow translation.
-  if (mask !== 0 && kvmShadowZapAllVcpus(kvm)) flush = true;
+  if (kvmShadowWriteProtectMasked(kvm, slot.baseGfn + gfnOffset, mask)) flush = true;
   if (flush) flushRemoteTlbs(kvm);
 }

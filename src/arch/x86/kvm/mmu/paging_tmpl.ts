@@ -179,6 +179,28 @@ export class GuestWalk {
   level = 1;
   /** #PF error code (SDM 4.7) when the walk fails. */
   errorCode = 0;
+  /**
+   * The guest page tables the walk went through (walker->table_gfn): tableGfn[l] is the gfn of
+   * the table at level l (4 = PML4, 2 = the PD of 32-bit/PAE paging, 1 = PT), -1 above the
+   * walk's top and below its leaf. For PAE the PDPT is not a table here: its entries are the
+   * PDPTE registers loaded with CR3.
+   */
+  readonly tableGfn = new Float64Array(6);
+  /**
+   * tableAccess[l]: the access the entries above level l grant (WALK_PERM_* bits: AND of R/W
+   * and U/S, and no XD), i.e. what a shadow of the table at level l may give at most.
+   */
+  readonly tableAccess = new Uint8Array(6);
+}
+
+/** Access bits of GuestWalk.tableAccess (ACC_WRITE_MASK / ACC_USER_MASK / ACC_EXEC_MASK). */
+export const WALK_PERM_WRITE = 1;
+export const WALK_PERM_USER = 2;
+export const WALK_PERM_EXEC = 4;
+export const WALK_PERM_ALL = 7;
+
+function walkPerm(rw: number, us: number, nx: number): number {
+  return ((rw & 1) !== 0 ? WALK_PERM_WRITE : 0) | ((us & 1) !== 0 ? WALK_PERM_USER : 0) | (nx === 0 ? WALK_PERM_EXEC : 0);
 }
 
 const RSVD_HI_ADDR = 0x000fc000;
@@ -221,6 +243,8 @@ export function walkAddrGeneric(vcpu: X86Vcpu, la: number, access: number, cpl: 
   const implicit = !user && cpl === 3;
   const ula = la < 0 ? la + 2 ** 64 : la;
   out.level = 1;
+  out.tableGfn.fill(-1);
+  out.tableAccess.fill(0);
   if ((a.cr0 & X86_CR0_PG) === 0) {
     out.gpa = ula % 4294967296;
     out.writable = out.user = true;
@@ -243,6 +267,8 @@ export function walkAddrGeneric(vcpu: X86Vcpu, la: number, access: number, cpl: 
   let pageSize = 4096;
 
   if (!pae) {
+    out.tableGfn[2] = (a.cr3 & 0xfffff000) >>> 12;
+    out.tableAccess[2] = WALK_PERM_ALL;
     const pdeGpa = (a.cr3 & 0xfffff000) + ((ula >>> 22) & 0x3ff) * 4;
     let pde = readGpa32(vcpu, pdeGpa);
     if (Number.isNaN(pde) || (pde & PT_PRESENT) === 0) return walkFail(out, 0 | accBits);
@@ -260,6 +286,8 @@ export function walkAddrGeneric(vcpu: X86Vcpu, la: number, access: number, cpl: 
         pde = (pde | PTE_A) >>> 0;
         writeGpa32(vcpu, pdeGpa, pde);
       }
+      out.tableGfn[1] = (pde & 0xfffff000) >>> 12;
+      out.tableAccess[1] = walkPerm(rw, us, 0);
       const pteGpa = ((pde & 0xfffff000) >>> 0) + ((ula >>> 12) & 0x3ff) * 4;
       const pte = readGpa32(vcpu, pteGpa);
       if (Number.isNaN(pte) || (pte & PT_PRESENT) === 0) return walkFail(out, 0 | accBits);
@@ -285,6 +313,8 @@ export function walkAddrGeneric(vcpu: X86Vcpu, la: number, access: number, cpl: 
       table = (a.cr3 - (a.cr3 % 4096)) % 2 ** 52;
       level = 4;
     }
+    out.tableGfn[level] = table / 4096;
+    out.tableAccess[level] = WALK_PERM_ALL;
     for (;;) {
       const shift = 12 + 9 * (level - 1);
       const idx = Math.floor(ula / 2 ** shift) % 512;
@@ -316,6 +346,8 @@ export function walkAddrGeneric(vcpu: X86Vcpu, la: number, access: number, cpl: 
       }
       table = addr;
       level--;
+      out.tableGfn[level] = table / 4096;
+      out.tableAccess[level] = walkPerm(rw, us, nx);
     }
   }
   rw &= 1;

@@ -27,7 +27,8 @@ import type { VmcsConfig } from "./capabilities.js";
 import { vmxHandleExit } from "./vmx_exit.js";
 import { EPT_MT_MASK_WB } from "../mmu/spte.js";
 import { readGpa32 } from "../mmu/paging_tmpl.js";
-import { kvmShadowMmuDestroy, kvmShadowMmuReset, vcpuShadowMmu } from "../mmu/shadow.js";
+import { kvmMmuTrackWrite, kvmShadowMmuDestroy, kvmShadowMmuReset, kvmShadowNewPgd, vcpuShadowMmu } from "../mmu/shadow.js";
+import { kvmEmulatorSetWriteTracker } from "../emulate_mmio.js";
 import { guestCpuidHas } from "../cpuid.js";
 
 // ----------------------------------------------------------------------------------------------
@@ -313,6 +314,8 @@ function initVmcs(vcpu: X86Vcpu): void {
     vmx.secondary &= ~(V.SECONDARY_EXEC_ENABLE_EPT | V.SECONDARY_EXEC_UNRESTRICTED_GUEST);
     vmx.cpuBased |= V.CPU_BASED_CR3_LOAD_EXITING | V.CPU_BASED_CR3_STORE_EXITING | V.CPU_BASED_INVLPG_EXITING;
     vmx.cr4GuestOwned = KVM_POSSIBLE_CR4_GUEST_BITS & ~X86_CR4_PGE;
+    // kvm_page_track_register_notifier(): emulated stores to RAM reach the shadow MMU.
+    kvmEmulatorSetWriteTracker(kvmMmuTrackWrite);
   }
   // XSAVES/XRSTORS stay #UD until KVM_SET_CPUID2 gives the guest XSAVES (vmxVcpuAfterSetCpuid).
   vmx.secondary &= ~V.SECONDARY_EXEC_ENABLE_XSAVES;
@@ -606,10 +609,10 @@ function loadPdptrsIfPae(vcpu: X86Vcpu): void {
 
 function vmxPostSetCr3(vcpu: X86Vcpu, cr3: number): void {
   // With EPT the guest's CR3 goes straight into the VMCS (vmx_load_mmu_pgd's guest_cr3 part).
-  // Without, a new CR3 is a new address space: the shadow translations go (kvm_mmu_new_pgd
-  // without a root cache) and vmx_vcpu_run loads the new shadow root.
+  // Without, kvm_mmu_new_pgd picks the shadow root of the new address space (a cached one if
+  // there is one) and vmx_vcpu_run loads it.
   if (toVmx(vcpu).ept) vmcsWrite(vcpu, V.GUEST_CR3, cr3);
-  else kvmShadowMmuReset(vcpu);
+  else kvmShadowNewPgd(vcpu);
   loadPdptrsIfPae(vcpu);
 }
 
@@ -626,8 +629,8 @@ function vmxSetCr4(vcpu: X86Vcpu, cr4: number): void {
   cr4 >>>= 0;
   let hw = (cr4 | X86_CR4_VMXE) >>> 0;
   if (!toVmx(vcpu).ept) {
-    // The processor always uses PAE/4-level shadow tables, with nothing global (a CR3 load drops
-    // every shadow translation anyway) and no PCIDs; SMEP/SMAP only while the guest pages.
+    // The processor always uses PAE/4-level shadow tables, with nothing global and no PCIDs (its
+    // TLB is flushed at every guest CR3 load); SMEP/SMAP only while the guest pages.
     hw = ((hw | X86_CR4_PAE) & ~(X86_CR4_PGE | X86_CR4_PCIDE)) >>> 0;
     if ((a.cr0 & X86_CR0_PG) === 0) hw = (hw & ~(X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_PKE)) >>> 0;
     const modeBits = X86_CR4_PAE | X86_CR4_PSE | X86_CR4_PGE | X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_PCIDE | X86_CR4_LA57 | X86_CR4_PKE;
@@ -786,9 +789,11 @@ function vmxFlushHwTlbGuest(vcpu: X86Vcpu): void {
   else vmxFlushTlbCurrent(vcpu);
 }
 
-/** With shadow paging the guest's TLB is the shadow tables: flushing it drops them (kvm_vcpu_flush_tlb_guest). */
+/**
+ * kvm_vcpu_flush_tlb_guest(): the shadow tables are kept equal to the guest's (write tracking),
+ * so flushing the guest's TLB is flushing the processor's.
+ */
 function vmxFlushTlbGuest(vcpu: X86Vcpu): void {
-  if (!toVmx(vcpu).ept) kvmShadowMmuReset(vcpu);
   vmxFlushHwTlbGuest(vcpu);
 }
 
@@ -966,7 +971,7 @@ function vmxVcpuRun(vcpu: X86Vcpu): number {
       return EXIT_FASTPATH_NONE;
     }
     // kvm_mmu_load(): the shadow root of the guest's current paging mode.
-    vmcsWrite(vcpu, V.GUEST_CR3, vcpuShadowMmu(vcpu).rootHpa((a.efer & EFER_LMA) !== 0));
+    vmcsWrite(vcpu, V.GUEST_CR3, vcpuShadowMmu(vcpu).rootHpa());
   }
   st.gpr.set(a.regs);
   st.cr2 = a.cr2;

@@ -23,13 +23,13 @@ import {
 import { kvmEmulateRdmsr, kvmEmulateWrmsr } from "../msr.js";
 import { kvmGuestTsc } from "../tsc.js";
 import { kvmMmuPageFault, PFERR_FETCH_MASK, PFERR_PRESENT_MASK, PFERR_RSVD_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK } from "../mmu/mmu.js";
-import { RET_PF_EMULATE, RET_PF_INVALID } from "../mmu/tdp_mmu.js";
+import { RET_PF_EMULATE, RET_PF_INVALID, RET_PF_WRITE_PROTECTED } from "../mmu/tdp_mmu.js";
 import { is64BitMode, kvmEmulateCpuid, kvmEmulateHypercall, kvmEmulateXsetbv, kvmHandleCrAccess, kvmHandleDrAccess } from "../x86_insn.js";
 import { kvmEmulateStringPio } from "../emulate.js";
-import { kvmEmulateMmio, kvmFastMmio } from "../emulate_mmio.js";
+import { EMULATE_FAIL_RETRY, kvmEmulateMmio, kvmEmulateWriteProtected, kvmFastMmio } from "../emulate_mmio.js";
 import { kvmTaskSwitch, TASK_SWITCH_GATE } from "../task_switch.js";
 import { execControlsClearbit, toVmx, vmcsRead } from "./vmx.js";
-import { kvmShadowPageFault, RET_PF_GUEST, shadowFault } from "../mmu/shadow.js";
+import { kvmShadowPageFault, kvmShadowUnprotectPage, RET_PF_GUEST, shadowFault } from "../mmu/shadow.js";
 
 export type ExitHandler = (vcpu: X86Vcpu) => ExitResult;
 
@@ -115,6 +115,26 @@ function handleShadowPageFault(vcpu: X86Vcpu, la: number, errorCode: number): Ex
     return ExitResult.Resume;
   }
   if (r === RET_PF_EMULATE) return emulateFault(vcpu, shadowFault.gpa, (errorCode & PFERR_WRITE_MASK) !== 0);
+  if (r === RET_PF_WRITE_PROTECTED) return emulateWriteProtected(vcpu, shadowFault.gpa, shadowFault.selfChange);
+  return ExitResult.Resume;
+}
+
+/**
+ * kvm_mmu_page_fault()'s RET_PF_WRITE_PROTECTED: a store to a guest page table that the shadow
+ * MMU write-tracks. It is emulated; if it cannot be (or it happened while delivering an event),
+ * the page stops being shadowed and the guest retries it (kvm_mmu_unprotect_page) — unless the
+ * store goes to a table of its own translation, which unprotecting would only rebuild
+ * (write_fault_to_shadow_pgtable): then it fails like any emulation.
+ */
+function emulateWriteProtected(vcpu: X86Vcpu, gpa: number, selfChange: boolean): ExitResult {
+  vcpu.stat.pf_emulate = vcpu.stat.pf_emulate + 1;
+  if ((toVmx(vcpu).idtVectoringInfo & V.VECTORING_INFO_VALID_MASK) !== 0) {
+    if (!selfChange && kvmShadowUnprotectPage(vcpu, gpa)) return ExitResult.Resume;
+    return prepareEventVectoringExit(vcpu, gpa);
+  }
+  const r = kvmEmulateWriteProtected(vcpu, gpa, !selfChange);
+  if (r !== EMULATE_FAIL_RETRY) return r;
+  kvmShadowUnprotectPage(vcpu, gpa);
   return ExitResult.Resume;
 }
 
