@@ -22,6 +22,7 @@ import "./opcodes.js";
 import { deliverEvent, deliverException } from "./interrupt.js";
 import { readMsr, writeMsr } from "./msr.js";
 import { cpuid } from "./cpuid.js";
+import { pdptesAfterStateChange } from "./paging.js";
 import { BlockCache, blockJit, compileBlock, DW_BLOCK, DW_BLOCK_GEN, NO_BLOCK } from "./block_jit.js";
 
 export interface X86IoBus {
@@ -266,6 +267,7 @@ export class X86Cpu implements CodeWatcher {
     this.fLo = NaN;
     this.setCpl(!this.pe ? 0 : this.v86 ? 3 : (st.segAr[2] >>> 5) & 3);
     if (oldPg !== this.pgMode) this.tlbFlushAll();
+    pdptesAfterStateChange(this, oldPg);
     this.modeFlagsChanged();
   }
 

@@ -8,11 +8,25 @@
  * With EPT active in VMX non-root operation each paging-structure access and the final address
  * are guest-physical and go through vmx.eptTranslate (SDM 29.3.2).
  *
- * PAE PDPTEs are read from memory during the walk instead of being cached at MOV CR3 (an
- * implementation may reload them at any time only if they did not change; guests that rewrite
- * PDPTEs without reloading CR3 see the new values here).
+ * PAE paging walks from the four PDPTE registers (X86State.pdpte, SDM 4.4.1), not from the table
+ * in memory: a guest that rewrites a PDPTE keeps translating through the old one until something
+ * reloads the registers. Loads (loadPdptes) check the reserved bits, so a bad present PDPTE is a
+ * #GP(0) on the loading instruction and a not-present one a #PF at walk time. They happen at
+ *   - MOV to CR3 while PAE paging is in use (ops/system.ts setCr3);
+ *   - MOV to CR0/CR4 after which PAE paging is in use and that changes CR0.CD/NW/PG or
+ *     CR4.PAE/PGE/PSE/SMEP (setCr0/setCr4);
+ *   - VM entry to a PAE guest: from the VMCS guest PDPTE fields with EPT, else from the table at
+ *     the guest CR3 (vmx/vmx.ts; checked in vmx/entry.ts, 26.3.1.6); a VM exit with EPT stores
+ *     them back (28.3.4);
+ *   - state written from outside the instruction stream (tests, a bare-metal caller) that turns
+ *     PAE paging on: X86Cpu.stateChanged calls pdptesAfterStateChange, which reads the table at
+ *     CR3 unchecked. Such state keeps the reserved-bit check at walk time (#PF with RSVD). A
+ *     caller that changes CR3 of a state already in PAE paging, or that attached a non-root view
+ *     (cpu.vmx) of its own, calls loadPdptes / fills X86State.pdpte itself.
+ * (Task switches that load CR3 are not modelled on bare metal: interrupt.ts.)
  */
 import type { X86Cpu } from "./cpu.js";
+import type { PhysMem } from "../physmem.js";
 import { FAULT, PF_VECTOR, PFERR_P, PFERR_W, PFERR_U, PFERR_RSVD, PFERR_I } from "./fault.js";
 import { FRAMES_PER_CHUNK_SHIFT, FRAMES_PER_CHUNK } from "../physmem.js";
 import { AC } from "./flags.js";
@@ -37,12 +51,16 @@ function gpaToHpa(c: X86Cpu, gpa: number, acc: number, la: number, isWalk: boole
 }
 
 /** Read a paging-structure word (32-bit) at host physical address; unbacked memory reads as 0 (not present). */
-function pRd32(c: X86Cpu, hpa: number): number {
+function physRd32(pm: PhysMem, hpa: number): number {
   const pfn = Math.floor(hpa / 4096);
-  if (pfn >= c.physmem.nrFrames) return 0;
-  const m = c.physmem.chunks32[pfn >>> FRAMES_PER_CHUNK_SHIFT];
+  if (pfn >= pm.nrFrames) return 0;
+  const m = pm.chunks32[pfn >>> FRAMES_PER_CHUNK_SHIFT];
   if (m === undefined) return 0;
   return m[(((pfn & (FRAMES_PER_CHUNK - 1)) << 12) + (hpa & 4095)) >> 2];
+}
+
+function pRd32(c: X86Cpu, hpa: number): number {
+  return physRd32(c.physmem, hpa);
 }
 
 function pWr32(c: X86Cpu, hpa: number, v: number): void {
@@ -52,6 +70,59 @@ function pWr32(c: X86Cpu, hpa: number, v: number): void {
   if (m === undefined) return;
   if (c.physmem.codeFrames[pfn]) c.physmem.codeWritten(pfn);
   m[(((pfn & (FRAMES_PER_CHUNK - 1)) << 12) + (hpa & 4095)) >> 2] = v;
+}
+
+/** A present PAE PDPTE with any of bits 2:1, 8:5 or 63:MAXPHYADDR set is invalid (SDM 4.4.1, Table 4-8). */
+export function pdpteReserved(lo: number, hi: number): boolean {
+  return (lo & 0x1e6) !== 0 || (hi & (RSVD_HI_ADDR | 0xfff00000)) !== 0;
+}
+
+/**
+ * Read the four PDPTEs of the 32-byte table at host-physical `hpa` into out[0..8) (lo/hi pairs,
+ * the X86State.pdpte layout). Returns false if a present one sets a reserved bit.
+ */
+export function readPdptes(pm: PhysMem, hpa: number, out: Int32Array): boolean {
+  let ok = true;
+  for (let i = 0; i < 8; i += 2) {
+    const lo = physRd32(pm, hpa + 4 * i), hi = physRd32(pm, hpa + 4 * i + 4);
+    out[i] = lo;
+    out[i + 1] = hi;
+    if ((lo & 1) && pdpteReserved(lo, hi)) ok = false;
+  }
+  return ok;
+}
+
+/** Physical address of the PDPTE table named by a PAE CR3 (bits 31:5; 63:32 are ignored, SDM Table 4-7). */
+export function pdptTableAddr(cr3: number): number {
+  return (cr3 & ~0x1f) >>> 0;
+}
+
+const pdTmp = new Int32Array(8);
+
+/**
+ * Load PDPTE0-3 from the table a PAE `cr3` names, as MOV to CR0/CR3/CR4 does when it establishes
+ * or reloads PAE paging (SDM 4.4.1). Returns false, with the registers unchanged, when a present
+ * PDPTE sets a reserved bit: the instruction then raises #GP(0) and changes nothing. In VMX
+ * non-root operation with EPT the table is guest-physical: an EPT violation or misconfiguration
+ * is a VM exit on the instruction, with the guest-linear-address field not valid (SDM 28.2.1,
+ * Table 28-7 bit 7) and the access a read even with EPT A/D flags on (SDM 29.3.3.2).
+ */
+export function loadPdptes(c: X86Cpu, cr3: number): boolean {
+  const base = pdptTableAddr(cr3);
+  const v = c.vmx;
+  const hpa = v !== null && v.eptEnabled ? v.eptTranslate(base, WALK_R, 0, false, false) : base;
+  if (!readPdptes(c.physmem, hpa, pdTmp)) return false;
+  c.state.pdpte.set(pdTmp);
+  return true;
+}
+
+/**
+ * X86Cpu.stateChanged: state written from outside that turns PAE paging on outside VMX non-root
+ * operation gets its PDPTE registers from the table at CR3, as the MOV to CR0 that would have done
+ * so on hardware, but without the reserved-bit check (nothing can fault here; the walk checks).
+ */
+export function pdptesAfterStateChange(c: X86Cpu, oldPgMode: number): void {
+  if (c.pgMode === 2 && oldPgMode !== 2 && c.vmx === null) readPdptes(c.physmem, pdptTableAddr(c.state.cr3), c.state.pdpte);
 }
 
 function pageFault(c: X86Cpu, la: number, err: number): never {
@@ -118,11 +189,12 @@ export function walk(c: X86Cpu, la: number, acc: number, user: boolean, implicit
     let level: number;
     let table: number;
     if (mode === 2) {
-      const pdpteGpa = (st.cr3 & 0xffffffe0) + ((la >>> 30) << 3);
-      const h = gpaToHpa(c, pdpteGpa, 1, la, true);
-      const lo = pRd32(c, h), hi = pRd32(c, h + 4);
+      // PAE (SDM 4.4.2): the PDPTE register for bits 31:30, no memory access.
+      const pd = st.pdpte, i = (la >>> 30) << 1;
+      const lo = pd[i], hi = pd[i + 1];
       if (!(lo & 1)) pageFault(c, la, pfErr(c, acc, user, implicit, 0));
-      if ((lo & 0x1e6) || (hi & (RSVD_HI_ADDR | 0xfff00000))) pageFault(c, la, pfErr(c, acc, user, implicit, PFERR_P | PFERR_RSVD));
+      // Only registers filled from outside (pdptesAfterStateChange) can hold reserved bits.
+      if (pdpteReserved(lo, hi)) pageFault(c, la, pfErr(c, acc, user, implicit, PFERR_P | PFERR_RSVD));
       table = (hi & 0xfffff) * 4294967296 + ((lo & 0xfffff000) >>> 0);
       level = 2;
     } else {

@@ -72,6 +72,12 @@ export class X86State {
   /** CR8 / TPR[7:4] */
   cr8 = 0;
   efer = 0;
+  /**
+   * PDPTE0-3, the processor's PAE page-directory-pointer registers (SDM Vol. 3A 4.4.1): PDPTE i
+   * at [2i] (low half) and [2i+1] (high half). Loaded from the table at CR3 by MOV to CR0/CR3/CR4
+   * and by VM entry (from the VMCS with EPT); the PAE walk uses them, never the PDPTEs in memory.
+   */
+  readonly pdpte = new Int32Array(8);
   readonly dr = new Float64Array(8);
   /** Interruptibility state (INTR_BLOCKING_*), kept in the VMCS format. */
   interruptibility = 0;

@@ -11,7 +11,7 @@ import { flagsSync, CF, IF, DF, IOPL, VIF, VIP, ARITH } from "../flags.js";
 import { GP_VECTOR, UD_VECTOR, DB_VECTOR } from "../fault.js";
 import { wrE, eaLin, ea } from "./operand.js";
 import { rdL } from "../mmu.js";
-import { MAXPHYADDR } from "../paging.js";
+import { MAXPHYADDR, loadPdptes } from "../paging.js";
 import { xinuse, XCR0_SUPPORTED, XFEATURE_MASK_FP, XFEATURE_MASK_SSE, XFEATURE_MASK_YMM } from "./xsave.js";
 import { EXIT_REASON_VMCALL, EXIT_REASON_VMCLEAR, EXIT_REASON_VMLAUNCH, EXIT_REASON_VMPTRLD, EXIT_REASON_VMPTRST,
   EXIT_REASON_VMREAD, EXIT_REASON_VMRESUME, EXIT_REASON_VMWRITE, EXIT_REASON_VMOFF, EXIT_REASON_VMON,
@@ -158,6 +158,13 @@ const CR4_PAE = 1 << 5, CR4_PGE = 1 << 7, CR4_PSE = 1 << 4, CR4_LA57 = 1 << 12, 
  */
 export const CR4_VALID = (0x1fff & ~CR4_LA57) | (1 << 13) | (1 << 16) | CR4_PCIDE | CR4_OSXSAVE | CR4_SMEP | CR4_SMAP;
 const EFER_LME = 1 << 8, EFER_LMA = 1 << 10;
+/** MOV to CR0/CR4 changing one of these reloads the PDPTE registers when PAE paging is in use after it (SDM 4.4.1). */
+const CR0_PDPTE_BITS = CR0_CD | CR0_NW | CR0_PG, CR4_PDPTE_BITS = CR4_PAE | CR4_PGE | CR4_PSE | CR4_SMEP;
+
+/** The PDPTE load of a MOV to CR (SDM 4.4.1): #GP(0), before anything changes, if a present PDPTE has a reserved bit. */
+function reloadPdptes(c: X86Cpu, cr3: number): void {
+  if (!loadPdptes(c, cr3)) c.raise(GP_VECTOR, 0);
+}
 
 /** Load CR0 with the MOV CR0 checks (SDM Vol. 2 MOV CR, Vol. 3A 2.5): #GP(0) on invalid combinations. */
 export function setCr0(c: X86Cpu, v: number, hi: number): void {
@@ -176,6 +183,7 @@ export function setCr0(c: X86Cpu, v: number, hi: number): void {
     if (c.m64) c.raise(GP_VECTOR, 0);
     efer &= ~EFER_LMA;
   }
+  if ((v & CR0_PG) && (st.cr4 & CR4_PAE) && !(efer & EFER_LMA) && ((old ^ v) & CR0_PDPTE_BITS)) reloadPdptes(c, st.cr3);
   st.cr0 = v;
   st.efer = efer;
   if ((old ^ v) & (CR0_PG | CR0_WP | CR0_PE)) c.tlbFlushAll();
@@ -190,6 +198,7 @@ export function setCr4(c: X86Cpu, v: number, hi: number): void {
   if (lma && !(v & CR4_PAE)) c.raise(GP_VECTOR, 0);
   if (lma && ((old ^ v) & CR4_LA57)) c.raise(GP_VECTOR, 0);
   if ((v & CR4_PCIDE) && !(old & CR4_PCIDE) && (!lma || (st.cr3 % 4096) !== 0)) c.raise(GP_VECTOR, 0);
+  if ((st.cr0 & CR0_PG) && (v & CR4_PAE) && !lma && ((old ^ v) & CR4_PDPTE_BITS)) reloadPdptes(c, st.cr3);
   st.cr4 = v >>> 0;
   if ((old ^ v) & (CR4_PAE | CR4_PGE | CR4_PSE | CR4_PCIDE | CR4_SMEP | CR4_SMAP | CR4_LA57)) c.tlbFlushAll();
   c.stateChanged();
@@ -202,7 +211,10 @@ export function setCr3(c: X86Cpu, lo: number, hi: number): void {
     const h = pcide ? hi & 0x7fffffff : hi;
     if (h >>> (MAXPHYADDR - 32)) c.raise(GP_VECTOR, 0);
     st.cr3 = (h >>> 0) * 4294967296 + (lo >>> 0);
-  } else st.cr3 = lo >>> 0;
+  } else {
+    if ((st.cr0 & CR0_PG) && (st.cr4 & CR4_PAE)) reloadPdptes(c, lo);
+    st.cr3 = lo >>> 0;
+  }
   // Without PCID tagging in the TLB, every CR3 load drops the non-global entries (a superset of what is required).
   c.tlbFlushNonGlobal();
 }

@@ -44,6 +44,7 @@ import {
   CR4_FIXED0, CR4_FIXED1, VMX_MISC_CR3_COUNT, VMX_PHYS_ADDR_BITS, VMX_MSR_LIST_MAX,
 } from "./caps.js";
 import { eptpValid } from "./ept.js";
+import { pdpteReserved, readPdptes, pdptTableAddr } from "../paging.js";
 
 const CR0_PE = 1, CR0_NW = 1 << 29, CR0_CD = 1 << 30, CR0_PG = 0x80000000;
 const CR4_PAE = 1 << 5, CR4_PCIDE = 1 << 17;
@@ -55,6 +56,7 @@ const RFLAGS_VM = 1 << 17, RFLAGS_IF = 1 << 9;
 const RFLAGS_RESERVED = 0xffc08028;
 const HI_ADDR_MASK = ~((1 << (VMX_PHYS_ADDR_BITS - 32)) - 1);
 const TWO32 = 4294967296;
+const pdpteTmp = new Int32Array(8);
 
 /** A physical address (lo/hi) that is 4 KiB aligned and inside the physical-address width. */
 function physPageOk(lo: number, hi: number): boolean {
@@ -271,12 +273,15 @@ export function checkGuestState(v: VmcsCache, physmem: PhysMem): number {
     if (pfn >= physmem.nrFrames || physmem.chunks32[pfn >>> FRAMES_PER_CHUNK_SHIFT] === undefined) return ENTRY_FAIL_VMCS_LINK_PTR;
     if ((physmem.read32(a) & 0x7fffffff) !== VMCS_REVISION_ID) return ENTRY_FAIL_VMCS_LINK_PTR;
   }
-  // PDPTEs (26.3.1.6): with EPT and PAE paging they come from the VMCS and must be valid.
-  if ((proc2 & SECONDARY_EXEC_ENABLE_EPT) && (cr0 & CR0_PG) && (cr4 & CR4_PAE) && !ia32e) {
-    for (let i = 0; i < 4; i++) {
-      const lo = v.r32(GUEST_PDPTR0 + 2 * i), hi = v.rHi(GUEST_PDPTR0 + 2 * i);
-      if ((lo & 1) && ((lo & 0x1e6) !== 0 || (hi & HI_ADDR_MASK) !== 0)) return ENTRY_FAIL_PDPTE;
-    }
+  // PDPTEs of a PAE guest (26.3.1.6): with EPT the VMCS fields, without it the table at the
+  // guest CR3 (a host-physical address then) must hold no present entry with a reserved bit.
+  if ((cr0 & CR0_PG) && (cr4 & CR4_PAE) && !ia32e) {
+    if (proc2 & SECONDARY_EXEC_ENABLE_EPT) {
+      for (let i = 0; i < 4; i++) {
+        const lo = v.r32(GUEST_PDPTR0 + 2 * i), hi = v.rHi(GUEST_PDPTR0 + 2 * i);
+        if ((lo & 1) && pdpteReserved(lo, hi)) return ENTRY_FAIL_PDPTE;
+      }
+    } else if (!readPdptes(physmem, pdptTableAddr(v.rNum(GUEST_CR3)), pdpteTmp)) return ENTRY_FAIL_PDPTE;
   }
   return -1;
 }
@@ -307,6 +312,23 @@ export function storeMsrArea(physmem: PhysMem, addr: number, count: number, read
     physmem.write32(a + 12, tmp[1]);
   }
   return true;
+}
+
+/**
+ * SDM 26.3.2.4: the PDPTE registers of a guest that uses PAE paging (call after loadGuestState
+ * and the core's stateChanged): with EPT from the VMCS guest PDPTE fields, else from the table
+ * at the guest CR3. checkGuestState has vetted both; other guests leave the registers alone.
+ */
+export function loadGuestPdptes(v: VmcsCache, st: X86State, physmem: PhysMem, ept: boolean): void {
+  if (!(st.cr0 & CR0_PG) || !(st.cr4 & CR4_PAE) || (st.efer & EFER_LMA)) return;
+  if (!ept) {
+    readPdptes(physmem, pdptTableAddr(st.cr3), st.pdpte);
+    return;
+  }
+  for (let i = 0; i < 4; i++) {
+    st.pdpte[2 * i] = v.r32(GUEST_PDPTR0 + 2 * i);
+    st.pdpte[2 * i + 1] = v.rHi(GUEST_PDPTR0 + 2 * i);
+  }
 }
 
 /**

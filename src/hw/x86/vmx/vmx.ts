@@ -67,7 +67,7 @@ import {
   EXIT_REASON_MONITOR_TRAP_FLAG, VMX_EXIT_REASONS_FAILED_VMENTRY,
 } from "../../../uapi/vmx.js";
 import { VMX_MISC_PREEMPTION_TIMER_RATE } from "./caps.js";
-import { checkControls, checkHostState, checkGuestState, loadGuestState, loadMsrArea, storeMsrArea, secondaryControls } from "./entry.js";
+import { checkControls, checkHostState, checkGuestState, loadGuestState, loadGuestPdptes, loadMsrArea, storeMsrArea, secondaryControls } from "./entry.js";
 import { saveGuestState, loadHostState } from "./exit.js";
 import { Ept, eptpValid } from "./ept.js";
 import { NonRoot } from "./nonroot.js";
@@ -355,6 +355,8 @@ export class VmxRoot {
     nr.begin();
     this.tlbOnEntry();
     cpu.stateChanged();
+    // After stateChanged, whose bare-metal PDPTE fill must not be what the guest gets.
+    loadGuestPdptes(v, st, this.physmem, nr.eptEnabled);
     cpu.vmx = nr;
     try {
       this.injectEvent();
@@ -517,17 +519,10 @@ export class VmxRoot {
     throw new VmxAbortError(`VMX abort ${code} (SDM 28.7)`);
   }
 
-  /**
-   * SDM 28.3.4: with EPT and PAE paging the PDPTEs are saved. This core reads PDPTEs from guest
-   * memory on each walk (paging.ts), so the values saved are the ones at CR3 now.
-   */
+  /** SDM 28.3.4: with EPT and PAE paging the PDPTE registers are saved to the guest PDPTE fields. */
   private savePdptes(): void {
-    const v = this.vmcs, pm = this.physmem;
-    const base = (this.cpu.state.cr3 >>> 0) & ~0x1f;
-    for (let i = 0; i < 4; i++) {
-      const hpa = this.ept.translate(base + 8 * i, 1, false, false);
-      if (hpa >= 0) v.w64(GUEST_PDPTR0 + 2 * i, pm.read32(hpa), pm.read32(hpa + 4));
-    }
+    const v = this.vmcs, pd = this.cpu.state.pdpte;
+    for (let i = 0; i < 4; i++) v.w64(GUEST_PDPTR0 + 2 * i, pd[2 * i], pd[2 * i + 1]);
   }
 
   /** TSC in preemption-timer ticks (SDM 26.5.1: the timer counts down at TSC >> IA32_VMX_MISC[4:0]). */

@@ -61,7 +61,7 @@ test("64-bit guest: RIP and RFLAGS round-trip; CPUID exit at a 64-bit RIP", () =
   assert.equal(m.r(F.GUEST_CS_AR_BYTES), 0xa09b);
 });
 
-test("PAE guest with EPT: the PDPTEs at CR3 are saved on exit", () => {
+test("PAE guest with EPT: the PDPTE registers loaded from the VMCS are saved on exit", () => {
   const m = new Machine();
   m.setup();
   m.poke(0x3000, [0x01, 0x40, 0, 0, 0, 0, 0, 0, 0x01, 0x50, 0, 0, 0, 0, 0, 0]); // PDPTE0 -> 0x4000, PDPTE1 -> 0x5000
@@ -75,6 +75,9 @@ test("PAE guest with EPT: the PDPTEs at CR3 are saved on exit", () => {
     m.w(F.GUEST_SEG_LIMIT_BASE + 2 * s, 0xffffffff);
     m.w(F.GUEST_SEG_AR_BASE + 2 * s, s === 1 ? 0xc09b : 0xc093);
   }
+  // With EPT, VM entry takes the PDPTEs from the VMCS, not from the table at CR3 (SDM 26.3.2.4).
+  m.w(F.GUEST_PDPTR0, 0x4001);
+  m.w(F.GUEST_PDPTR1, 0x5001);
   m.vmx.vmlaunch();
   assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_CPUID);
   assert.equal(m.r(F.GUEST_PDPTR0), 0x4001);
