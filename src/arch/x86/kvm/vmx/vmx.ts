@@ -18,9 +18,10 @@ import * as R from "../../../../uapi/vmx.js";
 import { EXIT_FASTPATH_NONE, type DescPtr, type KvmSeg, type KvmX86Ops } from "../kvm_x86_ops.js";
 import {
   EFER_LMA, EFER_LME, EFER_NX, KVM_POSSIBLE_CR0_GUEST_BITS, KVM_POSSIBLE_CR4_GUEST_BITS, KVM_REQ_EVENT,
+  KVM_REQ_TLB_FLUSH, KVM_REQ_TLB_FLUSH_CURRENT,
   X86_CR0_CD, X86_CR0_NE, X86_CR0_NW, X86_CR0_PE, X86_CR0_PG, X86_CR0_WP, X86_CR4_LA57, X86_CR4_PAE, X86_CR4_PCIDE,
   X86_CR4_PGE, X86_CR4_PKE, X86_CR4_PSE, X86_CR4_SMAP, X86_CR4_SMEP, X86_CR4_VMXE,
-  X86_EFLAGS_IF, X86_EFLAGS_TF, X86_EFLAGS_VM, CR4_RESERVED_BITS_MASK, kvmMakeRequest, kvmRipRead,
+  X86_EFLAGS_IF, X86_EFLAGS_TF, X86_EFLAGS_VM, CR4_RESERVED_BITS_MASK, kvmCheckRequest, kvmMakeRequest, kvmRipRead,
   type X86Vcpu,
 } from "../kvm_host.js";
 import type { VmcsConfig } from "./capabilities.js";
@@ -972,6 +973,10 @@ function vmxVcpuRun(vcpu: X86Vcpu): number {
     }
     // kvm_mmu_load(): the shadow root of the guest's current paging mode.
     vmcsWrite(vcpu, V.GUEST_CR3, vcpuShadowMmu(vcpu).rootHpa());
+    // Building a root write-tracks its guest table, which may have write-protected leaves this
+    // vCPU's TLB still holds: flush now rather than at the next entry.
+    const flushAll = kvmCheckRequest(vcpu, KVM_REQ_TLB_FLUSH);
+    if (kvmCheckRequest(vcpu, KVM_REQ_TLB_FLUSH_CURRENT) || flushAll) vmxFlushTlbCurrent(vcpu);
   }
   st.gpr.set(a.regs);
   st.cr2 = a.cr2;
