@@ -10,8 +10,9 @@ import * as K from "../../../uapi/kvm.js";
 import { ExitResult } from "./kvm_x86_ops.js";
 import {
   DB_VECTOR, EFER_LMA, EFER_LME, UD_VECTOR, X86_CR0_CD, X86_CR0_NW, X86_CR0_PE, X86_CR0_PG, X86_CR0_TS,
-  X86_CR4_DE, X86_CR4_LA57, X86_CR4_PAE, X86_CR4_PCIDE, kvmRegisterWrite, type X86Vcpu,
+  X86_CR4_DE, X86_CR4_LA57, X86_CR4_PAE, X86_CR4_PCIDE, X86_CR4_PGE, X86_CR4_PSE, X86_CR4_SMEP, kvmRegisterWrite, type X86Vcpu,
 } from "./kvm_host.js";
+import { readGpa32 } from "./mmu/paging_tmpl.js";
 import { kvmCpuid, guestCpuidHas, findEntry } from "./cpuid.js";
 import { kvmInjectGp, kvmQueueException, kvmQueueExceptionP, kvmSkipEmulatedInstruction } from "./x86.js";
 import { vcpuLapic } from "./x86_irqchip.js";
@@ -62,6 +63,33 @@ export function kvmEmulateCpuid(vcpu: X86Vcpu): ExitResult {
   return kvmSkipEmulatedInstruction(vcpu);
 }
 
+/** X86_CR0_PDPTR_BITS / X86_CR4_PDPTR_BITS: changing one while PAE paging stays on reloads the PDPTEs (SDM 4.4.1). */
+const CR0_PDPTR_BITS = (X86_CR0_CD | X86_CR0_NW | X86_CR0_PG) >>> 0;
+const CR4_PDPTR_BITS = X86_CR4_PGE | X86_CR4_PSE | X86_CR4_PAE | X86_CR4_SMEP;
+
+const pdptrTmp = new Int32Array(8);
+
+/**
+ * load_pdptrs(): read the four PAE PDPTEs of the table `cr3` names (bits 31:5) from guest memory
+ * into the vCPU's PDPTRs (ops.setPdptr; with EPT the VMCS fields the next VM entry loads).
+ * Returns false, with nothing changed, if the table is not in guest RAM or a present PDPTE sets
+ * a reserved bit (2:1, 8:5, 63:MAXPHYADDR of the guest's CPUID): the MOV to CR that asked is #GP.
+ */
+export function kvmLoadPdptrs(vcpu: X86Vcpu, cr3: number): boolean {
+  const a = vcpu.arch;
+  const base = (cr3 & ~0x1f) >>> 0;
+  const hiRsvd = -1 << (a.maxphyaddr - 32);
+  for (let i = 0; i < 8; i += 2) {
+    const lo = readGpa32(vcpu, base + 4 * i), hi = readGpa32(vcpu, base + 4 * i + 4);
+    if (Number.isNaN(lo) || Number.isNaN(hi)) return false;
+    if ((lo & 1) && ((lo & 0x1e6) !== 0 || (hi & hiRsvd) !== 0)) return false;
+    pdptrTmp[i] = lo;
+    pdptrTmp[i + 1] = hi;
+  }
+  for (let i = 0; i < 4; i++) a.ops.setPdptr?.(vcpu, i, pdptrTmp[2 * i], pdptrTmp[2 * i + 1]);
+  return true;
+}
+
 /** CR0 bits that exist (CR0_RESERVED_BITS is the complement). */
 const CR0_DEFINED = (X86_CR0_PE | 0x2 | 0x4 | X86_CR0_TS | 0x10 | 0x20 | 0x10000 | 0x40000 | X86_CR0_NW | X86_CR0_CD | X86_CR0_PG) >>> 0;
 
@@ -80,6 +108,8 @@ export function kvmSetCr0(vcpu: X86Vcpu, cr0: number): boolean {
   }
   if ((cr0 & X86_CR0_PG) === 0 && (a.cr4 & X86_CR4_PCIDE) !== 0) return false;
   if (!a.ops.isValidCr0(vcpu, cr0)) return false;
+  if ((a.efer & EFER_LME) === 0 && (cr0 & X86_CR0_PG) !== 0 && (a.cr4 & X86_CR4_PAE) !== 0 &&
+    ((cr0 ^ a.cr0) & CR0_PDPTR_BITS) !== 0 && !kvmLoadPdptrs(vcpu, a.cr3)) return false;
   a.ops.setCr0(vcpu, cr0);
   return true;
 }
@@ -95,6 +125,8 @@ export function kvmSetCr4(vcpu: X86Vcpu, cr4: number): boolean {
   if ((cr4 & X86_CR4_PCIDE) !== 0 && (a.cr4 & X86_CR4_PCIDE) === 0) {
     if (!guestCpuidHas(vcpu, 1, 0, "ecx", 17) || (a.cr3 & 0xfff) !== 0 || !long) return false;
   }
+  if (!long && (a.cr0 & X86_CR0_PG) !== 0 && (cr4 & X86_CR4_PAE) !== 0 && ((cr4 ^ a.cr4) & CR4_PDPTR_BITS) !== 0 &&
+    !kvmLoadPdptrs(vcpu, a.cr3)) return false;
   a.ops.setCr4(vcpu, cr4);
   return true;
 }
@@ -104,6 +136,7 @@ export function kvmSetCr3(vcpu: X86Vcpu, cr3: number): boolean {
   const a = vcpu.arch;
   // With PCIDE, bit 63 means "no flush" and is not part of CR3.
   if (cr3 >= 2 ** a.maxphyaddr && (a.efer & EFER_LMA) !== 0) return false;
+  if ((a.efer & EFER_LMA) === 0 && (a.cr0 & X86_CR0_PG) !== 0 && (a.cr4 & X86_CR4_PAE) !== 0 && !kvmLoadPdptrs(vcpu, cr3)) return false;
   a.cr3 = cr3;
   a.ops.postSetCr3?.(vcpu, cr3);
   return true;

@@ -23,6 +23,7 @@ import {
 import { kvmVcpuSetCpuid2 } from "./cpuid.js";
 import { kvmGetMsr, kvmSetMsr } from "./msr.js";
 import { kvmTranslateGva } from "./mmu/paging_tmpl.js";
+import { kvmLoadPdptrs } from "./x86_insn.js";
 
 const TWO32 = 4294967296;
 const big = (n: number): bigint => BigInt.asUintN(64, BigInt(Math.trunc(n)));
@@ -139,6 +140,8 @@ export function kvmSetSregs(vcpu: X86Vcpu, s: KvmSregs): void {
   ops.setEfer(vcpu, unum(s.efer));
   ops.setCr0(vcpu, unum(s.cr0));
   ops.setCr4(vcpu, unum(s.cr4));
+  // __set_sregs_common(): PAE paging takes its PDPTRs from guest memory now (a bad table is not an error here).
+  if (isPaePaging(vcpu)) kvmLoadPdptrs(vcpu, a.cr3);
   for (let i = 0; i < 8; i++) ops.setSegment(vcpu, segFromUapi(s[SEG_NAMES[i]]), i);
   // A pending external interrupt in the bitmap becomes the injected interrupt (kvm_queue_interrupt).
   for (let w = 0; w < 4; w++) {

@@ -27,7 +27,6 @@ import {
 import type { VmcsConfig } from "./capabilities.js";
 import { vmxHandleExit } from "./vmx_exit.js";
 import { EPT_MT_MASK_WB } from "../mmu/spte.js";
-import { readGpa32 } from "../mmu/paging_tmpl.js";
 import { kvmMmuTrackWrite, kvmShadowMmuDestroy, kvmShadowMmuReset, kvmShadowNewPgd, vcpuShadowMmu } from "../mmu/shadow.js";
 import { kvmEmulatorSetWriteTracker } from "../emulate_mmio.js";
 import { guestCpuidHas } from "../cpuid.js";
@@ -593,19 +592,6 @@ function vmxSetCr0(vcpu: X86Vcpu, cr0: number): void {
   vmcsWrite(vcpu, V.GUEST_CR0, hw);
   a.cr0 = cr0;
   if (!vmx.ept) vmxSetCr4(vcpu, a.cr4);
-  if (paging && !oldPaging) loadPdptrsIfPae(vcpu);
-}
-
-/** ept_load_pdptrs(): PAE paging with EPT takes the PDPTEs from the VMCS at VM entry (SDM 26.3.2.4). */
-function loadPdptrsIfPae(vcpu: X86Vcpu): void {
-  const a = vcpu.arch;
-  if ((a.cr0 & X86_CR0_PG) === 0 || (a.cr4 & X86_CR4_PAE) === 0 || (a.efer & EFER_LMA) !== 0) return;
-  const base = a.cr3 & 0xffffffe0;
-  for (let i = 0; i < 4; i++) {
-    const lo = readGpa32(vcpu, base + i * 8);
-    const hi = readGpa32(vcpu, base + i * 8 + 4);
-    vmcsWrite64(vcpu, V.GUEST_PDPTR0 + 2 * i, Number.isNaN(lo) ? 0 : lo | 0, Number.isNaN(hi) ? 0 : hi | 0);
-  }
 }
 
 function vmxPostSetCr3(vcpu: X86Vcpu, cr3: number): void {
@@ -614,7 +600,6 @@ function vmxPostSetCr3(vcpu: X86Vcpu, cr3: number): void {
   // there is one) and vmx_vcpu_run loads it.
   if (toVmx(vcpu).ept) vmcsWrite(vcpu, V.GUEST_CR3, cr3);
   else kvmShadowNewPgd(vcpu);
-  loadPdptrsIfPae(vcpu);
 }
 
 /** vmx_is_valid_cr4(): VMXE is reserved to the guest (no nested VMX); the rest per the processor. */
@@ -639,9 +624,7 @@ function vmxSetCr4(vcpu: X86Vcpu, cr4: number): void {
   }
   vmcsWrite(vcpu, V.CR4_READ_SHADOW, cr4);
   vmcsWrite(vcpu, V.GUEST_CR4, hw);
-  const pdptrs = ((a.cr4 ^ cr4) & X86_CR4_PAE) !== 0;
   a.cr4 = cr4;
-  if (pdptrs) loadPdptrsIfPae(vcpu);
 }
 
 /** vmx_set_efer(): IA-32e mode guest follows EFER.LMA; outside long mode the loaded EFER has LME clear too (SDM 26.3.1.1). */
