@@ -20,8 +20,7 @@
  * the next instruction, and its decoded words.
  */
 import { ARITH, CF, PF, ZF, SF, OF, LOP_ADD, LOP_ADC, LOP_SUB, LOP_SBB, LOP_LOGIC, LOP_INC, LOP_DEC } from "./flags.js";
-import { SPEC_ALU_RR32, SPEC_ALU_RR64, SPEC_MOV_RR32, SPEC_MOV_RR64, SPEC_INCDEC_R, SPEC_MOV_RM } from "./decode.js";
-import { TLB_MASK } from "./mmu.js";
+import { SPEC_ALU_RR32, SPEC_ALU_RR64, SPEC_MOV_RR32, SPEC_MOV_RR64, SPEC_INCDEC_R } from "./decode.js";
 
 /** One decoded instruction of the block, with its offsets from the block start. */
 export interface BlockInsn {
@@ -58,6 +57,8 @@ export const BR_NONE = 0;
 export const BR_COND = 1;
 /** Unconditional near jump to `target`. */
 export const BR_JMP = 2;
+/** Ends the block on its own (CALL, RET, indirect jumps): its code sets RIP and returns. */
+export const BR_EXIT = 3;
 
 export interface Plan {
   reads: number;
@@ -73,7 +74,6 @@ export interface Plan {
   emit(x: EmitCtx): string | null;
 }
 
-const TMASK = TLB_MASK;
 
 /** Flags each condition code nibble reads (SDM Vol. 1 Table B-1). */
 export function condReads(cc: number): number {
@@ -119,19 +119,24 @@ export function condExpr(cc: number, p: Producer | null): string {
 }
 
 // ---- register helpers (operands in the generated code) ----
-const lo = (r: number): string => `g[${r << 1}]`;
-const hi = (r: number): string => `g[${(r << 1) | 1}]`;
+export const lo = (r: number): string => `g[${r << 1}]`;
+export const hi = (r: number): string => `g[${(r << 1) | 1}]`;
+/** Byte register r (0-15); without REX, 4-7 are AH, CH, DH, BH (SDM Vol. 1 3.4.1.1). */
+export const rdB = (r: number, rex: number): string => r < 4 || r > 7 || rex ? `(${lo(r)}&255)` : `((${lo(r - 4)}>>>8)&255)`;
+export const wrB = (r: number, rex: number, v: string): string => r < 4 || r > 7 || rex
+  ? `${lo(r)}=(${lo(r)}&-256)|${v};`
+  : `${lo(r - 4)}=(${lo(r - 4)}&-65281)|(${v}<<8);`;
 
 /** Lazy-flag record of a 64-bit ALU result (alu64's fields). */
 function rec64(lop: number, d: string, dh: string, s: string, sh: string, r: string, rh: string, cin: string | null): string {
   return `c.lop=${lop};c.lsh=0;c.l64=1;c.ldst=${d};c.ldstH=${dh};c.lsrc=${s};c.lsrcH=${sh};c.lres=${r};c.lresH=${rh};${cin === null ? "" : `c.lcin=${cin};`}`;
 }
-/** Lazy-flag record of a 32-bit ALU result (alu's fields with lsh 0). */
-function rec32(lop: number, d: string, s: string, r: string, cin: string | null): string {
-  return `c.lop=${lop};c.lsh=0;c.l64=0;c.ldst=${d};c.lsrc=${s};c.lres=${r};${cin === null ? "" : `c.lcin=${cin};`}`;
+/** Lazy-flag record of an 8/32-bit ALU result (alu's fields; operands already shifted by lsh). */
+function rec32(lop: number, lsh: number, d: string, s: string, r: string, cin: string | null): string {
+  return `c.lop=${lop};c.lsh=${lsh};c.l64=0;c.ldst=${d};c.lsrc=${s};c.lres=${r};${cin === null ? "" : `c.lcin=${cin};`}`;
 }
 
-function plan(reads: number, writes: number, fault: boolean, emit: (x: EmitCtx) => string | null, producer: Producer | null = null): Plan {
+export function plan(reads: number, writes: number, fault: boolean, emit: (x: EmitCtx) => string | null, producer: Producer | null = null): Plan {
   return { reads, writes, fault, br: BR_NONE, cc: 0, target: 0, producer, emit };
 }
 
@@ -139,20 +144,33 @@ function plan(reads: number, writes: number, fault: boolean, emit: (x: EmitCtx) 
  * ALU op (0 ADD 1 OR 2 ADC 3 SBB 4 AND 5 SUB 6 XOR 7 CMP) of register/constant operands into
  * register `dst` (not written for CMP). `s`/`sh` are expressions of the source halves.
  */
-function aluPlan(op: number, q: boolean, dst: number, s: string, sh: string, k: number): Plan {
+export function aluPlan(op: number, q: boolean, dst: number, s: string, sh: string, k: number): Plan {
+  return aluCore(op, q ? 64 : 32, lo(dst), hi(dst), s, sh, k,
+    (r, rh) => q ? `${lo(dst)}=${r};${hi(dst)}=${rh};` : `${lo(dst)}=${r};${hi(dst)}=0;`);
+}
+
+/**
+ * ALU op of width 8, 32 or 64 on operand expressions `dv`/`dhv` and `s`/`sh` (8-bit: byte
+ * values 0-255), as alu/alu64 do it: 8-bit operands are kept shifted to bit 31 (record lsh 24).
+ * `write` stores the result (low half, 32-bit value, or the byte in 0-255) unless the op is CMP.
+ */
+export function aluCore(op: number, width: number, dv: string, dhv: string, s: string, sh: string, k: number,
+  write: (r: string, rh: string) => string): Plan {
   const n = `_${k}`;
   const d = `d${n}`, dh = `dh${n}`, sv = `s${n}`, svh = `sh${n}`, r = `r${n}`, rh = `rh${n}`;
+  const q = width === 64;
   const carry = op === 2 || op === 3;
   const lop = [LOP_ADD, LOP_LOGIC, LOP_ADC, LOP_SBB, LOP_LOGIC, LOP_SUB, LOP_LOGIC, LOP_SUB][op];
   const reads = carry ? CF : 0;
-  const producer: Producer | null = carry ? null : { kind: lop === LOP_ADD ? LOP_ADD : lop, q, d, dh, s: sv, sh: svh, r, rh };
+  const producer: Producer | null = carry ? null : { kind: lop, q, d, dh, s: sv, sh: svh, r, rh };
   const emit = (x: EmitCtx): string => {
     const live = (x.liveOut & ARITH) !== 0;
-    let code = q
-      ? `const ${d}=${lo(dst)},${dh}=${hi(dst)},${sv}=${s},${svh}=${sh};`
-      : `const ${d}=${lo(dst)},${sv}=${s};`;
     const ci = carry ? `ci${n}` : "0";
+    let code = q
+      ? `const ${d}=${dv},${dh}=${dhv},${sv}=${s},${svh}=${sh};`
+      : width === 8 ? `const ${d}=(${dv})<<24,${sv}=(${s})<<24;` : `const ${d}=${dv},${sv}=${s};`;
     if (carry) code += `const ${ci}=getCF(c);`;
+    const cin = width === 8 ? `(${ci}<<24)` : ci;
     if (q) {
       switch (op) {
         case 0: case 2: code += `const t${n}=(${d}>>>0)+(${sv}>>>0)${carry ? `+${ci}` : ""},${r}=t${n}|0,${rh}=(${dh}+${svh}+(t${n}>4294967295?1:0))|0;`; break;
@@ -162,18 +180,17 @@ function aluPlan(op: number, q: boolean, dst: number, s: string, sh: string, k: 
         default: code += `const ${r}=${d}^${sv},${rh}=${dh}^${svh};`; break;
       }
       if (live) code += rec64(lop, d, dh, sv, svh, r, rh, op === 1 || op === 4 || op === 6 ? null : ci);
-      if (op !== 7) code += `${lo(dst)}=${r};${hi(dst)}=${rh};`;
     } else {
       switch (op) {
-        case 0: case 2: code += `const ${r}=(${d}+${sv}${carry ? `+${ci}` : ""})|0;`; break;
-        case 3: case 5: case 7: code += `const ${r}=(${d}-${sv}${carry ? `-${ci}` : ""})|0;`; break;
+        case 0: case 2: code += `const ${r}=(${d}+${sv}${carry ? `+${cin}` : ""})|0;`; break;
+        case 3: case 5: case 7: code += `const ${r}=(${d}-${sv}${carry ? `-${cin}` : ""})|0;`; break;
         case 1: code += `const ${r}=${d}|${sv};`; break;
         case 4: code += `const ${r}=${d}&${sv};`; break;
         default: code += `const ${r}=${d}^${sv};`; break;
       }
-      if (live) code += rec32(lop, d, sv, r, carry ? ci : null);
-      if (op !== 7) code += `${lo(dst)}=${r};${hi(dst)}=0;`;
+      if (live) code += rec32(lop, width === 8 ? 24 : 0, d, sv, r, carry ? ci : null);
     }
+    if (op !== 7) code += write(width === 8 ? `(${r}>>>24)` : r, rh);
     return code;
   };
   return plan(reads, ARITH, false, emit, producer);
@@ -198,7 +215,7 @@ function incDecPlan(q: boolean, r: number, dec: boolean, k: number): Plan {
       code += `${lo(r)}=${res};${hi(r)}=${rh};`;
     } else {
       code += `const ${d}=${lo(r)},${res}=(${d}${dec ? "-" : "+"}1)|0;`;
-      if (live || cfLive) code += rec32(lop, d, "1", res, null);
+      if (live || cfLive) code += rec32(lop, 0, d, "1", res, null);
       code += `${lo(r)}=${res};${hi(r)}=0;`;
     }
     return code;
@@ -349,51 +366,6 @@ function leaPlan(q: boolean, dst: number, base: number, index: number, scale: nu
 }
 
 /**
- * Offset expression of a 64-bit-address-size memory operand (operand.ts ea), or null for the
- * forms left to the handler. RIP-relative operands are relative to the next instruction.
- */
-function eaExpr(i: BlockInsn): string | null {
-  const w1 = i.w1;
-  const base = (w1 >>> 10) & 31, index = (w1 >>> 15) & 31, scale = (w1 >>> 20) & 3;
-  if (((i.w0 >>> 17) & 3) !== 3) return null;
-  let e = `${i.disp}`;
-  if (base < 16) e += `+(${hi(base)}*4294967296+(${lo(base)}>>>0))`;
-  else if (base === 16) e += `+rip+${i.next}`;
-  if (index < 16) e += `+(${hi(index)}*4294967296+(${lo(index)}>>>0))*${1 << scale}`;
-  return e;
-}
-
-/**
- * A 32/64-bit memory load or store with the TLB probe of mmu.ts rd32/rd64/wr32/wr64 inline; the
- * miss path (translation, faults, code-page writes, alignment) is rdS/wrS after a sync. `body`
- * receives the names of the value halves (loads) and returns the code using them.
- */
-function memPlan(i: BlockInsn, q: boolean, write: boolean, val: [string, string] | null,
-  body: ((l: string, h: string, x: EmitCtx) => string) | null, reads: number, writes: number, producer: Producer | null = null): Plan | null {
-  const e = eaExpr(i);
-  if (e === null) return null;
-  const seg = (i.w1 >>> 22) & 7;
-  const u = `_${i.k}`;
-  const la = `la${u}`, vp = `vp${u}`, ti = `ti${u}`, m = `m${u}`, p = `p${u}`;
-  const sz = q ? 3 : 2;
-  const align = q ? 7 : 3;
-  return plan(ARITH | reads, writes, true, (x) => {
-    let code = `const o${u}=${e},${la}=o${u}${seg >= 4 ? `+c.effBase[${seg}]` : ""},${vp}=Math.floor(${la}/4096),${ti}=${vp}&${TMASK};`;
-    if (write) {
-      const [vl, vh] = val!;
-      code += `if(c.tW[${ti}]===${vp}&&(${la}&${align})===0){const ${m}=c.tM32[${ti}],${p}=(c.tOff[${ti}]+(${la}&4095))>>2;` +
-        `${m}[${p}]=${vl};${q ? `${m}[${p}+1]=${vh};` : ""}}` +
-        `else{${x.sync}wrS(c,${sz},${seg},o${u},${vl},${q ? vh : 0});if(c.breakLoop!==0)${x.leaveAfter}}`;
-      return code;
-    }
-    code += `let v${u},vh${u}=0;if(c.tR[${ti}]===${vp}&&(${la}&${align})===0){const ${m}=c.tM32[${ti}],${p}=(c.tOff[${ti}]+(${la}&4095))>>2;` +
-      `v${u}=${m}[${p}];${q ? `vh${u}=${m}[${p}+1];` : ""}}` +
-      `else{${x.sync}v${u}=rdS(c,${sz},${seg},o${u});${q ? `vh${u}=c.rhi;` : ""}if(c.breakLoop!==0)${x.leaveAfter}}`;
-    return code + body!(`v${u}`, `vh${u}`, x);
-  }, producer);
-}
-
-/**
  * The plan for one instruction, or null when its handler runs instead. Only forms whose
  * semantics here are checked against the handlers (test/hw/x86/block_emit.test.ts) are listed.
  */
@@ -419,11 +391,6 @@ export function planInsn(i: BlockInsn): Plan | null {
     }
     case SPEC_INCDEC_R:
       return incDecPlan(q, rm, (w1 & 4) !== 0, k);
-    case SPEC_MOV_RM: {
-      const sz = q;
-      if (opb === 0x8b) return memPlan(i, sz, false, null, (l, hh) => `${lo(reg)}=${l};${hi(reg)}=${sz ? hh : "0"};`, 0, 0);
-      return memPlan(i, sz, true, [lo(reg), hi(reg)], null, 0, 0);
-    }
     default: break;
   }
   if (h >= 0x100) {
@@ -468,15 +435,37 @@ export function planInsn(i: BlockInsn): Plan | null {
     case 0x05: case 0x0d: case 0x15: case 0x1d: case 0x25: case 0x2d: case 0x35: case 0x3d:
       if (osz < 2) return null;
       return aluPlan((opb >> 3) & 7, q, 0, `${i.imm}`, `${i.imm >> 31}`, k);
-    case 0x03: case 0x0b: case 0x13: case 0x1b: case 0x23: case 0x2b: case 0x33: case 0x3b: {
-      // op Gv, Ev with a memory source: the load, then the register form on the loaded value.
-      if (mod === 3 || osz < 2) return null;
-      const a = aluPlan((opb >> 3) & 7, q, reg, `v_${k}`, q ? `vh_${k}` : "0", k);
-      return memPlan(i, q, false, null, (_l, _h, x) => a.emit(x)!, a.reads, a.writes, a.producer);
-    }
     case 0x85:
       if (mod !== 3 || osz < 2) return null;
       return testPlan(q, rm, reg, k);
+    case 0x04: case 0x0c: case 0x14: case 0x1c: case 0x24: case 0x2c: case 0x34: case 0x3c:
+      return aluCore((opb >> 3) & 7, 8, rdB(0, 1), "", `${i.imm & 0xff}`, "", k, (r) => wrB(0, 1, r));
+    case 0x00: case 0x08: case 0x10: case 0x18: case 0x20: case 0x28: case 0x30: case 0x38:
+    case 0x02: case 0x0a: case 0x12: case 0x1a: case 0x22: case 0x2a: case 0x32: case 0x3a: {
+      if (mod !== 3) return null;
+      const rex = (w0 >>> 22) & 1;
+      const dst = opb & 2 ? reg : rm, src = opb & 2 ? rm : reg;
+      return aluCore((opb >> 3) & 7, 8, rdB(dst, rex), "", rdB(src, rex), "", k, (r) => wrB(dst, rex, r));
+    }
+    case 0x80: {
+      if (mod !== 3) return null;
+      const rex = (w0 >>> 22) & 1;
+      return aluCore(reg & 7, 8, rdB(rm, rex), "", `${i.imm & 0xff}`, "", k, (r) => wrB(rm, rex, r));
+    }
+    case 0x84: case 0xa8: {
+      // TEST r/m8, r8 / TEST AL, imm8: a logical record of the byte (logicFlags with lsh 24).
+      if (opb === 0x84 && mod !== 3) return null;
+      const rex = (w0 >>> 22) & 1;
+      const e = opb === 0xa8 ? `(${rdB(0, 1)}&${i.imm & 0xff})` : `(${rdB(rm, rex)}&${rdB(reg, rex)})`;
+      const r = `r_${k}`;
+      return plan(0, ARITH, false, (x) => `const ${r}=${e}<<24;` +
+        (x.liveOut & ARITH ? `c.lop=${LOP_LOGIC};c.l64=0;c.lsh=24;c.lres=${r};c.ldst=0;c.lsrc=0;` : ""),
+      { kind: LOP_LOGIC, q: false, d: "0", dh: "0", s: "0", sh: "0", r, rh: "0" });
+    }
+    case 0x63:
+      // MOVSXD r64, r/m32 (64-bit mode); without REX.W a plain 32-bit move.
+      if (mod !== 3 || osz < 2) return null;
+      return plan(0, 0, false, () => q ? `{const v=${lo(rm)};${lo(reg)}=v;${hi(reg)}=v>>31;}` : `${lo(reg)}=${lo(rm)};${hi(reg)}=0;`);
     case 0x8d: {
       if (mod === 3 || osz < 2 || ((w0 >>> 17) & 3) !== 3) return null;
       return leaPlan(q, reg, (w1 >>> 10) & 31, (w1 >>> 15) & 31, (w1 >>> 20) & 3, i.disp, i.next, k);
@@ -503,7 +492,7 @@ export function planInsn(i: BlockInsn): Plan | null {
   }
 }
 
-function testPlan(q: boolean, a: number, b: number, k: number): Plan {
+export function testPlan(q: boolean, a: number, b: number, k: number): Plan {
   const u = `_${k}`;
   const r = `r${u}`, rh = `rh${u}`;
   return plan(0, ARITH, false, (x) => {

@@ -29,8 +29,9 @@ import type { X86Cpu } from "./cpu.js";
 import type { X86State } from "./state.js";
 import { HANDLERS, DCACHE_SIZE, DW } from "./decode.js";
 import { ARITH, cond, getCF, flagsSync, setArith, szp, szp64 } from "./flags.js";
-import { rdS, wrS } from "./mmu.js";
-import { planInsn, mulhu, condExpr, BR_NONE, BR_JMP } from "./block_emit.js";
+import { rdS, rdSW, wrS } from "./mmu.js";
+import { planInsn, mulhu, condExpr, BR_NONE, BR_COND, BR_EXIT } from "./block_emit.js";
+import { planMemInsn } from "./block_emit_mem.js";
 import type { BlockInsn, Plan, Producer } from "./block_emit.js";
 
 /** A compiled block: runs from `rip` (its first instruction) until `stop` retired, a block end, or its last instruction. */
@@ -42,8 +43,8 @@ export const blockJit = {
   enabled: true,
   /** Entries of a block start seen by the interpreter before it is compiled. */
   hot: 16,
-  /** Blocks shorter than this many instructions are not compiled (nothing to gain). */
-  minInsns: 3,
+  /** Blocks shorter than this many instructions are not compiled (with inline code even one pays). */
+  minInsns: 1,
   /** Generate inline code for the forms block_emit.ts knows; false: every instruction calls its handler. */
   emit: true,
 };
@@ -111,7 +112,7 @@ const SHARED_MAX = 16384;
 /** Runtime helpers the generated code calls (passed once per function, by name). */
 const HELPERS: [string, unknown][] = [
   ["cond", cond], ["getCF", getCF], ["flagsSync", flagsSync], ["setArith", setArith], ["szp", szp], ["szp64", szp64],
-  ["mulhu", mulhu], ["rdS", rdS], ["wrS", wrS],
+  ["mulhu", mulhu], ["rdS", rdS], ["rdSW", rdSW], ["wrS", wrS],
 ];
 
 /**
@@ -135,12 +136,12 @@ export function compileBlock(c: X86Cpu, ci0: number, key0: number): boolean {
     const w0 = dcW[b];
     const len = (w0 >>> 11) & 15;
     const i: BlockInsn = { w0, w1: dcW[b + 1], disp: dcW[b + 2], imm: dcW[b + 3], imm2: dcW[b + 4], wb: b, d, next: d + len, k: insns.length };
-    const p = blockJit.emit ? planInsn(i) : null;
+    const p = blockJit.emit ? planInsn(i) ?? planMemInsn(i) : null;
     insns.push(i);
     plans.push(p);
     d += len;
     off += len;
-    if (p !== null && p.br === BR_JMP) break; // nothing after an unconditional jump runs
+    if (p !== null && p.br !== BR_NONE && p.br !== BR_COND) break; // nothing after an unconditional transfer runs
   }
   const n = insns.length;
   if (n < blockJit.minInsns) {
@@ -183,7 +184,7 @@ export function flagLiveness(plans: (Plan | null)[]): number[] {
       const p = plans[k];
       if (p !== null && p.br !== BR_NONE) {
         const taken = p.target === 0 ? in0 : ARITH;
-        live = p.br === BR_JMP ? taken : live | taken;
+        live = p.br === BR_COND ? live | taken : taken;
       }
       liveOut[k] = live;
       if (p === null || p.fault) live = ARITH;
@@ -217,17 +218,18 @@ function blockSource(insns: BlockInsn[], plans: (Plan | null)[]): string {
       continue;
     }
     body += code;
-    if (p!.br !== BR_NONE) {
+    if (p!.br === BR_EXIT) body += "\n";
+    else if (p!.br !== BR_NONE) {
       const taken = p!.target === 0
         ? `ic+=${k + 1};if(ic+${n}>stop||c.hostIrq[0]!==0){c.icount=ic;st.rip=rip;c.breakLoop=1;return;}continue;`
         : `const t=rip+${p!.target};if(t<-c.canon||t>=c.canon){${sync}c.raise(13,0);}c.icount=ic+${k + 1};st.rip=t;c.breakLoop=1;return;`;
-      body += p!.br === BR_JMP ? `{${taken}}\n` : `if(${condExpr(p!.cc, producer)}){${taken}}\n`;
+      body += p!.br === BR_COND ? `if(${condExpr(p!.cc, producer)}){${taken}}\n` : `{${taken}}\n`;
     } else body += "\n";
     if (p!.producer !== null) producer = p!.producer;
     else if (p!.writes !== 0) producer = null;
   }
   const last = plans[n - 1];
-  const tail = last !== null && last.br === BR_JMP ? "" : `c.icount=ic+${n};st.rip=rip+${insns[n - 1].next};return;\n`;
+  const tail = last !== null && last.br !== BR_NONE && last.br !== BR_COND ? "" : `c.icount=ic+${n};st.rip=rip+${insns[n - 1].next};return;\n`;
   const head = `const g=st.gpr;let ic=c.icount;if(ic+${n}>stop)return;\n`;
   const fnBody = loops ? `${head}for(;;){\n${body}${tail}}` : head + body + tail;
   return `${hIdx.map((h, i) => `const h${i}=H[${h}];`).join("")}\nreturn function blk(c,st,rip,stop){\n${fnBody}};`;

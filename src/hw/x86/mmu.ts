@@ -355,6 +355,11 @@ export function wrS(c: X86Cpu, sz: number, s: number, off: number, lo: number, h
   wrL(c, sz, linAddr(c, s, off, 1 << sz, 2), lo, hi);
 }
 
+/** Read of a read-modify-write operand at offset `off` of segment `s`: checked as a write first (operand.ts rdERmw). */
+export function rdSW(c: X86Cpu, sz: number, s: number, off: number): number {
+  return rdLW(c, sz, linAddr(c, s, off, 1 << sz, 2));
+}
+
 // ---------------- system accesses (descriptor tables, TSS, event delivery) ----------------
 
 /**

@@ -12,7 +12,7 @@ import type { Plan } from "../../../src/hw/x86/block_emit.js";
 import { Rng as Mulberry } from "../../diff/gen.js";
 import { ARITH, CF, ZF, SF, OF } from "../../../src/hw/x86/flags.js";
 
-const CODE = 0x100000, SCRATCH = 0x200000;
+const CODE = 0x100000, SCRATCH = 0x200000, STACK = 0x300000;
 /** r14 holds the scratch base, r15 the loop counter; RSP is left alone. */
 const FREE = [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13];
 
@@ -34,11 +34,13 @@ function memSib(reg: number, base: number, index: number, scale: number, disp: n
   return { rx: [reg, index === 4 ? 0 : index, base], bytes: [0x80 | ((reg & 7) << 3) | 4, (scale << 6) | ((index & 7) << 3) | (base & 7), ...le32(disp)] };
 }
 
+const scratchDisp = (r: Rng): number => r() < 0.8 ? Math.floor(r() * 255) * 8 : Math.floor(r() * 2040);
+
 /** One random instruction of the forms the compiler emits or must leave to a handler. */
 function randomInsn(r: Rng): number[] {
   const w = r() < 0.7 ? 1 : 0;
   const a = pick(r, FREE), b = pick(r, FREE);
-  switch (Math.floor(r() * 17)) {
+  switch (Math.floor(r() * 21)) {
     case 0: case 1: { // ALU Ev,Gv / Gv,Ev register forms (ADD..CMP incl. ADC/SBB)
       const op = Math.floor(r() * 8);
       return r() < 0.5 ? [...rex(w, b, 0, a), op * 8 + 1, modrmRR(b, a)] : [...rex(w, a, 0, b), op * 8 + 3, modrmRR(a, b)];
@@ -80,11 +82,46 @@ function randomInsn(r: Rng): number[] {
       return [...rex(w, a, 0, src), 0x0f, op, modrmRR(a, src)];
     }
     case 11: return [...rex(w, a, 0, b), 0x0f, 0x40 + Math.floor(r() * 16), modrmRR(a, b)]; // CMOVcc
-    case 12: case 13: { // MOV load/store and ALU r, [m] on the scratch area (r14), some unaligned
-      const disp = r() < 0.8 ? Math.floor(r() * 256) * 8 : Math.floor(r() * 2040);
-      const m = memSib(a, 14, 4, 0, disp);
-      const opc = pick(r, [0x89, 0x8b, 0x8b, 0x03, 0x0b, 0x13, 0x1b, 0x23, 0x2b, 0x33, 0x3b]);
+    case 12: case 13: { // 32/64-bit memory forms on the scratch area (r14), some unaligned
+      const m = memSib(a, 14, 4, 0, scratchDisp(r));
+      const opc = pick(r, [0x89, 0x8b, 0x8b, 0x03, 0x0b, 0x13, 0x1b, 0x23, 0x2b, 0x33, 0x3b,
+        0x01, 0x09, 0x11, 0x19, 0x21, 0x29, 0x31, 0x39, 0x85, 0x63]);
       return [...rex(w, m.rx[0], 0, m.rx[2]), opc, ...m.bytes];
+    }
+    case 17: { // memory with immediates: 81/83 (RMW and CMP), C7, C6, CMP m8
+      const op = Math.floor(r() * 8);
+      switch (Math.floor(r() * 5)) {
+        case 0: { const m = memSib(op, 14, 4, 0, scratchDisp(r)); return [...rex(w, 0, 0, 14), 0x83, ...m.bytes, int32(r) & 0xff]; }
+        case 1: { const m = memSib(op, 14, 4, 0, scratchDisp(r)); return [...rex(w, 0, 0, 14), 0x81, ...m.bytes, ...le32(int32(r))]; }
+        case 2: { const m = memSib(0, 14, 4, 0, scratchDisp(r)); return [...rex(w, 0, 0, 14), 0xc7, ...m.bytes, ...le32(int32(r))]; }
+        case 3: { const m = memSib(0, 14, 4, 0, scratchDisp(r)); return [...rex(0, 0, 0, 14), 0xc6, ...m.bytes, int32(r) & 0xff]; }
+        default: { const m = memSib(7, 14, 4, 0, scratchDisp(r)); return [...rex(0, 0, 0, 14), 0x80, ...m.bytes, int32(r) & 0xff]; }
+      }
+    }
+    case 18: { // byte and word memory forms: MOV r8<->m8, CMP m8/r8, MOVZX/MOVSX from memory
+      const low = r() < 0.5;
+      const rb = low ? pick(r, [0, 1, 2, 3, 4, 5, 6, 7]) : a;
+      const m = memSib(rb, 14, 4, 0, scratchDisp(r));
+      const k = Math.floor(r() * 3);
+      if (k === 0) return [...(low ? (m.rx[2] >> 3 ? [0x41] : []) : rex(0, rb, 0, 14)), pick(r, [0x88, 0x8a, 0x38, 0x3a]), ...m.bytes];
+      const m2 = memSib(a, 14, 4, 0, scratchDisp(r));
+      return [...rex(w, a, 0, 14), 0x0f, pick(r, [0xb6, 0xb7, 0xbe, 0xbf]), ...m2.bytes];
+    }
+    case 19: { // byte ALU: AL, imm8; r8, imm8; r8, r8 (incl. AH..BH); TEST
+      const op = Math.floor(r() * 8);
+      switch (Math.floor(r() * 4)) {
+        case 0: return [op * 8 + 4, int32(r) & 0xff];
+        case 1: return [0xa8, int32(r) & 0xff];
+        case 2: return r() < 0.5 ? [0x80, modrmRR(op, a & 7), int32(r) & 0xff] : [...rex(0, 0, 0, a), 0x80, modrmRR(op, a), int32(r) & 0xff];
+        default: return r() < 0.5 ? [pick(r, [op * 8, op * 8 + 2, 0x84]), modrmRR(b & 7, a & 7)] : [...rex(0, b, 0, a), pick(r, [op * 8, op * 8 + 2, 0x84]), modrmRR(b, a)];
+      }
+    }
+    case 20: { // stack: PUSH/POP r (balanced or not), and MOVSXD r, r
+      switch (Math.floor(r() * 3)) {
+        case 0: return [...rex(0, 0, 0, a), 0x50 + (a & 7)];
+        case 1: return [...rex(0, 0, 0, a), 0x58 + (a & 7)];
+        default: return [...rex(w, a, 0, b), 0x63, modrmRR(a, b)];
+      }
     }
     case 14: return [0xf8 + Math.floor(r() * 2)]; // CLC/STC (handler: flags in fl)
     case 15: return [...rex(w, 0, 0, a), 0xd1, modrmRR(pick(r, [2, 3]), a)]; // RCL/RCR by 1 (handler reads CF)
@@ -106,6 +143,18 @@ function randomLoop(r: Rng, n: number): number[] {
       if (r() < 0.3) body.push(...rex(w, 0, 0, a), 0xff, modrmRR(r() < 0.5 ? 0 : 1, a)); // INC/DEC in between
       body.push(0x70 + Math.floor(r() * 16), insn.length);
     } else if (r() < 0.15) body.push(0x70 + Math.floor(r() * 16), insn.length);
+    else if (r() < 0.08) {
+      // CALL rel32 to a one-instruction subroutine and back: call L; jmp over; L: insn; ret; over:
+      body.push(0xe8, ...le32(2), 0xeb, insn.length + 1, ...insn, 0xc3);
+      continue;
+    } else if (r() < 0.06) {
+      // Indirect transfers: lea r11,[rip+X]; then jmp r11 / call r11 (+ subroutine) / jmp [r14+0x7f8]
+      switch (Math.floor(r() * 3)) {
+        case 0: body.push(0x4c, 0x8d, 0x1d, ...le32(3), 0x41, 0xff, 0xe3); break;
+        case 1: body.push(0x4c, 0x8d, 0x1d, ...le32(5), 0x41, 0xff, 0xd3, 0xeb, insn.length + 1, ...insn, 0xc3); continue;
+        default: body.push(0x4c, 0x8d, 0x1d, ...le32(14), 0x4d, 0x89, 0x9e, ...le32(0x7f8), 0x41, 0xff, 0xa6, ...le32(0x7f8)); break;
+      }
+    }
     body.push(...insn);
   }
   body.push(0x49, 0xff, 0xcf); // dec r15
@@ -127,6 +176,7 @@ function setup(seed: number, code: number[]): Rig {
     g[reg * 2 + 1] = v < 0.3 ? 0 : v < 0.5 ? -1 : int32(r);
   }
   g[28] = SCRATCH; g[29] = 0;
+  g[8] = STACK; g[9] = 0;
   g[30] = 1 + Math.floor(r() * 12); g[31] = 0;
   for (let a = 0; a < 2048; a += 4) rig.mem.write32(SCRATCH + a, int32(r));
   rig.cpu.setRflags(2 | (int32(r) & (ARITH | 0x400)));
@@ -143,6 +193,7 @@ function snap(rig: Rig): unknown {
   const c = rig.cpu;
   const mem: number[] = [];
   for (let a = 0; a < 2048; a += 4) mem.push(rig.mem.read32(SCRATCH + a));
+  for (let a = -4096; a < 4096; a += 4) mem.push(rig.mem.read32(STACK + a));
   return { gpr: [...c.state.gpr], rip: c.state.rip, icount: c.icount, rflags: c.getRflags(), mem, act: c.state.activityState };
 }
 
