@@ -10,7 +10,7 @@ import { KvmMrChange, type KvmMemorySlot } from "../../../../virt/kvm/kvm_host.j
 import type { X86Kvm, X86Vcpu } from "../kvm_host.js";
 import type { Kvm } from "../../../../virt/kvm/kvm_main.js";
 import { getMmioSpteGeneration, isMmioSpte, MMIO_SPTE_GEN_MASK, PG_LEVEL_2M, PG_LEVEL_4K } from "./spte.js";
-import { kvmShadowWriteProtectMasked, kvmShadowWriteProtectRange, kvmShadowZapAllVcpus } from "./shadow.js";
+import { kvmShadowAccountMemslot, kvmShadowWriteProtectMasked, kvmShadowWriteProtectRange, kvmShadowZapAllVcpus } from "./shadow.js";
 import { faultin, kvmFaultinPfn } from "./faultin.js";
 import { RET_PF_EMULATE, RET_PF_FIXED, RET_PF_INVALID, RET_PF_RETRY, RET_PF_SPURIOUS } from "./tdp_mmu.js";
 
@@ -131,6 +131,7 @@ function flushRemoteTlbs(kvm: X86Kvm): void {
 /** kvm_arch_commit_memory_region(): a new generation (stale MMIO SPTEs), and dirty-log transitions. */
 export function kvmMmuCommitMemoryRegion(kvm: X86Kvm, old: KvmMemorySlot | null, next: KvmMemorySlot | null, change: KvmMrChange): void {
   kvm.arch.memslotsGeneration = (kvm.arch.memslotsGeneration + 1) & MMIO_SPTE_GEN_MASK;
+  kvmShadowAccountMemslot(kvm, (next?.npages ?? 0) - (old?.npages ?? 0));
   if (change === KvmMrChange.FLAGS_ONLY && next !== null) {
     const wasLogging = old !== null && (old.flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0;
     const logging = (next.flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0;

@@ -22,11 +22,15 @@
  *   to them too (KVM skips level 1 because it unsyncs those instead).
  * - so a MOV to CR3 keeps translations: each vCPU caches its current root plus
  *   KVM_MMU_NUM_PREV_ROOTS (3) previous ones keyed by (guest CR3, mode), switches to a cached one
- *   on a CR3 load (kvm_mmu_new_pgd's fast path) and frees the least recently used one. The
+ *   on a CR3 load (kvm_mmu_new_pgd's fast path) and drops the least recently used one. The
  *   processor's own TLB is still flushed on every CR3 load (it has no PCIDs under shadow paging).
  *   A PAE root is checked against the guest's PDPTEs whenever CR3 is loaded.
- * - a shadow page is freed when nothing links to it any more (no parent entry, not a root), with
- *   the pages only it kept alive; INVLPG/INVPCID drop the address's leaf in every cached root.
+ * - a page nothing links to any more (a dropped root, an unlinked child) stays in the hash, still
+ *   write-tracked and so still valid, and is linked again by the next fault that needs it. Pages
+ *   are freed by flooding, unprotecting, zap-all, and recycling: above KVM's default limit (20
+ *   per 1000 guest pages, at least 64) the oldest non-root pages are zapped (mmu_recycled).
+ * - INVLPG/INVPCID drop the address's leaf in every cached root (it refaults from the guest's
+ *   entry, which also covers stores KVM cannot see, such as userspace writing guest tables).
  * - paging-mode changes (CR0.PG/WP, CR4 paging bits, EFER.NXE/LMA) free the vCPU's roots; memslot
  *   changes and host unmaps zap every shadow page; dirty logging write-protects the logged
  *   gfns' leaves through the rmap, as write tracking does (a leaf is writable only if neither
@@ -65,6 +69,19 @@ const SPT_XD_HI = 0x80000000;
 
 /** KVM_MMU_NUM_PREV_ROOTS */
 export const KVM_MMU_NUM_PREV_ROOTS = 3;
+/** The shadow-page limit (KVM_PERMILLE_MMU_PAGES, KVM_MIN_ALLOC_MMU_PAGES) and recycling margins. */
+const KVM_PERMILLE_MMU_PAGES = 20;
+const KVM_MIN_ALLOC_MMU_PAGES = 64;
+const KVM_MIN_FREE_MMU_PAGES = 5;
+const KVM_REFILL_PAGES = 25;
+
+/** Pages in the VM's memslots (for the shadow-page limit), kept by kvmShadowAccountMemslot. */
+const memslotPages = new WeakMap<X86Kvm, number>();
+
+/** kvm_arch_commit_memory_region()'s share for the shadow MMU: the memslots grew or shrank by `deltaPages`. */
+export function kvmShadowAccountMemslot(kvm: X86Kvm, deltaPages: number): void {
+  memslotPages.set(kvm, (memslotPages.get(kvm) ?? 0) + deltaPages);
+}
 
 // union kvm_mmu_page_role, packed in a number.
 const ROLE_LEVEL_MASK = 7;
@@ -236,7 +253,11 @@ export class ShadowVm {
     if (child !== undefined) this.dropParent(child, hpa);
   }
 
-  /** drop_parent_pte(): `child` is no longer linked from `hpa`; free it when nothing else holds it. */
+  /**
+   * drop_parent_pte(): `child` is no longer linked from `hpa`. It stays in the hash (still
+   * write-tracked, so still coherent) to be linked again by a later fault, until flooding or
+   * recycling takes it.
+   */
   dropParent(child: ShadowPage, hpa: number): void {
     const p = child.parents;
     const k = p.indexOf(hpa);
@@ -244,10 +265,9 @@ export class ShadowVm {
       p[k] = p[p.length - 1];
       p.pop();
     }
-    if (p.length === 0 && child.rootCount === 0) this.zapPage(child);
   }
 
-  /** kvm_mmu_prepare_zap_page() + kvm_mmu_commit_zap_page(): free `sp`, its links and what only it held. */
+  /** kvm_mmu_prepare_zap_page() + kvm_mmu_commit_zap_page(): unlink and free `sp` (its children only lose a parent). */
   zapPage(sp: ShadowPage): void {
     if (sp.zapped) return;
     sp.zapped = true;
@@ -309,6 +329,34 @@ export class ShadowVm {
     }
     this.rmap.delete(gfn);
     return true;
+  }
+
+  /**
+   * kvm_mmu_available_pages() against n_max_mmu_pages: KVM's default, 20 shadow pages per 1000
+   * guest pages in the memslots, at least 64 (kvm_mmu_calculate_default_mmu_pages).
+   */
+  get maxPages(): number {
+    return Math.max(KVM_MIN_ALLOC_MMU_PAGES, Math.floor(((memslotPages.get(this.kvm) ?? 0) * KVM_PERMILLE_MMU_PAGES) / 1000));
+  }
+
+  /**
+   * make_mmu_pages_available(): before a fault may create pages, keep KVM_MIN_FREE_MMU_PAGES
+   * free under the limit by zapping the oldest pages that are not roots (kvm_mmu_zap_oldest_mmu_pages,
+   * mmu_recycled), down to KVM_REFILL_PAGES free.
+   */
+  makePagesAvailable(): void {
+    const max = this.maxPages;
+    if (this.hash.size + KVM_MIN_FREE_MMU_PAGES <= max) return;
+    let n = 0;
+    for (const sp of this.hash.values()) {
+      if (this.hash.size + KVM_REFILL_PAGES <= max) break;
+      if (sp.rootCount > 0) continue;
+      this.zapPage(sp);
+      n++;
+    }
+    const st = this.kvm.stat;
+    st.mmu_recycled = (st.mmu_recycled ?? 0) + n;
+    this.flushIfNeeded();
   }
 
   /** kvm_mmu_unprotect_page(): zap every page shadowing the guest table in `gfn`. Returns true if there was one. */
@@ -398,6 +446,7 @@ export class ShadowMmu {
     const mode = ShadowMmu.mode(vcpu);
     const roleBase = ShadowMmu.roleBase(vcpu);
     const cr3Key = ShadowMmu.cr3Key(vcpu.arch.cr3, mode);
+    this.vm.makePagesAvailable();
     let root: ShadowRoot;
     if (mode === MODE_LONG) {
       const sp = this.vm.getPage(cr3Key / 4096, 4 | (WALK_PERM_ALL << ROLE_ACCESS_SHIFT) | roleBase);
@@ -470,9 +519,7 @@ export class ShadowMmu {
 
   private freeRoot(root: ShadowRoot): void {
     if (root.sp !== null) {
-      const sp = root.sp;
-      sp.rootCount--;
-      if (sp.rootCount === 0 && sp.parents.length === 0) this.vm.zapPage(sp);
+      root.sp.rootCount--;
       return;
     }
     for (let i = 0; i < 4; i++) this.vm.zapEntry(null, root.pfn, i);
@@ -930,6 +977,8 @@ export function kvmShadowPageFault(vcpu: X86Vcpu, la: number, errorCode: number,
   // it (SDM 4.8); a dirty-logged page stays read-only until written, so the write is recorded;
   // a guest page table stays read-only so that its changes are seen (page_track).
   // The tables of this translation are shadowed (and write-tracked) before the leaf is made.
+  s.vm.makePagesAvailable();
+  if (s.rootPfn < 0) return RET_PF_RETRY;
   const leafTable = s.fetch(ula, walk, gfn);
   const tracked = s.vm.track.isTracked(gfn);
   const canWrite = w && walk.dirty && hostWritable && !readonly && (!logDirty || write) && !tracked;

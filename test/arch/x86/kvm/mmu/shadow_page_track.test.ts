@@ -7,8 +7,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as K from "../../../../../src/uapi/kvm.js";
-import { vcpuShadowMmuIfAny } from "../../../../../src/arch/x86/kvm/mmu/shadow.js";
-import type { X86Vcpu } from "../../../../../src/arch/x86/kvm/kvm_host.js";
+import { kvmShadowVmIfAny, vcpuShadowMmuIfAny } from "../../../../../src/arch/x86/kvm/mmu/shadow.js";
+import type { X86Kvm, X86Vcpu } from "../../../../../src/arch/x86/kvm/kvm_host.js";
 import { CODE, HLT, LA, MEM, PF_HANDLER, buildTables, faultCase, invlpg, load, movEax, setCr3, shadowGuest, store, u32 } from "./shadow_guest.js";
 
 /** mov ecx, eax */
@@ -116,18 +116,50 @@ test("64-bit: switching among four CR3s refaults nothing after the first round; 
   r = round([0, 1, 2, 3]);
   assert.equal(r.sum, 10);
   assert.equal(r.pf, 0, "the cached roots keep every translation");
-  // A fifth address space: the least recently used root (bases[0]) goes.
-  const zapped = g.vm.stat.mmu_shadow_zapped;
+  // A fifth address space: the least recently used root (bases[0]) leaves the cache.
   r = round([4]);
   assert.equal(r.sum, 5);
+  assert.ok(r.pf > 0);
   assert.deepEqual(mmu.cachedRootCr3s(), [bases[4], bases[3], bases[2], bases[1]]);
-  assert.ok(g.vm.stat.mmu_shadow_zapped >= zapped + 4, "the evicted root's own shadow pages were freed");
   r = round([1, 2, 3, 4]);
   assert.equal(r.sum, 14);
   assert.equal(r.pf, 0);
+  // Its shadow pages stayed in the hash (write-tracked, so still valid): the root is found again.
+  const zapped = g.vm.stat.mmu_shadow_zapped;
   r = round([0]);
   assert.equal(r.sum, 1);
-  assert.ok(r.pf > 0, "the evicted address space is rebuilt");
+  assert.equal(r.pf, 0);
+  assert.deepEqual(mmu.cachedRootCr3s(), [bases[0], bases[4], bases[3], bases[2]]);
+  assert.equal(g.vm.stat.mmu_shadow_zapped, zapped);
+});
+
+test("64-bit: more address spaces than the shadow-page limit allows recycle the oldest pages (mmu_recycled)", () => {
+  const g = shadowGuest("64", { cr3: 0x4000 });
+  buildTables(g, "64");
+  // 24 address spaces of 4 own tables each: more than the 64 pages a 4 MiB guest may have.
+  const n = 24;
+  const bases: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const base = 0x40000 + i * 0x4000;
+    bases.push(base);
+    g.pte(base, (base + 0x1000) | 7);
+    g.pte(base + 0x1000, 0x7003);
+    g.pte(base + 0x1008, (base + 0x2000) | 7);
+    g.pte(base + 0x2000, (base + 0x3000) | 7);
+    g.pte(base + 0x3000, (0x20000 + i * 0x1000) | 3);
+    g.poke(0x20000 + i * 0x1000, u32(i + 1));
+  }
+  for (let round = 0; round < 2; round++) {
+    const code = [...XOR_ECX];
+    for (const b of bases) code.push(...setCr3(b), ...load(LA), ...ADD_ECX_EAX);
+    g.enter([...code, HLT]);
+    assert.equal(g.run(), K.KVM_EXIT_HLT);
+    assert.equal(Number(g.vcpu.getRegs().rcx), (n * (n + 1)) / 2);
+  }
+  assert.ok(g.vm.stat.mmu_recycled > 0);
+  const vm = kvmShadowVmIfAny(g.vm as unknown as X86Kvm)!;
+  assert.ok(vm.pageCount <= vm.maxPages, `${vm.pageCount} shadow pages, limit ${vm.maxPages}`);
+  assert.equal(vm.maxPages, 64);
 });
 
 test("32-bit: switching CR3 back to a cached root needs no new shadow faults", () => {
