@@ -10,7 +10,8 @@ import { KvmMrChange, type KvmMemorySlot } from "../../../../virt/kvm/kvm_host.j
 import type { X86Kvm, X86Vcpu } from "../kvm_host.js";
 import type { Kvm } from "../../../../virt/kvm/kvm_main.js";
 import { getMmioSpteGeneration, isMmioSpte, MMIO_SPTE_GEN_MASK, PG_LEVEL_2M, PG_LEVEL_4K } from "./spte.js";
-import { kvmShadowAccountMemslot, kvmShadowWriteProtectMasked, kvmShadowWriteProtectRange, kvmShadowZapAllVcpus } from "./shadow.js";
+import { kvmShadowWriteProtectMasked, kvmShadowWriteProtectRange, kvmShadowZapAllVcpus } from "./shadow.js";
+import { kvmShadowAccountMemslot } from "./shadow_page.js";
 import { faultin, kvmFaultinPfn } from "./faultin.js";
 import { RET_PF_EMULATE, RET_PF_FIXED, RET_PF_INVALID, RET_PF_RETRY, RET_PF_SPURIOUS } from "./tdp_mmu.js";
 
