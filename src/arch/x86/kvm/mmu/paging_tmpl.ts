@@ -191,6 +191,9 @@ export class GuestWalk {
    * and U/S, and no XD), i.e. what a shadow of the table at level l may give at most.
    */
   readonly tableAccess = new Uint8Array(6);
+  /** The leaf entry after the walk's A/D update (low and high halves; high 0 for 32-bit paging). */
+  leafLo = 0;
+  leafHi = 0;
 }
 
 /** Access bits of GuestWalk.tableAccess (ACC_WRITE_MASK / ACC_USER_MASK / ACC_EXEC_MASK). */
@@ -263,6 +266,7 @@ export function walkAddrGeneric(vcpu: X86Vcpu, la: number, access: number, cpl: 
   let nx = 0;
   let leafGpa = 0;
   let leafLo = 0;
+  let leafHi = 0;
   let pageBase = 0;
   let pageSize = 4096;
 
@@ -337,6 +341,7 @@ export function walkAddrGeneric(vcpu: X86Vcpu, la: number, access: number, cpl: 
         pageBase = addr - (addr % pageSize);
         leafGpa = eGpa;
         leafLo = lo;
+        leafHi = hi;
         out.level = level;
         break;
       }
@@ -370,5 +375,7 @@ export function walkAddrGeneric(vcpu: X86Vcpu, la: number, access: number, cpl: 
   out.user = us !== 0;
   out.nx = nx !== 0;
   out.dirty = (newLo & PTE_D) !== 0;
+  out.leafLo = newLo;
+  out.leafHi = leafHi;
   return true;
 }

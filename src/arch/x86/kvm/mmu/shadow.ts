@@ -9,32 +9,38 @@
  * Shadow pages (struct kvm_mmu_page) are per VM and keyed by what they shadow: the gfn of a guest
  * page table plus a role (level, 4-byte guest entries and quadrant for 32-bit paging, the access
  * the upper guest levels grant, and the CR0.WP/SMEP/SMAP/NXE bits the leaves depend on), in a
- * hash (mmu_page_hash). A guest 2M/4M/1G page is shadowed by 4 KiB leaves in "direct" pages
- * keyed by the gfn range they map. The tables are kept coherent with the guest's:
- * - every gfn holding a shadowed guest table is write-tracked (page_track.ts): no shadow leaf maps
- *   it writable (the rmap of writable leaves finds them when tracking starts), so a guest store to
- *   a page table faults, is emulated (emulate_mmio.ts), and kvmMmuTrackWrite zaps the shadow
- *   entries of the written guest entry (kvm_mmu_track_write: mmu_pte_write, mmu_pde_zapped).
- *   Stores to a page that stopped being a table (three in a row with no fault through it), or
- *   that do not cover one whole entry, zap the shadow page instead (mmu_flooded). A store the
- *   emulator cannot carry out unprotects the gfn (its shadow pages go) and is retried
- *   (kvm_mmu_unprotect_page). Leaf tables are never left unsync, so flooding detection applies
- *   to them too (KVM skips level 1 because it unsyncs those instead).
+ * hash (mmu_page_hash; shadow_page.ts). A guest 2M/4M/1G page is shadowed by 4 KiB leaves in
+ * "direct" pages keyed by the gfn range they map. The tables are kept coherent with the guest's:
+ * - a gfn holding a shadowed upper-level guest table (PML4, PDPT, PD) is write-tracked
+ *   (page_track.ts): no shadow leaf maps it writable (the rmap of writable leaves finds them when
+ *   tracking starts), so a guest store to it faults, is emulated (emulate_mmio.ts), and
+ *   kvmMmuTrackWrite zaps the shadow entries of the written guest entry (kvm_mmu_track_write:
+ *   mmu_pte_write, mmu_pde_zapped). Stores to a page that stopped being a table (three with no
+ *   fault through it in between), or that do not cover one whole entry, zap the shadow page
+ *   instead (mmu_flooded). A store the emulator cannot carry out unprotects the gfn (its shadow
+ *   pages go) and is retried (kvm_mmu_unprotect_page).
+ * - a guest leaf table (PT) is write-protected when its shadow is made; the guest's first store
+ *   to it makes its shadows unsync (mmu_try_to_unsync_pages, stat mmu_unsync) and maps it
+ *   writable, so the guest edits its PTEs without exits. Each leaf of an unsync shadow remembers
+ *   the guest entry it was made from; when the guest flushes its TLB (MOV CR3, INVPCID, a
+ *   paging-mode change) every unsync shadow is synced (leaves whose guest entry changed go,
+ *   kvm_sync_page) and write-protected again; INVLPG drops the address's leaf in every cached
+ *   root. Stale leaves of an unsync table in between are what a TLB may hold (SDM 4.10.4.2),
+ *   and A/D bits the guest clears are set again by the next access after its flush.
  * - so a MOV to CR3 keeps translations: each vCPU caches its current root plus
  *   KVM_MMU_NUM_PREV_ROOTS (3) previous ones keyed by (guest CR3, mode), switches to a cached one
  *   on a CR3 load (kvm_mmu_new_pgd's fast path) and drops the least recently used one. The
  *   processor's own TLB is still flushed on every CR3 load (it has no PCIDs under shadow paging).
  *   A PAE root is checked against the guest's PDPTEs whenever CR3 is loaded.
  * - a page nothing links to any more (a dropped root, an unlinked child) stays in the hash, still
- *   write-tracked and so still valid, and is linked again by the next fault that needs it. Pages
- *   are freed by flooding, unprotecting, zap-all, and recycling: above KVM's default limit (20
- *   per 1000 guest pages, at least 64) the oldest non-root pages are zapped (mmu_recycled).
- * - INVLPG/INVPCID drop the address's leaf in every cached root (it refaults from the guest's
- *   entry, which also covers stores KVM cannot see, such as userspace writing guest tables).
- * - paging-mode changes (CR0.PG/WP, CR4 paging bits, EFER.NXE/LMA) free the vCPU's roots; memslot
+ *   coherent, and is linked again by the next fault that needs it. Pages are freed by flooding,
+ *   unprotecting, zap-all, and recycling: above KVM's default limit (20 per 1000 guest pages, at
+ *   least 64) the oldest non-root pages are zapped (mmu_recycled).
+ * - paging-mode changes (CR0.PG/WP, CR4 paging bits, EFER.NXE/LMA) drop the vCPU's roots; memslot
  *   changes and host unmaps zap every shadow page; dirty logging write-protects the logged
- *   gfns' leaves through the rmap, as write tracking does (a leaf is writable only if neither
- *   asks otherwise).
+ *   gfns' leaves through the rmap, as page tables are (a leaf is writable only if neither asks
+ *   otherwise). Stores KVM cannot see (userspace writing guest page tables) reach the shadows
+ *   only through INVLPG or a zap, as in KVM.
  *
  * Format (what the hardware walks): the processor always runs with CR0.PG=CR0.WP=1, CR4.PAE=1 and
  * EFER.NXE=1 (vmx.ts forces them), so shadow tables are 64-bit entries: a 4-level hierarchy for a
@@ -172,6 +178,8 @@ export class ShadowMmu {
     const roleBase = ShadowMmu.roleBase(vcpu);
     const cr3Key = ShadowMmu.cr3Key(vcpu.arch.cr3, mode);
     kvmMakeRequest(vcpu, KVM_REQ_TLB_FLUSH_CURRENT);
+    // KVM_REQ_MMU_SYNC: the guest's edits of unsync leaf tables take effect now.
+    this.vm.syncAll();
     const cur = this.cur;
     if (cur !== null && cur.cr3Key === cr3Key && cur.mode === mode && cur.roleBase === roleBase) {
       if (mode === MODE_PAE) this.checkPdptes(cur);
@@ -329,8 +337,11 @@ export class ShadowMmu {
     return sp;
   }
 
-  /** mmu_set_spte(): the 4 KiB leaf of `ula` in leaf table `sp` maps host frame `pfn` (guest frame `gfn`) with entry bits `lo`/`hi`. */
-  setSpte(sp: ShadowPage, ula: number, gfn: number, pfn: number, lo: number, hi: number): void {
+  /**
+   * mmu_set_spte(): the 4 KiB leaf of `ula` in leaf table `sp` maps host frame `pfn` (guest frame
+   * `gfn`) with entry bits `lo`/`hi`; it was made from guest entry `gLo`/`gHi`.
+   */
+  setSpte(sp: ShadowPage, ula: number, gfn: number, pfn: number, lo: number, hi: number, gLo: number, gHi: number): void {
     const vm = this.vm;
     const pm = vm.kvm.physmem;
     const idx = (ula >>> 12) & 511;
@@ -342,6 +353,10 @@ export class ShadowMmu {
     t[i + 1] = (hi | Math.floor(pfn / 0x100000)) >>> 0;
     t[i] = (((pfn % 0x100000) << 12) | lo) >>> 0;
     sp.gfns![idx] = gfn;
+    if (sp.gptes !== null) {
+      sp.gptes[idx * 2] = gLo;
+      sp.gptes[idx * 2 + 1] = gHi;
+    }
     if ((lo & SPT_W) !== 0) vm.rmapAdd(gfn, hpa);
     vm.flushIfNeeded();
   }
@@ -486,7 +501,16 @@ export function kvmShadowMmuReset(vcpu: X86Vcpu): void {
   const s = shadows.get(vcpu);
   if (s === undefined) return;
   s.unload();
+  s.vm.syncAll();
   s.vm.flushIfNeeded();
+}
+
+/**
+ * kvm_vcpu_flush_tlb_guest() for shadow paging (INVPCID single/all-context): the shadow tables
+ * are the guest's TLB only through unsync leaf tables, which are synced.
+ */
+export function kvmShadowFlushTlbGuest(vcpu: X86Vcpu): void {
+  shadows.get(vcpu)?.vm.syncAll();
 }
 
 /** kvm_mmu_new_pgd(): the guest loaded CR3 (see ShadowMmu.newPgd). */
@@ -677,14 +701,17 @@ export function kvmShadowPageFault(vcpu: X86Vcpu, la: number, errorCode: number,
   s.vm.makePagesAvailable();
   if (s.rootPfn < 0) return RET_PF_RETRY;
   const leafTable = s.fetch(ula, walk, gfn);
-  const tracked = s.vm.track.isTracked(gfn);
-  const canWrite = w && walk.dirty && hostWritable && !readonly && (!logDirty || write) && !tracked;
+  const vm = s.vm;
+  let canWrite = w && walk.dirty && hostWritable && !readonly && (!logDirty || write);
+  // A guest page table is mapped writable only once a store unsyncs it, which only leaf tables
+  // may be (mmu_try_to_unsync_pages); an upper-level table stays write-protected.
+  if (canWrite && vm.byGfn.has(gfn) && !(write && vm.unsyncGfn(gfn))) canWrite = false;
   let lo = SPT_P | SPT_A;
   if (u) lo |= SPT_U;
   if (canWrite) lo |= SPT_W | SPT_D;
-  s.setSpte(leafTable, ula, gfn, pfn, lo, xd ? SPT_XD_HI : 0);
+  s.setSpte(leafTable, ula, gfn, pfn, lo, xd ? SPT_XD_HI : 0, walk.leafLo, walk.leafHi);
   if (canWrite && logDirty) kvm.markPageDirty(vcpu, gfn);
-  if (write && tracked && w) {
+  if (write && w && vm.track.isTracked(gfn)) {
     // FNAME(page_fault)'s write-protected case: the store is emulated (or the page unprotected).
     let self = false;
     for (let l = 1; l <= 4; l++) if (walk.tableGfn[l] === gfn) self = true;

@@ -65,8 +65,12 @@ export class ShadowPage {
   /** write_flooding_count */
   writeFlooding = 0;
   zapped = false;
+  /** A leaf table whose guest table may have changed since it was last synced (sp->unsync). */
+  unsync = false;
   /** shadowed_translation of a leaf table: the gfn each present leaf maps (for the rmap). */
   readonly gfns: Float64Array | null;
+  /** A guest leaf table's shadow: the guest entry (low, high) each present leaf was made from, for sync. */
+  readonly gptes: Uint32Array | null;
 
   constructor(
     readonly pfn: number,
@@ -74,7 +78,9 @@ export class ShadowPage {
     readonly role: number,
     readonly key: number,
   ) {
-    this.gfns = (role & ROLE_LEVEL_MASK) === 1 ? new Float64Array(512) : null;
+    const leaf = (role & ROLE_LEVEL_MASK) === 1;
+    this.gfns = leaf ? new Float64Array(512) : null;
+    this.gptes = leaf && (role & ROLE_DIRECT) === 0 ? new Uint32Array(1024) : null;
   }
 
   get level(): number {
@@ -116,6 +122,8 @@ export class ShadowVm {
   /** Frames given back by zaps, reused before asking the allocator. */
   readonly freeFrames: number[] = [];
   readonly mmus = new Set<ShadowRootHolder>();
+  /** Pages with sp->unsync set. */
+  readonly unsyncPages = new Set<ShadowPage>();
   /** Set when a present entry was removed: the callers flush every vCPU's TLB. */
   needFlush = false;
 
@@ -149,8 +157,16 @@ export class ShadowVm {
       if (list === undefined) this.byGfn.set(gfn, (list = []));
       list.push(sp);
       if (list.length > (st.max_mmu_page_hash_collisions ?? 0)) st.max_mmu_page_hash_collisions = list.length;
-      // account_shadowed(): the guest table must not stay writable through any leaf.
-      if (this.track.addPage(gfn) && this.writeProtectGfn(gfn)) this.needFlush = true;
+      if (sp.level > 1) {
+        // An upper-level table where leaf tables were unsync: the guest most likely reused the
+        // page; the unsync shadows go rather than stay writable.
+        for (const o of list.slice()) if (o.unsync) this.zapPage(o);
+        // account_shadowed(): upper-level guest tables stay write-protected (page_track).
+        if (this.track.addPage(gfn) && this.writeProtectGfn(gfn)) this.needFlush = true;
+      } else if (this.writeProtectGfn(gfn)) {
+        // A leaf table is write-protected until the guest writes it, which unsyncs it.
+        this.needFlush = true;
+      }
     }
     return sp;
   }
@@ -217,6 +233,7 @@ export class ShadowVm {
     }
     sp.parents.length = 0;
     if (sp.rootCount > 0) for (const m of this.mmus) m.forgetRoot(sp);
+    if (sp.unsync) this.markSync(sp);
     for (let idx = 0; idx < 512; idx++) this.zapEntry(sp, sp.pfn, idx);
     if (!sp.direct) {
       const list = this.byGfn.get(sp.gfn)!;
@@ -224,7 +241,7 @@ export class ShadowVm {
       list[k] = list[list.length - 1];
       list.pop();
       if (list.length === 0) this.byGfn.delete(sp.gfn);
-      this.track.removePage(sp.gfn);
+      if (sp.level > 1) this.track.removePage(sp.gfn);
     }
     this.hash.delete(sp.key);
     this.byPfn.delete(sp.pfn);
@@ -265,6 +282,70 @@ export class ShadowVm {
     }
     this.rmap.delete(gfn);
     return true;
+  }
+
+  /**
+   * mmu_try_to_unsync_pages(): the guest writes the leaf table(s) in `gfn`: they go unsync and
+   * the gfn may be mapped writable. Returns false when it must stay write-protected (an
+   * upper-level guest table lives there too).
+   */
+  unsyncGfn(gfn: number): boolean {
+    if (this.track.isTracked(gfn)) return false;
+    const list = this.byGfn.get(gfn);
+    if (list === undefined) return true;
+    const st = this.kvm.stat;
+    for (const sp of list) {
+      if (sp.unsync) continue;
+      sp.unsync = true;
+      this.unsyncPages.add(sp);
+      st.mmu_unsync = (st.mmu_unsync ?? 0) + 1;
+    }
+    return true;
+  }
+
+  private markSync(sp: ShadowPage): void {
+    sp.unsync = false;
+    this.unsyncPages.delete(sp);
+    const st = this.kvm.stat;
+    st.mmu_unsync = (st.mmu_unsync ?? 0) - 1;
+  }
+
+  /**
+   * mmu_sync_roots() / mmu_sync_children() for every unsync page of the VM (the guest flushed
+   * its TLB: MOV CR3, INVPCID, a paging-mode change): each shadow leaf whose guest entry changed
+   * since it was made goes (kvm_sync_page), and the leaf tables are write-protected again.
+   */
+  syncAll(): void {
+    if (this.unsyncPages.size === 0) return;
+    const pages = [...this.unsyncPages];
+    for (const sp of pages) this.syncPage(sp);
+    for (const sp of pages) if (!sp.zapped && this.writeProtectGfn(sp.gfn)) this.needFlush = true;
+    this.flushIfNeeded();
+  }
+
+  /** kvm_sync_page(): compare the guest entries with the ones the shadow leaves were made from. */
+  private syncPage(sp: ShadowPage): void {
+    this.markSync(sp);
+    const kvm = this.kvm;
+    const pm = kvm.physmem;
+    const gpfn = kvm.gfnToPfn(sp.gfn, false);
+    if (gpfn < 0) {
+      this.zapPage(sp);
+      return;
+    }
+    const g = pm.chunk32(gpfn);
+    const gpte4 = (sp.role & ROLE_GPTE4) !== 0;
+    // A 32-bit PT's quadrant q holds guest entries 512q .. 512q + 511 (4 bytes each).
+    const gbase = (pm.frameOffset(gpfn) >>> 2) + (gpte4 ? ((sp.role >>> ROLE_QUADRANT_SHIFT) & 1) * 512 : 0);
+    const t = pm.chunk32(sp.pfn);
+    const tbase = pm.frameOffset(sp.pfn) >>> 2;
+    const saved = sp.gptes!;
+    for (let idx = 0; idx < 512; idx++) {
+      if ((t[tbase + idx * 2] & SPT_P) === 0) continue;
+      const lo = (gpte4 ? g[gbase + idx] : g[gbase + idx * 2]) >>> 0;
+      const hi = gpte4 ? 0 : g[gbase + idx * 2 + 1] >>> 0;
+      if (lo !== saved[idx * 2] || hi !== saved[idx * 2 + 1]) this.zapEntry(sp, sp.pfn, idx);
+    }
   }
 
   /**

@@ -27,7 +27,9 @@ import {
 import type { VmcsConfig } from "./capabilities.js";
 import { vmxHandleExit } from "./vmx_exit.js";
 import { EPT_MT_MASK_WB } from "../mmu/spte.js";
-import { kvmMmuTrackWrite, kvmShadowMmuDestroy, kvmShadowMmuReset, kvmShadowNewPgd, vcpuShadowMmu } from "../mmu/shadow.js";
+import {
+  kvmMmuTrackWrite, kvmShadowFlushTlbGuest, kvmShadowMmuDestroy, kvmShadowMmuReset, kvmShadowNewPgd, vcpuShadowMmu,
+} from "../mmu/shadow.js";
 import { kvmEmulatorSetWriteTracker } from "../emulate_mmio.js";
 import { guestCpuidHas } from "../cpuid.js";
 
@@ -774,10 +776,11 @@ function vmxFlushHwTlbGuest(vcpu: X86Vcpu): void {
 }
 
 /**
- * kvm_vcpu_flush_tlb_guest(): the shadow tables are kept equal to the guest's (write tracking),
- * so flushing the guest's TLB is flushing the processor's.
+ * kvm_vcpu_flush_tlb_guest(): with shadow paging the guest's edits of unsync leaf tables take
+ * effect (the rest of the shadow tables is kept equal to the guest's by write tracking).
  */
 function vmxFlushTlbGuest(vcpu: X86Vcpu): void {
+  if (!toVmx(vcpu).ept) kvmShadowFlushTlbGuest(vcpu);
   vmxFlushHwTlbGuest(vcpu);
 }
 

@@ -19,13 +19,13 @@ const ADD_ECX_EAX = [0x01, 0xc1];
 const XOR_ECX = [0x31, 0xc9];
 
 for (const mode of ["32", "pae", "64"] as const) {
-  test(`${mode}: a guest's store to its own PTE reaches the shadow tables (emulated, mmu_pte_write); INVLPG makes it certain; a cleared PTE faults after a CR3 load`, () => {
+  test(`${mode}: a guest's store to its own PTE unsyncs the leaf table (mmu_unsync, no emulation); INVLPG or a CR3 load makes the change take effect`, () => {
     const c = faultCase(mode, 0x20000 | 3, load(LA));
     assert.equal(c.faulted, false);
     const g = c.g;
     g.poke(0x20000, u32(0x1111));
     g.poke(0x21000, u32(0x2222));
-    const pteWrites = g.vm.stat.mmu_pte_write ?? 0;
+    g.poke(0x22000, u32(0x3333));
     const emulated = g.vcpu.stats.stat.pf_emulate;
     // Retarget the PTE through the identity mapping of the PT, read without and with INVLPG.
     g.enter([...movEax(0x21003), ...store(c.pt), ...load(LA), ...MOV_ECX_EAX, ...invlpg(LA), ...load(LA), HLT]);
@@ -34,15 +34,21 @@ for (const mode of ["32", "pae", "64"] as const) {
     assert.ok(Number(r.rcx) === 0x1111 || Number(r.rcx) === 0x2222, `without INVLPG the old or the new frame (SDM 4.10.4.2), got 0x${r.rcx.toString(16)}`);
     assert.equal(Number(r.rax), 0x2222);
     assert.equal(g.peek32(c.pt) & ~0x60, 0x21003);
-    assert.ok(g.vm.stat.mmu_pte_write > pteWrites, "the PTE store went through kvm_mmu_track_write");
-    assert.ok(g.vcpu.stats.stat.pf_emulate > emulated, "the PTE store was emulated");
-    // Clear the PTE and reload CR3: the access must fault (SDM 4.10.4.1).
+    assert.equal(g.vcpu.stats.stat.pf_emulate, emulated, "a leaf table is written in place once unsync");
+    assert.equal(g.vm.stat.mmu_unsync, 1, "the PT's shadow is unsync");
+    // Retarget again, no INVLPG: a CR3 load syncs the table (SDM 4.10.4.1).
+    g.enter([...movEax(0x22003), ...store(c.pt), ...setCr3(0x4000), ...load(LA), HLT]);
+    assert.equal(g.run(), K.KVM_EXIT_HLT);
+    assert.equal(Number(g.vcpu.getRegs().rax), 0x3333);
+    // Clear the PTE and reload CR3: the access must fault.
     g.enter([...movEax(0), ...store(c.pt), ...setCr3(0x4000), ...load(LA + 0x10), HLT]);
     assert.equal(g.run(), K.KVM_EXIT_HLT);
     r = g.vcpu.getRegs();
     assert.equal(Number(r.rip), PF_HANDLER + 5, "the cleared PTE faults");
     assert.equal(Number(r.rbx), LA + 0x10);
     assert.equal(Number(r.rax & 0xffffffffn), 0);
+    assert.equal(g.vm.stat.mmu_unsync, 0, "synced by the CR3 load");
+    assert.equal(g.vcpu.stats.stat.pf_emulate, emulated);
   });
 
   test(`${mode}: A and D cleared by the guest are set again by the next read and write`, () => {
@@ -61,7 +67,7 @@ for (const mode of ["32", "pae", "64"] as const) {
     assert.equal(g.peek32(0x20004), 7);
   });
 
-  test(`${mode}: a guest's store to a PDE relinks the shadow hierarchy (mmu_pde_zapped)`, () => {
+  test(`${mode}: a guest's store to a PDE is emulated and relinks the shadow hierarchy (mmu_pte_write, mmu_pde_zapped)`, () => {
     const c = faultCase(mode, 0x20000 | 3, load(LA));
     const g = c.g;
     g.poke(0x20000, u32(0x1111));
@@ -70,10 +76,14 @@ for (const mode of ["32", "pae", "64"] as const) {
     g.pte(0xd000, 0x22003);
     const pde = mode === "32" ? 0x4000 + 0x100 * 4 : 0x8000;
     const zapped = g.vm.stat.mmu_pde_zapped ?? 0;
+    const pteWrites = g.vm.stat.mmu_pte_write ?? 0;
+    const emulated = g.vcpu.stats.stat.pf_emulate;
     g.enter([...movEax(0xd007), ...store(pde), ...invlpg(LA), ...load(LA), HLT]);
     assert.equal(g.run(), K.KVM_EXIT_HLT);
     assert.equal(Number(g.vcpu.getRegs().rax), 0x3333);
     assert.ok(g.vm.stat.mmu_pde_zapped > zapped);
+    assert.ok(g.vm.stat.mmu_pte_write > pteWrites, "the PDE store went through kvm_mmu_track_write");
+    assert.ok(g.vcpu.stats.stat.pf_emulate > emulated, "the PDE store was emulated");
     // The old PT is no longer a table of this address space; back to it, through the guest again.
     g.enter([...movEax(0x6007), ...store(pde), ...invlpg(LA), ...load(LA), HLT]);
     assert.equal(g.run(), K.KVM_EXIT_HLT);
@@ -183,22 +193,22 @@ test("32-bit: switching CR3 back to a cached root needs no new shadow faults", (
   assert.equal(g.vcpu.stats.stat.pf_fixed, pf);
 });
 
-test("stores flooding a page that is no longer used as a table unshadow it (mmu_flooded)", () => {
+test("stores flooding a page directory that is no longer used as a table unshadow it (mmu_flooded)", () => {
   const c = faultCase("64", 0x20000 | 3, load(LA));
   const g = c.g;
+  g.poke(0x20000, u32(0x4444));
   const emulated = g.vcpu.stats.stat.pf_emulate;
-  // Sixteen stores into the PT with no access through it in between.
+  // Sixteen stores into the PD of LA (0x8000) with no access through it in between.
   const code: number[] = [];
-  for (let k = 8; k < 24; k++) code.push(...movEax(0x22003), ...store(c.pt + k * 8));
+  for (let k = 8; k < 24; k++) code.push(...movEax(0x5a5a0000 + k), ...store(0x8000 + k * 8));
   g.enter([...code, HLT]);
   assert.equal(g.run(), K.KVM_EXIT_HLT);
   assert.ok(g.vm.stat.mmu_flooded >= 1);
   const n = g.vcpu.stats.stat.pf_emulate - emulated;
   assert.ok(n >= 1 && n <= 4, `${n} stores emulated before the page was unshadowed`);
-  for (let k = 8; k < 24; k++) assert.equal(g.peek32(c.pt + k * 8), 0x22003);
-  // Used as a table again: entry 8 maps LA + 0x8000 to 0x22000.
-  g.poke(0x22000, u32(0x4444));
-  g.enter([...load(LA + 0x8000), HLT]);
+  for (let k = 8; k < 24; k++) assert.equal(g.peek32(0x8000 + k * 8), 0x5a5a0000 + k);
+  // Used as a table again.
+  g.enter([...load(LA), HLT]);
   assert.equal(g.run(), K.KVM_EXIT_HLT);
   assert.equal(Number(g.vcpu.getRegs().rax), 0x4444);
 });
@@ -208,11 +218,12 @@ test("a store to a page table that the emulator cannot carry out unprotects the 
   const g = c.g;
   g.poke(0x20000, u32(0x1234));
   const zapped = g.vm.stat.mmu_shadow_zapped;
-  // xor eax, eax; sete byte [pt + 1] (SETcc is outside the emulator's set): sets the PTE's bit 8.
-  g.enter([0x31, 0xc0, 0x0f, 0x94, 0x04, 0x25, ...u32(c.pt + 1), ...load(LA), HLT]);
+  // xor eax, eax; sete byte [pde + 7] (SETcc is outside the emulator's set): sets the PDE's
+  // bit 56, which the processor ignores.
+  g.enter([0x31, 0xc0, 0x0f, 0x94, 0x04, 0x25, ...u32(0x8000 + 7), ...load(LA), HLT]);
   assert.equal(g.run(), K.KVM_EXIT_HLT);
-  assert.equal(g.peek32(c.pt) & 0x100, 0x100, "the store was done");
-  assert.ok(g.vm.stat.mmu_shadow_zapped > zapped, "the PT's shadow page was zapped");
+  assert.equal(g.peek32(0x8004), 0x01000000, "the store was done");
+  assert.ok(g.vm.stat.mmu_shadow_zapped > zapped, "the PD's shadow page was zapped");
   assert.equal(Number(g.vcpu.getRegs().rax), 0x1234);
 });
 
