@@ -70,6 +70,22 @@ export function writeGpa(vcpu: X86Vcpu, gpa: number, data: Uint8Array, len: numb
   return true;
 }
 
+const pdptrBuf = new Int32Array(2);
+
+/**
+ * kvm_pdptr_read(): half `half` (0 low, 1 high) of PAE PDPTE register `i` (SDM 4.4.1: loaded with
+ * CR3 and by the CR0/CR4 writes that enable PAE paging, not re-read from memory by walks); from
+ * guest memory when the vendor keeps no PDPTE registers. NaN when that memory is unbacked.
+ */
+export function kvmPdptr(vcpu: X86Vcpu, i: number, half: number): number {
+  const a = vcpu.arch;
+  if (a.ops.getPdptr !== undefined) {
+    a.ops.getPdptr(vcpu, i, pdptrBuf);
+    return pdptrBuf[half] >>> 0;
+  }
+  return readGpa32(vcpu, (a.cr3 & 0xffffffe0) + i * 8 + half * 4);
+}
+
 const PT_PRESENT = 1;
 const PT_WRITABLE = 2;
 const PT_USER = 4;
@@ -125,11 +141,10 @@ export function kvmTranslateGva(vcpu: X86Vcpu, la: number, write = false, user =
       level = (a.cr4 & X86_CR4_LA57) !== 0 ? 5 : 4;
       table = a.cr3 - (a.cr3 % 4096);
     } else {
-      // PAE: CR3 points to four PDPTEs (32-byte aligned).
+      // PAE: the PDPTE registers loaded from the table CR3 points to.
       const idx = Math.floor(ula / 2 ** 30) & 3;
-      const pdpteAddr = (a.cr3 & 0xffffffe0) + idx * 8;
-      const lo = readGpa32(vcpu, pdpteAddr);
-      const hi = readGpa32(vcpu, pdpteAddr + 4);
+      const lo = kvmPdptr(vcpu, idx, 0);
+      const hi = kvmPdptr(vcpu, idx, 1);
       if (Number.isNaN(lo) || (lo & PT_PRESENT) === 0) return fail(false);
       table = (hi & 0xfffff) * 4294967296 + (lo & 0xfffff000);
       level = 2;
@@ -305,9 +320,9 @@ export function walkAddrGeneric(vcpu: X86Vcpu, la: number, access: number, cpl: 
     let level: number;
     let table: number;
     if (!long) {
-      const pdpteGpa = (a.cr3 & 0xffffffe0) + (Math.floor(ula / 2 ** 30) & 3) * 8;
-      const lo = readGpa32(vcpu, pdpteGpa);
-      const hi = readGpa32(vcpu, pdpteGpa + 4);
+      const idx = Math.floor(ula / 2 ** 30) & 3;
+      const lo = kvmPdptr(vcpu, idx, 0);
+      const hi = kvmPdptr(vcpu, idx, 1);
       if (Number.isNaN(lo) || (lo & PT_PRESENT) === 0) return walkFail(out, 0 | accBits);
       if ((lo & 0x1e6) !== 0 || (hi & (RSVD_HI_ADDR | 0xfff00000)) !== 0) return walkFail(out, 1 | 8 | accBits);
       table = (hi & 0xfffff) * 4294967296 + ((lo & 0xfffff000) >>> 0);

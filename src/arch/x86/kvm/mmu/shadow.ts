@@ -58,7 +58,7 @@ import {
   EFER_LMA, EFER_NX, KVM_REQ_TLB_FLUSH_CURRENT, X86_CR0_PG, X86_CR0_WP, X86_CR4_PAE, X86_CR4_SMAP, X86_CR4_SMEP,
   kvmMakeRequest, type X86Kvm, type X86Vcpu,
 } from "../kvm_host.js";
-import { GuestWalk, WALK_PERM_ALL, WALK_PERM_EXEC, WALK_PERM_USER, WALK_PERM_WRITE, readGpa32, walkAddrGeneric } from "./paging_tmpl.js";
+import { GuestWalk, WALK_PERM_ALL, WALK_PERM_EXEC, WALK_PERM_USER, WALK_PERM_WRITE, kvmPdptr, walkAddrGeneric } from "./paging_tmpl.js";
 import { faultin, kvmFaultinPfn } from "./faultin.js";
 import { RET_PF_EMULATE, RET_PF_FIXED, RET_PF_RETRY, RET_PF_WRITE_PROTECTED } from "./tdp_mmu.js";
 import {
@@ -144,6 +144,13 @@ export class ShadowMmu {
 
   /** kvm_mmu_load(): the hpa the processor's CR3 must hold, building the root when there is none. */
   rootHpa(): number {
+    if (this.pdptrsLoaded) {
+      this.pdptrsLoaded = false;
+      if (this.cur !== null && this.cur.mode === MODE_PAE) {
+        this.checkPdptes(this.cur);
+        this.vm.flushIfNeeded();
+      }
+    }
     if (this.cur !== null) return this.cur.pfn * 4096;
     const vcpu = this.vcpu;
     const mode = ShadowMmu.mode(vcpu);
@@ -206,7 +213,10 @@ export class ShadowMmu {
     this.vm.flushIfNeeded();
   }
 
-  /** load_pdptrs(): a PAE root's PDPTEs must lead to the page directories the guest's PDPTEs name now. */
+  /** The guest's PDPTE registers were (re)loaded: the current PAE root is checked at the next entry. */
+  pdptrsLoaded = false;
+
+  /** load_pdptrs(): a PAE root's PDPTEs must lead to the page directories the guest's PDPTE registers name now. */
   private checkPdptes(root: ShadowRoot): void {
     const pm = this.vm.kvm.physmem;
     const t = pm.chunk32(root.pfn);
@@ -215,8 +225,8 @@ export class ShadowMmu {
       const lo = t[base + i * 2];
       if ((lo & SPT_P) === 0) continue;
       const child = this.vm.byPfn.get(entryPfn(lo, t[base + i * 2 + 1]));
-      const glo = readGpa32(this.vcpu, root.cr3Key + i * 8);
-      const ghi = readGpa32(this.vcpu, root.cr3Key + i * 8 + 4);
+      const glo = kvmPdptr(this.vcpu, i, 0);
+      const ghi = kvmPdptr(this.vcpu, i, 1);
       const gfn = (ghi & 0xfffff) * 0x100000 + (glo >>> 12);
       if (Number.isNaN(glo) || (glo & SPT_P) === 0 || child === undefined || child.gfn !== gfn) this.vm.zapEntry(null, root.pfn, i);
     }
@@ -511,6 +521,12 @@ export function kvmShadowMmuReset(vcpu: X86Vcpu): void {
  */
 export function kvmShadowFlushTlbGuest(vcpu: X86Vcpu): void {
   shadows.get(vcpu)?.vm.syncAll();
+}
+
+/** load_pdptrs() for shadow paging: the PAE PDPTE registers changed (the root follows them before the next entry). */
+export function kvmShadowPdptrsLoaded(vcpu: X86Vcpu): void {
+  const s = shadows.get(vcpu);
+  if (s !== undefined) s.pdptrsLoaded = true;
 }
 
 /** kvm_mmu_new_pgd(): the guest loaded CR3 (see ShadowMmu.newPgd). */

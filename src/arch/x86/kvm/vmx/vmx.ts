@@ -28,7 +28,8 @@ import type { VmcsConfig } from "./capabilities.js";
 import { vmxHandleExit } from "./vmx_exit.js";
 import { EPT_MT_MASK_WB } from "../mmu/spte.js";
 import {
-  kvmMmuTrackWrite, kvmShadowFlushTlbGuest, kvmShadowMmuDestroy, kvmShadowMmuReset, kvmShadowNewPgd, vcpuShadowMmu,
+  kvmMmuTrackWrite, kvmShadowFlushTlbGuest, kvmShadowMmuDestroy, kvmShadowMmuReset, kvmShadowNewPgd, kvmShadowPdptrsLoaded,
+  vcpuShadowMmu,
 } from "../mmu/shadow.js";
 import { kvmEmulatorSetWriteTracker } from "../emulate_mmio.js";
 import { guestCpuidHas } from "../cpuid.js";
@@ -1126,7 +1127,11 @@ export const vmxX86Ops = {
   getPdptr: (vcpu: X86Vcpu, i: number, out: Int32Array) => {
     toVmx(vcpu).pcpu.vmx.vmread64(V.GUEST_PDPTR0 + 2 * i, out);
   },
-  setPdptr: (vcpu: X86Vcpu, i: number, lo: number, hi: number) => vmcsWrite64(vcpu, V.GUEST_PDPTR0 + 2 * i, lo, hi),
+  setPdptr: (vcpu: X86Vcpu, i: number, lo: number, hi: number) => {
+    vmcsWrite64(vcpu, V.GUEST_PDPTR0 + 2 * i, lo, hi);
+    // Without EPT the fields only hold the guest's PDPTE registers; the shadow PAE root follows them.
+    if (!toVmx(vcpu).ept) kvmShadowPdptrsLoaded(vcpu);
+  },
   kick: (vcpu: X86Vcpu) => {
     // kvm_vcpu_kick() only IPIs a vCPU that is in guest mode; otherwise it sees its requests at the next entry.
     const vmx = vcpu.arch.vendor as VcpuVmx | null;

@@ -104,6 +104,8 @@ export function buildTables(g: ReturnType<typeof shadowGuest>, mode: Mode): { ro
     g.pte(0x7000, 0x5003);
     g.pte(0x8000, 0x6007);
     for (let i = 0; i < 256; i++) g.pte(0x5000 + i * 8, (i << 12) | 3);
+    // The PDPTE registers are loaded when the VMM sets CR3 (KVM_SET_SREGS): again, now that the PDPT is filled.
+    g.vcpu.setSregs(g.vcpu.getSregs());
     return { root: 0x4000, pt: 0x6000 };
   }
   // 4-level: PML4 0x4000 -> PDPT 0x9000: [0] -> PD 0x7000 (low), [1] -> PD 0x8000.

@@ -250,3 +250,20 @@ test("dirty logging turned on while pages are mapped writable reports their next
   bm = g.vm.getDirtyLog(0);
   for (let i = 0; i < 4; i++) assert.ok(isDirty(0x40 + i), `gfn 0x${(0x40 + i).toString(16)} written and reported`);
 });
+
+for (const ept of [false, true]) {
+  test(`PAE (ept=${ept}): the PDPTE registers change only with a CR3 load, not when the guest rewrites its PDPT or does INVLPG (SDM 4.4.1)`, () => {
+    const g = shadowGuest("pae", { cr3: 0x4000, ept });
+    const { pt } = buildTables(g, "pae");
+    g.pte(pt, 0x20003);
+    g.poke(0x20000, u32(0x1111));
+    // A second PD 0xc000 -> PT 0xd000 maps LA to 0x21000.
+    g.pte(0xc000, 0xd007);
+    g.pte(0xd000, 0x21003);
+    g.poke(0x21000, u32(0x2222));
+    g.poke(CODE, [...load(LA), ...MOV_ECX_EAX, ...movEax(0xc001), ...store(0x4008), ...invlpg(LA), ...load(LA), 0x89, 0xc2, ...setCr3(0x4000), ...load(LA), HLT]);
+    assert.equal(g.run(), K.KVM_EXIT_HLT);
+    const r = g.vcpu.getRegs();
+    assert.deepEqual([Number(r.rcx), Number(r.rdx), Number(r.rax)], [0x1111, 0x1111, 0x2222]);
+  });
+}
