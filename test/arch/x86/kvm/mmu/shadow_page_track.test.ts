@@ -267,3 +267,28 @@ for (const ept of [false, true]) {
     assert.deepEqual([Number(r.rcx), Number(r.rdx), Number(r.rax)], [0x1111, 0x1111, 0x2222]);
   });
 }
+
+test("two vCPUs share the shadow pages: one's PTE store (unsync) and PDE store (emulated) reach the other at its CR3 load", () => {
+  const g = shadowGuest("64", { cr3: 0x4000 });
+  const { pt } = buildTables(g, "64");
+  g.pte(pt, 0x20003);
+  g.poke(0x20000, u32(0x1111));
+  g.poke(0x21000, u32(0x2222));
+  g.poke(0x22000, u32(0x3333));
+  g.pte(0xd000, 0x22003);
+  const v1 = g.vm.createVcpu(1);
+  v1.setSregs(g.vcpu.getSregs());
+  const runOn = (v: typeof v1, at: number, code: number[]): bigint => {
+    g.poke(at, code);
+    v.setRegs({ ...v.getRegs(), rip: BigInt(at) });
+    v.run();
+    assert.equal(v.kvmRun.exitReason, K.KVM_EXIT_HLT);
+    return v.getRegs().rax;
+  };
+  assert.equal(runOn(g.vcpu, CODE + 0x100, [...load(LA), HLT]), 0x1111n);
+  assert.equal(runOn(v1, CODE + 0x200, [...load(LA), ...movEax(0x21003), ...store(pt), ...invlpg(LA), ...load(LA), HLT]), 0x2222n);
+  assert.equal(runOn(g.vcpu, CODE + 0x300, [...setCr3(0x4000), ...load(LA), HLT]), 0x2222n);
+  // vCPU 1 points the PDE of LA at PT 0xd000 (an emulated store to a tracked page directory).
+  assert.equal(runOn(v1, CODE + 0x400, [...movEax(0xd007), ...store(0x8000), ...setCr3(0x4000), ...load(LA), HLT]), 0x3333n);
+  assert.equal(runOn(g.vcpu, CODE + 0x500, [...setCr3(0x4000), ...load(LA), HLT]), 0x3333n);
+});
