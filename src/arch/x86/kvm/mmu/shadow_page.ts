@@ -146,7 +146,12 @@ export class ShadowVm {
   getPage(gfn: number, role: number): ShadowPage {
     const key = gfn * ROLE_SPAN + role;
     const found = this.hash.get(key);
-    if (found !== undefined) return found;
+    if (found !== undefined) {
+      // An unsync page being linked again may hold leaves a TLB flush of the path it hangs from
+      // would have dropped while it was unlinked: bring it up to date (it stays unsync).
+      if (found.unsync) this.zapStaleLeaves(found);
+      if (!found.zapped) return found;
+    }
     const st = this.kvm.stat;
     st.mmu_cache_miss = (st.mmu_cache_miss ?? 0) + 1;
     const sp = new ShadowPage(this.allocFrame(), gfn, role, key);
@@ -323,9 +328,13 @@ export class ShadowVm {
     this.flushIfNeeded();
   }
 
-  /** kvm_sync_page(): compare the guest entries with the ones the shadow leaves were made from. */
   private syncPage(sp: ShadowPage): void {
     this.markSync(sp);
+    this.zapStaleLeaves(sp);
+  }
+
+  /** kvm_sync_page(): compare the guest entries with the ones the shadow leaves were made from. */
+  private zapStaleLeaves(sp: ShadowPage): void {
     const kvm = this.kvm;
     const pm = kvm.physmem;
     const gpfn = kvm.gfnToPfn(sp.gfn, false);
