@@ -252,7 +252,9 @@ function commitTaskState(vcpu: X86Vcpu, c: X86Cpu, completed: boolean): void {
   }
   a.ops.setRflags(vcpu, c.getRflags());
   kvmRipWrite(vcpu, st.rip);
-  if (st.cr3 !== a.cr3) kvmSetCr3(vcpu, st.cr3);
+  // load_state_from_tss32(): a CR3 the guest cannot load (PAE PDPTEs with reserved bits, beyond
+  // MAXPHYADDR) is #GP(0) in the new task.
+  if (st.cr3 !== a.cr3 && !kvmSetCr3(vcpu, st.cr3)) kvmQueueExceptionE(vcpu, GP_VECTOR, 0);
   if (((st.cr0 ^ a.cr0) & X86_CR0_TS) !== 0) kvmSetCr0(vcpu, (a.cr0 | X86_CR0_TS) >>> 0);
   if (completed && (a.dr7 & DR7_LOCAL_BITS) !== 0) {
     a.dr7 = (a.dr7 & ~DR7_LOCAL_BITS) >>> 0;

@@ -217,6 +217,31 @@ test("a 32-bit task switch loads the new task's CR3 (paging on) and its LDT, and
   assert.equal(back.ds.selector, 0x10);
 });
 
+test("a task switch to a CR3 whose PAE PDPTEs have a reserved bit set is #GP(0) in the new task, CR3 unchanged", () => {
+  // call far 0x20:0; hlt     PAE paging: PDPT A (0x3000) -> PD 0x6000 with a 2 MiB identity page;
+  // task B's PDPT (0x4000) has PDPTE0 present with reserved bit 1.   IDT[13] -> 0x1400 (hlt)
+  const g = taskGuest([0x9a, 0, 0, 0, 0, 0x20, 0x00, HLT]);
+  g.poke(0x3000, u32(0x6001));
+  g.poke(0x6000, u32(0x83));
+  g.poke(0x4000, u32(0x6003));
+  g.poke(TSS_B + 0x1c, u32(0x4000));
+  g.poke(IDT + 13 * 8, desc((0x08 << 16) | 0x1400, 0x8e00));
+  g.poke(0x1400, b(HLT));
+  const s = g.vcpu.getSregs();
+  s.cr0 = 0x80000011n;
+  s.cr3 = 0x3000n;
+  s.cr4 = 0x20n;
+  g.vcpu.setSregs(s);
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT, `exit ${g.run.exitReason}`);
+  const r = g.vcpu.getRegs();
+  assert.equal(r.rip, 0x1401n);
+  const n = g.vcpu.getSregs();
+  assert.equal(n.tr.selector, 0x20, "the switch happened");
+  assert.equal(n.cr3, 0x3000n, "CR3 kept");
+  assert.equal(rd32(g, Number(r.rsp)), 0, "#GP(0)");
+});
+
 test("a bad segment in the new TSS faults in the new task: #TS(selector) after TR and EIP have switched", () => {
   // call far 0x20:0; hlt      task B's CS = 0x10 (a data segment)      IDT[10]: interrupt gate -> 0x1400 (hlt)
   const g = taskGuest([0x9a, 0, 0, 0, 0, 0x20, 0x00, HLT]);
