@@ -31,7 +31,8 @@
  *   KVM_MMU_NUM_PREV_ROOTS (3) previous ones keyed by (guest CR3, mode), switches to a cached one
  *   on a CR3 load (kvm_mmu_new_pgd's fast path) and drops the least recently used one. The
  *   processor's own TLB is still flushed on every CR3 load (it has no PCIDs under shadow paging).
- *   A PAE root is checked against the guest's PDPTEs whenever CR3 is loaded.
+ *   PAE and 32-bit roots are cached too (KVM caches 4-level ones only); a PAE root follows the
+ *   guest's PDPTE registers (paging_tmpl.ts kvmPdptr) whenever they are loaded.
  * - a page nothing links to any more (a dropped root, an unlinked child) stays in the hash, still
  *   coherent, and is linked again by the next fault that needs it. Pages are freed by flooding,
  *   unprotecting, zap-all, and recycling: above KVM's default limit (20 per 1000 guest pages, at
