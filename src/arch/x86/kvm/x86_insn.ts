@@ -134,7 +134,8 @@ export function kvmSetCr4(vcpu: X86Vcpu, cr4: number): boolean {
 /** kvm_set_cr3() */
 export function kvmSetCr3(vcpu: X86Vcpu, cr3: number): boolean {
   const a = vcpu.arch;
-  // With PCIDE, bit 63 means "no flush" and is not part of CR3.
+  // The caller has taken PCIDE's "no flush" bit 63 off (kvmHandleCrAccess); anything at or above
+  // MAXPHYADDR is reserved in long mode.
   if (cr3 >= 2 ** a.maxphyaddr && (a.efer & EFER_LMA) !== 0) return false;
   if ((a.efer & EFER_LMA) === 0 && (a.cr0 & X86_CR0_PG) !== 0 && (a.cr4 & X86_CR4_PAE) !== 0 && !kvmLoadPdptrs(vcpu, cr3)) return false;
   a.cr3 = cr3;
@@ -178,7 +179,13 @@ export function kvmHandleCrAccess(vcpu: X86Vcpu, q: number): ExitResult {
       const val = gprRead(vcpu, reg, m64);
       switch (cr) {
         case 0: return completeInsnGp(vcpu, kvmSetCr0(vcpu, val));
-        case 3: return completeInsnGp(vcpu, kvmSetCr3(vcpu, val));
+        case 3: {
+          // kvm_set_cr3(): with CR4.PCIDE, bit 63 of the source is "no flush" (SDM 4.10.4.1), not
+          // part of CR3. Taken from the register halves: the number gprRead made is not exact there.
+          const hiHalf = m64 ? a.regs[reg * 2 + 1] : 0;
+          const h = (a.cr4 & X86_CR4_PCIDE) !== 0 ? hiHalf & 0x7fffffff : hiHalf;
+          return completeInsnGp(vcpu, kvmSetCr3(vcpu, (h >>> 0) * TWO32 + (a.regs[reg * 2] >>> 0)));
+        }
         case 4: return completeInsnGp(vcpu, kvmSetCr4(vcpu, val));
         case 8: {
           const prev = a.cr8;

@@ -292,3 +292,17 @@ test("two vCPUs share the shadow pages: one's PTE store (unsync) and PDE store (
   assert.equal(runOn(v1, CODE + 0x400, [...movEax(0xd007), ...store(0x8000), ...setCr3(0x4000), ...load(LA), HLT]), 0x3333n);
   assert.equal(runOn(g.vcpu, CODE + 0x500, [...setCr3(0x4000), ...load(LA), HLT]), 0x3333n);
 });
+
+test("64-bit with CR4.PCIDE: MOV CR3 with bit 63 (no flush) and a PCID exits to KVM, which loads CR3 without bit 63 (kvm_set_cr3)", () => {
+  const g = shadowGuest("64", { cr3: 0x4000 });
+  buildTables(g, "64");
+  g.vcpu.setCpuid2(g.kvm.getSupportedCpuid(256));
+  const s = g.vcpu.getSregs();
+  s.cr4 |= 0x20000n; // PCIDE (CR3[11:0] is 0, long mode: allowed)
+  g.vcpu.setSregs(s);
+  // movabs rax, 0x8000000000004003; mov cr3, rax; mov eax, [LA-page-0 identity 0x1000]; hlt
+  g.enter([0x48, 0xb8, ...u32(0x4003), ...u32(0x80000000), 0x0f, 0x22, 0xd8, ...load(0x1000), HLT]);
+  assert.equal(g.run(), K.KVM_EXIT_HLT);
+  assert.equal(g.vcpu.getSregs().cr3, 0x4003n, "PCID 3 kept, the no-flush bit is not part of CR3");
+  assert.notEqual(g.vcpu.getRegs().rip, BigInt(PF_HANDLER + 5), "no fault");
+});
