@@ -41,8 +41,13 @@ export type BlockFn = (c: X86Cpu, st: X86State, rip: number, stop: number) => vo
 export const blockJit = {
   /** Compile hot blocks; false: interpreter only (see bench/RESULTS.md "Compiled blocks"). */
   enabled: true,
-  /** Entries of a block start seen by the interpreter before it is compiled. */
-  hot: 16,
+  /**
+   * Entries of a block start seen by the interpreter before it is compiled. Building a block
+   * (planning, source, new Function, V8's own compilation) costs about what a thousand
+   * interpreted entries do: at 16, compilation was a quarter of a Linux boot's CPU time; boot to
+   * shell 44 s at 16, 27 s at 200, 24 s at 800-2000, 27 s at 6000 (bench/RESULTS.md).
+   */
+  hot: 1000,
   /** Blocks shorter than this many instructions are not compiled (with inline code even one pays). */
   minInsns: 1,
   /** Generate inline code for the forms block_emit.ts knows; false: every instruction calls its handler. */
