@@ -37,7 +37,7 @@ export const WORKLOADS: Workload[] = [
   },
   {
     name: "int", guest: "int", ring: "3", what: "integer loop, 8 instructions/iteration",
-    scale: { tskvm: [2, 1], kvm: [400, 100], qemu: [100, 20] }, phases: ["int"],
+    scale: { tskvm: [20, 4], kvm: [400, 100], qemu: [100, 20] }, phases: ["int"],
   },
   {
     name: "mem", guest: "mem", ring: "3", what: "pointer chase over 32 MiB, a node per 256 B",
@@ -45,7 +45,7 @@ export const WORKLOADS: Workload[] = [
   },
   {
     name: "branchy", guest: "branchy", ring: "3", what: "bytecode interpreter (switch dispatch), Collatz program",
-    scale: { tskvm: [2, 1], kvm: [400, 100], qemu: [100, 20] }, phases: ["branchy"],
+    scale: { tskvm: [10, 3], kvm: [400, 100], qemu: [100, 20] }, phases: ["branchy"],
   },
   {
     name: "fp", guest: "fp", ring: "3", what: "SSE2 double: 32x32 matmul + 256-point FFT",
