@@ -17,6 +17,7 @@ import * as K from "../../src/uapi/kvm.js";
 import { EINTR } from "../../src/uapi/errno.js";
 import { KvmError } from "../../src/virt/kvm/kvm_error.js";
 import type { KvmSegment } from "../../src/uapi/kvm_structs.js";
+import { blockJit } from "../../src/hw/x86/block_jit.js";
 
 const SLOT_SIZE = 0x100000;
 const CODE_GPA = 0x10000;
@@ -130,14 +131,27 @@ function fuzzCase(mode: Mode, seed: number, tally: Map<string, number>): void {
   assert.deepEqual(mm.copyFromUser(above, 0x10000), sentinel, `${where}: memory above the slot was written`);
 }
 
+/** 24 cases of `mode` from `seedBase`; at least one must end in something other than the time limit. */
+function fuzzMode(mode: Mode, seedBase: number, t: { diagnostic(msg: string): void }): void {
+  const tally = new Map<string, number>();
+  for (let i = 0; i < 24; i++) fuzzCase(mode, seedBase + i * 0x9e37 + mode.length, tally);
+  // A fuzzer whose cases all run out of time (EINTR) has exercised no ending at all; how many
+  // time out depends on the machine's load, so only the existence of real endings is checked.
+  const ended = [...tally].filter(([k]) => k !== "EINTR").reduce((n, [, v]) => n + v, 0);
+  assert.ok(ended > 0, `every case timed out: ${[...tally.keys()].join(",")}`);
+  t.diagnostic([...tally].map(([k, n]) => `${k}=${n}`).join(" "));
+}
+
 for (const mode of ["real16", "prot32", "long64", "long64-user"] as Mode[]) {
-  test(`fuzz: random code in ${mode} ends in defined exits and stays inside its slot`, (t) => {
-    const tally = new Map<string, number>();
-    for (let i = 0; i < 24; i++) fuzzCase(mode, 0xf0220000 + i * 0x9e37 + mode.length, tally);
-    // A fuzzer whose cases all run out of time (EINTR) has exercised no ending at all; how many
-    // time out depends on the machine's load, so only the existence of real endings is checked.
-    const ended = [...tally].filter(([k]) => k !== "EINTR").reduce((n, [, v]) => n + v, 0);
-    assert.ok(ended > 0, `every case timed out: ${[...tally.keys()].join(",")}`);
-    t.diagnostic([...tally].map(([k, n]) => `${k}=${n}`).join(" "));
+  test(`fuzz: random code in ${mode} ends in defined exits and stays inside its slot`, (t) => fuzzMode(mode, 0xf0220000, t));
+}
+
+// The same properties with every block start compiled on first entry (block_jit.ts): random
+// code then runs through the generated-code paths (inline TLB probes, slow-path syncs, exits).
+for (const mode of ["long64", "long64-user"] as Mode[]) {
+  test(`fuzz: random code in ${mode} through the block compiler ends in defined exits and stays inside its slot`, (t) => {
+    const saved = blockJit.hot;
+    blockJit.hot = 1;
+    try { fuzzMode(mode, 0xb10c0000, t); } finally { blockJit.hot = saved; }
   });
 }
