@@ -60,6 +60,12 @@ export const BR_JMP = 2;
 /** Ends the block on its own (CALL, RET, indirect jumps): its code sets RIP and returns. */
 export const BR_EXIT = 3;
 
+/**
+ * breakLoop value of a taken branch in generated code: only RIP changed, so the run loop may go
+ * straight on to a compiled block at the target (cpu.ts chaining). Anything else sets 1.
+ */
+export const BREAK_BRANCH = 2;
+
 export interface Plan {
   reads: number;
   writes: number;

@@ -12,7 +12,7 @@
 import { ARITH, LOP_LOGIC } from "./flags.js";
 import { SPEC_MOV_RM } from "./decode.js";
 import { TLB_MASK } from "./mmu.js";
-import { aluCore, plan, lo, hi, rdB, wrB, BR_EXIT } from "./block_emit.js";
+import { aluCore, plan, lo, hi, rdB, wrB, BR_EXIT, BREAK_BRANCH } from "./block_emit.js";
 import type { BlockInsn, EmitCtx, Plan } from "./block_emit.js";
 
 const TMASK = TLB_MASK;
@@ -98,7 +98,7 @@ function rmwCode(u: string, e: string, seg: number, n: number, x: EmitCtx, op: (
 
 /** The exit of an instruction that transfers control to `t` (a number variable) after it retired. */
 function jumpTo(t: string, x: EmitCtx): string {
-  return `if(${t}<-c.canon||${t}>=c.canon){${x.sync}c.raise(13,0);}${x.leaveAfter.replace("return;", `st.rip=${t};c.breakLoop=1;return;`)}`;
+  return `if(${t}<-c.canon||${t}>=c.canon){${x.sync}c.raise(13,0);}${x.leaveAfter.replace("return;", `st.rip=${t};c.breakLoop=${BREAK_BRANCH};return;`)}`;
 }
 
 /** RSP as a number (operand.ts getSp in 64-bit mode). */

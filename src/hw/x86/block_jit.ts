@@ -30,7 +30,8 @@ import type { X86State } from "./state.js";
 import { HANDLERS, DCACHE_SIZE, DW } from "./decode.js";
 import { ARITH, cond, getCF, flagsSync, setArith, szp, szp64 } from "./flags.js";
 import { rdS, rdSW, wrS } from "./mmu.js";
-import { planInsn, mulhu, condExpr, BR_NONE, BR_COND, BR_EXIT } from "./block_emit.js";
+import { planInsn, mulhu, condExpr, BR_NONE, BR_COND, BR_EXIT, BREAK_BRANCH } from "./block_emit.js";
+export { BREAK_BRANCH };
 import { planMemInsn } from "./block_emit_mem.js";
 import type { BlockInsn, Plan, Producer } from "./block_emit.js";
 
@@ -227,7 +228,7 @@ function blockSource(insns: BlockInsn[], plans: (Plan | null)[]): string {
     else if (p!.br !== BR_NONE) {
       const taken = p!.target === 0
         ? `ic+=${k + 1};if(ic+${n}>stop||c.hostIrq[0]!==0){c.icount=ic;st.rip=rip;c.breakLoop=1;return;}continue;`
-        : `const t=rip+${p!.target};if(t<-c.canon||t>=c.canon){${sync}c.raise(13,0);}c.icount=ic+${k + 1};st.rip=t;c.breakLoop=1;return;`;
+        : `const t=rip+${p!.target};if(t<-c.canon||t>=c.canon){${sync}c.raise(13,0);}c.icount=ic+${k + 1};st.rip=t;c.breakLoop=${BREAK_BRANCH};return;`;
       body += p!.br === BR_COND ? `if(${condExpr(p!.cc, producer)}){${taken}}\n` : `{${taken}}\n`;
     } else body += "\n";
     if (p!.producer !== null) producer = p!.producer;

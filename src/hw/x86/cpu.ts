@@ -23,7 +23,7 @@ import { deliverEvent, deliverException } from "./interrupt.js";
 import { readMsr, writeMsr } from "./msr.js";
 import { cpuid } from "./cpuid.js";
 import { pdptesAfterStateChange } from "./paging.js";
-import { BlockCache, blockJit, compileBlock, DW_BLOCK, DW_BLOCK_GEN, NO_BLOCK } from "./block_jit.js";
+import { BlockCache, blockJit, compileBlock, DW_BLOCK, DW_BLOCK_GEN, NO_BLOCK, BREAK_BRANCH } from "./block_jit.js";
 
 export interface X86IoBus {
   /** Port input of `size` bytes (1, 2, 4); returns the value zero-extended. */
@@ -430,7 +430,22 @@ export class X86Cpu implements CodeWatcher {
             if (dcW[b + DW_BLOCK_GEN] === bc.regionGen[ci >>> 12]) {
               // A compiled block that loops on itself may run up to LOOP_MAX instructions (it checks
               // the host interrupt word at each pass); interpreted blocks stop at BLOCK_MAX.
-              bc.table[v](this, st, rip, Math.min(end, this.icount + LOOP_MAX));
+              const lim = Math.min(end, this.icount + LOOP_MAX);
+              bc.table[v](this, st, rip, lim);
+              // Chaining: a generated branch (BREAK_BRANCH) changed nothing the once-per-block
+              // checks look at but RIP, so a compiled block at the target in this page runs at
+              // once, within the same LOOP_MAX budget (the preemption timer and the VMX window
+              // checks wait at most that long) and while no host interrupt is signalled.
+              while (this.breakLoop === BREAK_BRANCH && this.icount < lim && hostIrq[0] === 0) {
+                const r2 = st.rip, o2 = r2 - fLo;
+                if (!(o2 >= 0 && o2 < 4096)) break;
+                const c2 = fCi | o2;
+                if (dcTag[c2] !== fKey + o2 * 8) break;
+                const b2 = c2 * DC_W, v2 = dcW[b2 + DW_BLOCK];
+                if (v2 <= 0 || dcW[b2 + DW_BLOCK_GEN] !== bc.regionGen[c2 >>> 12]) break;
+                this.breakLoop = 0;
+                bc.table[v2](this, st, r2, lim);
+              }
               if (this.icount >= stop || this.breakLoop !== 0) continue;
             } else dcW[b + DW_BLOCK] = 0; // built on slots since replaced: count again
           } else if (v !== NO_BLOCK) {
