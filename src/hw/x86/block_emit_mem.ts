@@ -73,8 +73,8 @@ export function storeCode(u: string, e: string, seg: number, n: number, vl: stri
   return addr(u, e, seg) + `if(${hit(u, "tW", n)})${fastWrite(u, n, vl, vh)}else{${x.sync}wrS(c,${SZ[n]},${seg},o${u},${vl},${n === 8 ? vh : "0"});}`;
 }
 
-/** End of an instruction that took a slow path which may have ended the block (a store into cached code). */
-const endCheck = (x: EmitCtx): string => `if(c.breakLoop!==0)${x.leaveAfter}`;
+/** End of an instruction whose slow path (any taken so far: `sl`) may have ended the block (a store into cached code). */
+const endCheck = (x: EmitCtx): string => `if(sl!==0&&c.breakLoop!==0)${x.leaveAfter}`;
 
 /**
  * A memory-operand plan: `body` gets the value names of the load (or null names for a pure store)

@@ -155,7 +155,7 @@ export function compileBlock(c: X86Cpu, ci0: number, key0: number): boolean {
     dcW[ci0 * DW + DW_BLOCK] = NO_BLOCK;
     return false;
   }
-  const src = blockSource(insns, plans);
+  const src = blockSource(insns, plans, off0);
   let fn = shared.get(src);
   if (fn === undefined) {
     try {
@@ -203,8 +203,10 @@ export function flagLiveness(plans: (Plan | null)[]): number[] {
 }
 
 /** Source of the block function (see block_emit.ts for the conventions of the generated code). */
-function blockSource(insns: BlockInsn[], plans: (Plan | null)[]): string {
+function blockSource(insns: BlockInsn[], plans: (Plan | null)[], off0: number): string {
   const n = insns.length;
+  // A target in the block's own page is canonical (so is the whole page): no #GP check needed.
+  const samePage = (target: number): boolean => off0 + target >= 0 && off0 + target < 4096;
   const liveOut = flagLiveness(plans);
   const loops = plans.some((p) => p !== null && p.br !== BR_NONE && p.target === 0);
   const hIdx: number[] = [];
@@ -212,7 +214,7 @@ function blockSource(insns: BlockInsn[], plans: (Plan | null)[]): string {
   let producer: Producer | null = null;
   for (let k = 0; k < n; k++) {
     const i = insns[k], p = plans[k];
-    const sync = `c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};`;
+    const sync = `sl=1;c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};`;
     const leaveAfter = `{c.icount=ic+${k + 1};return;}`;
     const code = p === null ? null : p.emit({ liveOut: liveOut[k], sync, leaveAfter, producer });
     if (code === null) {
@@ -228,7 +230,8 @@ function blockSource(insns: BlockInsn[], plans: (Plan | null)[]): string {
     else if (p!.br !== BR_NONE) {
       const taken = p!.target === 0
         ? `ic+=${k + 1};if(ic+${n}>stop||c.hostIrq[0]!==0){c.icount=ic;st.rip=rip;c.breakLoop=1;return;}continue;`
-        : `const t=rip+${p!.target};if(t<-c.canon||t>=c.canon){${sync}c.raise(13,0);}c.icount=ic+${k + 1};st.rip=t;c.breakLoop=${BREAK_BRANCH};return;`;
+        : `const t=rip+${p!.target};${samePage(p!.target) ? "" : `if(t<-c.canon||t>=c.canon){${sync}c.raise(13,0);}`}` +
+          `c.icount=ic+${k + 1};st.rip=t;c.breakLoop=${BREAK_BRANCH};return;`;
       body += p!.br === BR_COND ? `if(${condExpr(p!.cc, producer)}){${taken}}\n` : `{${taken}}\n`;
     } else body += "\n";
     if (p!.producer !== null) producer = p!.producer;
@@ -236,7 +239,7 @@ function blockSource(insns: BlockInsn[], plans: (Plan | null)[]): string {
   }
   const last = plans[n - 1];
   const tail = last !== null && last.br !== BR_NONE && last.br !== BR_COND ? "" : `c.icount=ic+${n};st.rip=rip+${insns[n - 1].next};return;\n`;
-  const head = `const g=st.gpr;let ic=c.icount;if(ic+${n}>stop)return;\n`;
+  const head = `const g=st.gpr;let ic=c.icount,sl=0;if(ic+${n}>stop)return;\n`;
   const fnBody = loops ? `${head}for(;;){\n${body}${tail}}` : head + body + tail;
   return `${hIdx.map((h, i) => `const h${i}=H[${h}];`).join("")}\nreturn function blk(c,st,rip,stop){\n${fnBody}};`;
 }
