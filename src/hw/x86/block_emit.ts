@@ -419,6 +419,11 @@ export function planInsn(i: BlockInsn): Plan | null {
       }
       return null;
     }
+    if (op2 >= 0x90 && op2 <= 0x9f && mod === 3) {
+      // SETcc r/m8 (register form)
+      const cc = op2 & 15, rex = (w0 >>> 22) & 1;
+      return plan(condReads(cc), 0, false, (x) => `{const v=${condExpr(cc, x.producer)}?1:0;${wrB(rm, rex, "v")}}`);
+    }
     if (op2 >= 0x40 && op2 <= 0x4f && mod === 3 && osz >= 2) {
       // CMOVcc r, r: a 32-bit CMOV zero-extends the destination even when the condition is false.
       const cc = op2 & 15;

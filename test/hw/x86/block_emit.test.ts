@@ -125,7 +125,8 @@ function randomInsn(r: Rng): number[] {
     }
     case 14: return [0xf8 + Math.floor(r() * 2)]; // CLC/STC (handler: flags in fl)
     case 15: return [...rex(w, 0, 0, a), 0xd1, modrmRR(pick(r, [2, 3]), a)]; // RCL/RCR by 1 (handler reads CF)
-    default: return [0x0f, 0x90 + Math.floor(r() * 16), modrmRR(0, a < 4 ? a : 0)]; // SETcc (handler reads flags)
+    default: // SETcc r8 (incl. AH..BH without REX, SPL.. and R8B.. with REX)
+      return r() < 0.5 ? [0x0f, 0x90 + Math.floor(r() * 16), modrmRR(0, a & 7)] : [0x40 | (a >> 3), 0x0f, 0x90 + Math.floor(r() * 16), modrmRR(0, a)];
   }
 }
 
