@@ -76,6 +76,13 @@ export interface Plan {
   target: number;
   /** Flag producer this instruction becomes (when it writes a complete record), else null. */
   producer: Producer | null;
+  /**
+   * The lazy-flag record of a producer that writes all six flags without reading any, as code
+   * over its locals; block_jit.ts then defers it (emit is called with liveOut 0) and writes it
+   * only where something may observe the flags: before a reader of the record, at a slow path
+   * or handler call (sync) and at the block's exits. Null: the emitter writes its own record.
+   */
+  record: string | null;
   /** The code, or null to call the handler instead (same flags and faults as the plan says). */
   emit(x: EmitCtx): string | null;
 }
@@ -142,8 +149,9 @@ function rec32(lop: number, lsh: number, d: string, s: string, r: string, cin: s
   return `c.lop=${lop};c.lsh=${lsh};c.l64=0;c.ldst=${d};c.lsrc=${s};c.lres=${r};${cin === null ? "" : `c.lcin=${cin};`}`;
 }
 
-export function plan(reads: number, writes: number, fault: boolean, emit: (x: EmitCtx) => string | null, producer: Producer | null = null): Plan {
-  return { reads, writes, fault, br: BR_NONE, cc: 0, target: 0, producer, emit };
+export function plan(reads: number, writes: number, fault: boolean, emit: (x: EmitCtx) => string | null,
+  producer: Producer | null = null, record: string | null = null): Plan {
+  return { reads, writes, fault, br: BR_NONE, cc: 0, target: 0, producer, record, emit };
 }
 
 /**
@@ -199,7 +207,11 @@ export function aluCore(op: number, width: number, dv: string, dhv: string, s: s
     if (op !== 7) code += write(width === 8 ? `(${r}>>>24)` : r, rh);
     return code;
   };
-  return plan(reads, ARITH, false, emit, producer);
+  // Without a carry in, the record reads nothing but the operation's own locals: deferrable.
+  const record = carry ? null : q
+    ? rec64(lop, d, dh, sv, svh, r, rh, op === 1 || op === 4 || op === 6 ? null : "0")
+    : rec32(lop, width === 8 ? 24 : 0, d, sv, r, null);
+  return plan(reads, ARITH, false, emit, producer, record);
 }
 
 /** INC/DEC of register `r` (incDec: CF kept in fl, record LOP_INC/LOP_DEC). */
@@ -468,10 +480,7 @@ export function planInsn(i: BlockInsn): Plan | null {
       if (opb === 0x84 && mod !== 3) return null;
       const rex = (w0 >>> 22) & 1;
       const e = opb === 0xa8 ? `(${rdB(0, 1)}&${i.imm & 0xff})` : `(${rdB(rm, rex)}&${rdB(reg, rex)})`;
-      const r = `r_${k}`;
-      return plan(0, ARITH, false, (x) => `const ${r}=${e}<<24;` +
-        (x.liveOut & ARITH ? `c.lop=${LOP_LOGIC};c.l64=0;c.lsh=24;c.lres=${r};c.ldst=0;c.lsrc=0;` : ""),
-      { kind: LOP_LOGIC, q: false, d: "0", dh: "0", s: "0", sh: "0", r, rh: "0" });
+      return logicPlan(`const r_${k}=${e}<<24,rh_${k}=0;`, 8, k);
     }
     case 0x63:
       // MOVSXD r64, r/m32 (64-bit mode); without REX.W a plain 32-bit move.
@@ -506,15 +515,21 @@ export function planInsn(i: BlockInsn): Plan | null {
 export function testPlan(q: boolean, a: number, b: number, k: number): Plan {
   const u = `_${k}`;
   const r = `r${u}`, rh = `rh${u}`;
-  return plan(0, ARITH, false, (x) => {
-    let code = q ? `const ${r}=${lo(a)}&${lo(b)},${rh}=${hi(a)}&${hi(b)};` : `const ${r}=${lo(a)}&${lo(b)},${rh}=0;`;
-    if (x.liveOut & ARITH) {
-      code += q
-        ? `c.lop=${LOP_LOGIC};c.l64=1;c.lsh=0;c.lres=${r};c.lresH=${rh};c.ldst=0;c.lsrc=0;c.ldstH=0;c.lsrcH=0;`
-        : `c.lop=${LOP_LOGIC};c.l64=0;c.lsh=0;c.lres=${r};c.ldst=0;c.lsrc=0;`;
-    }
-    return code;
-  }, { kind: LOP_LOGIC, q, d: "0", dh: "0", s: "0", sh: "0", r, rh });
+  return logicPlan(q ? `const ${r}=${lo(a)}&${lo(b)},${rh}=${hi(a)}&${hi(b)};` : `const ${r}=${lo(a)}&${lo(b)},${rh}=0;`, q ? 64 : 32, k);
+}
+
+/**
+ * A TEST-like plan: `code` computes r_k/rh_k (8-bit: r_k already shifted to bit 31), recorded
+ * as a logical result (alu.ts logicFlags).
+ */
+export function logicPlan(code: string, width: number, k: number, reads = 0, fault = false): Plan {
+  const u = `_${k}`;
+  const r = `r${u}`, rh = `rh${u}`;
+  const record = width === 64
+    ? `c.lop=${LOP_LOGIC};c.l64=1;c.lsh=0;c.lres=${r};c.lresH=${rh};c.ldst=0;c.lsrc=0;c.ldstH=0;c.lsrcH=0;`
+    : `c.lop=${LOP_LOGIC};c.l64=0;c.lsh=${width === 8 ? 24 : 0};c.lres=${r};c.ldst=0;c.lsrc=0;`;
+  return plan(reads, ARITH, fault, (x) => code + (x.liveOut & ARITH ? record : ""),
+    { kind: LOP_LOGIC, q: width === 64, d: "0", dh: "0", s: "0", sh: "0", r, rh }, record);
 }
 
 function jccPlan(cc: number, i: BlockInsn): Plan {

@@ -202,43 +202,73 @@ export function flagLiveness(plans: (Plan | null)[]): number[] {
   return liveOut;
 }
 
-/** Source of the block function (see block_emit.ts for the conventions of the generated code). */
+/** Emitted code that reads the lazy-flag record through flags.ts (so a deferred record must be written first). */
+const READS_RECORD = /\b(?:cond|getCF|flagsSync)\(c\b/;
+
+/**
+ * Source of the block function (see block_emit.ts for the conventions of the generated code).
+ * Flag records of producers with Plan.record are deferred: `pending` holds the record code of
+ * the last such producer not yet written, and it is written where the flags can be observed:
+ * before code that reads the record, in every sync (slow paths, handler calls, #GP on a branch)
+ * and at every exit; a later producer of all six flags replaces it.
+ */
 function blockSource(insns: BlockInsn[], plans: (Plan | null)[], off0: number): string {
   const n = insns.length;
   // A target in the block's own page is canonical (so is the whole page): no #GP check needed.
   const samePage = (target: number): boolean => off0 + target >= 0 && off0 + target < 4096;
   const liveOut = flagLiveness(plans);
+  const p0 = plans[0];
+  // Flags observable at the block's start before all are written again: a loop's back edge must
+  // then write a pending record before going round.
+  const in0 = p0 === null || p0.fault ? ARITH : (liveOut[0] & ~p0.writes) | p0.reads;
   const loops = plans.some((p) => p !== null && p.br !== BR_NONE && p.target === 0);
   const hIdx: number[] = [];
   let body = "";
   let producer: Producer | null = null;
+  let pending = "";
   for (let k = 0; k < n; k++) {
     const i = insns[k], p = plans[k];
-    const sync = `sl=1;c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};`;
-    const leaveAfter = `{c.icount=ic+${k + 1};return;}`;
-    const code = p === null ? null : p.emit({ liveOut: liveOut[k], sync, leaveAfter, producer });
+    const deferred = p !== null && p.record !== null;
+    const emitWith = (pend: string): string | null => {
+      const sync = `sl=1;${pend}c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};`;
+      const after = deferred ? p!.record! : p !== null && p.writes === 0 ? pend : "";
+      const leaveAfter = `{${after}c.icount=ic+${k + 1};return;}`;
+      return p === null ? null : p.emit({ liveOut: deferred ? 0 : liveOut[k], sync, leaveAfter, producer });
+    };
+    let code = emitWith(pending);
+    const condition = p !== null && p.br === BR_COND ? condExpr(p.cc, producer) : "";
+    if (code !== null && pending !== "" && (READS_RECORD.test(code) || READS_RECORD.test(condition))) {
+      body += pending;
+      pending = "";
+      code = emitWith("");
+    }
     if (code === null) {
       const h = i.w0 & 0x7ff;
       let hv = hIdx.indexOf(h);
       if (hv < 0) { hv = hIdx.length; hIdx.push(h); }
-      body += `${sync}h${hv}(c);if(c.breakLoop!==0||st.rip!==rip+${i.next}){c.icount=ic+${k + 1};return;}\n`;
+      body += `sl=1;${pending}c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};` +
+        `h${hv}(c);if(c.breakLoop!==0||st.rip!==rip+${i.next}){c.icount=ic+${k + 1};return;}\n`;
       producer = null;
+      pending = "";
       continue;
     }
     body += code;
+    if (deferred) pending = p!.record!;
+    else if (p!.writes !== 0) pending = "";
     if (p!.br === BR_EXIT) body += "\n";
     else if (p!.br !== BR_NONE) {
+      const sync = `sl=1;${pending}c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};`;
       const taken = p!.target === 0
-        ? `ic+=${k + 1};if(ic+${n}>stop||c.hostIrq[0]!==0){c.icount=ic;st.rip=rip;c.breakLoop=1;return;}continue;`
+        ? `ic+=${k + 1};if(ic+${n}>stop||c.hostIrq[0]!==0){${pending}c.icount=ic;st.rip=rip;c.breakLoop=1;return;}${in0 & ARITH ? pending : ""}continue;`
         : `const t=rip+${p!.target};${samePage(p!.target) ? "" : `if(t<-c.canon||t>=c.canon){${sync}c.raise(13,0);}`}` +
-          `c.icount=ic+${k + 1};st.rip=t;c.breakLoop=${BREAK_BRANCH};return;`;
-      body += p!.br === BR_COND ? `if(${condExpr(p!.cc, producer)}){${taken}}\n` : `{${taken}}\n`;
+          `${pending}c.icount=ic+${k + 1};st.rip=t;c.breakLoop=${BREAK_BRANCH};return;`;
+      body += p!.br === BR_COND ? `if(${condition}){${taken}}\n` : `{${taken}}\n`;
     } else body += "\n";
     if (p!.producer !== null) producer = p!.producer;
     else if (p!.writes !== 0) producer = null;
   }
   const last = plans[n - 1];
-  const tail = last !== null && last.br !== BR_NONE && last.br !== BR_COND ? "" : `c.icount=ic+${n};st.rip=rip+${insns[n - 1].next};return;\n`;
+  const tail = last !== null && last.br !== BR_NONE && last.br !== BR_COND ? "" : `${pending}c.icount=ic+${n};st.rip=rip+${insns[n - 1].next};return;\n`;
   const head = `const g=st.gpr;let ic=c.icount,sl=0;if(ic+${n}>stop)return;\n`;
   const fnBody = loops ? `${head}for(;;){\n${body}${tail}}` : head + body + tail;
   return `${hIdx.map((h, i) => `const h${i}=H[${h}];`).join("")}\nreturn function blk(c,st,rip,stop){\n${fnBody}};`;

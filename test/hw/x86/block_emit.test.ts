@@ -123,7 +123,13 @@ function randomInsn(r: Rng): number[] {
         default: return [...rex(w, a, 0, b), 0x63, modrmRR(a, b)];
       }
     }
-    case 14: return [0xf8 + Math.floor(r() * 2)]; // CLC/STC (handler: flags in fl)
+    case 14:
+      // CLC/STC (handler: flags in fl), or now and then a load through a pointer table indexed by
+      // the loop counter (r11 = [r14 + r15*8 + 0x700]; a = [r11]) whose entry for the last pass
+      // points at unmapped memory: a #PF in compiled code with no IDT, i.e. a triple fault that
+      // freezes RFLAGS as the faulting instruction saw them.
+      if (r() < 0.25) return [0x4f, 0x8b, 0x9c, 0xfe, ...le32(0x700), 0x48 | ((a >> 3) << 2) | 1, 0x8b, ((a & 7) << 3) | 3];
+      return [0xf8 + Math.floor(r() * 2)];
     case 15: return [...rex(w, 0, 0, a), 0xd1, modrmRR(pick(r, [2, 3]), a)]; // RCL/RCR by 1 (handler reads CF)
     default: // SETcc r8 (incl. AH..BH without REX, SPL.. and R8B.. with REX)
       return r() < 0.5 ? [0x0f, 0x90 + Math.floor(r() * 16), modrmRR(0, a & 7)] : [0x40 | (a >> 3), 0x0f, 0x90 + Math.floor(r() * 16), modrmRR(0, a)];
@@ -158,7 +164,8 @@ function randomLoop(r: Rng, n: number): number[] {
     }
     body.push(...insn);
   }
-  body.push(0x49, 0xff, 0xcf); // dec r15
+  // dec r15 (writes its own record) or sub r15, 1 (a deferred record the back edge may have to write)
+  if (r() < 0.5) body.push(0x49, 0xff, 0xcf); else body.push(0x49, 0x83, 0xef, 0x01);
   const back = -(body.length + 6);
   body.push(0x0f, 0x85, ...le32(back)); // jnz start
   body.push(0xf4);
@@ -180,6 +187,8 @@ function setup(seed: number, code: number[]): Rig {
   g[8] = STACK; g[9] = 0;
   g[30] = 1 + Math.floor(r() * 12); g[31] = 0;
   for (let a = 0; a < 2048; a += 4) rig.mem.write32(SCRATCH + a, int32(r));
+  // The pointer table of the faulting load (randomInsn case 14): valid but for the last pass.
+  for (let i = 0; i < 14; i++) { rig.mem.write32(SCRATCH + 0x700 + 8 * i, i === 1 ? 0x40000000 : SCRATCH + 8 * i); rig.mem.write32(SCRATCH + 0x704 + 8 * i, 0); }
   rig.cpu.setRflags(2 | (int32(r) & (ARITH | 0x400)));
   return rig;
 }
@@ -229,7 +238,7 @@ test("block emit: budget stops anywhere in compiled loops leave the interpreter'
 
 test("block emit: flag liveness skips records only where every path overwrites them first", () => {
   const p = (reads: number, writes: number, fault = false): Plan =>
-    ({ reads, writes, fault, br: 0, cc: 0, target: 0, producer: null, emit: () => "" });
+    ({ reads, writes, fault, br: 0, cc: 0, target: 0, producer: null, record: null, emit: () => "" });
   const loop = (reads: number, target: number): Plan => ({ ...p(reads, 0), br: 1, target });
   // add; sub; jnz start: the add's flags are dead (sub overwrites all), the sub's are live (exit).
   assert.deepEqual(flagLiveness([p(0, ARITH), p(0, ARITH), loop(ZF, 0)]), [0, ARITH, ARITH]);
