@@ -433,12 +433,19 @@ export class X86Cpu implements CodeWatcher {
               const lim = Math.min(end, this.icount + LOOP_MAX);
               bc.table[v](this, st, rip, lim);
               // Chaining: a generated branch (BREAK_BRANCH) changed nothing the once-per-block
-              // checks look at but RIP, so a compiled block at the target in this page runs at
-              // once, within the same LOOP_MAX budget (the preemption timer and the VMX window
+              // checks look at but RIP, so a compiled block at the target runs at once, within the same LOOP_MAX budget (the preemption timer and the VMX window
               // checks wait at most that long) and while no host interrupt is signalled.
               while (this.breakLoop === BREAK_BRANCH && this.icount < lim && hostIrq[0] === 0) {
-                const r2 = st.rip, o2 = r2 - fLo;
-                if (!(o2 >= 0 && o2 < 4096)) break;
+                const r2 = st.rip;
+                let o2 = r2 - fLo;
+                if (!(o2 >= 0 && o2 < 4096)) {
+                  // Another page (calls, returns): translated as the fetch at the top would.
+                  this.curRip = r2;
+                  if (this.fetchPage(r2, r2) < 0) break;
+                  fLo = this.fLo; fCi = this.fCi; fKey = this.fKey;
+                  o2 = r2 - fLo;
+                  if (!(o2 >= 0 && o2 < 4096)) break;
+                }
                 const c2 = fCi | o2;
                 if (dcTag[c2] !== fKey + o2 * 8) break;
                 const b2 = c2 * DC_W, v2 = dcW[b2 + DW_BLOCK];
