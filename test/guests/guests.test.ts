@@ -14,8 +14,8 @@ import { existsSync, readFileSync } from "node:fs";
 import * as build from "../../scripts/build-guests.mjs";
 import { realKvmUnavailable, runRealKvm } from "../diff/harness.js";
 import { compareRuns } from "../diff/compare.js";
-import { runTskvm, tskvmUnavailable } from "../diff/tskvm.js";
-import { buildAllGuests, guestPath, initFor } from "./manifest.js";
+import { tskvmUnavailable } from "../diff/tskvm.js";
+import { buildAllGuests, guestOnTskvm, guestPath, initFor } from "./manifest.js";
 
 const { guests, why: noToolchain } = buildAllGuests();
 const abs = guestPath;
@@ -43,11 +43,8 @@ for (const g of guests ?? []) {
     if (!existsSync(expectedPath)) return t.skip(`no ${expectedPath}`);
     const why = await tskvmUnavailable();
     if (why) return t.skip(why);
-    const r = await runTskvm(new Uint8Array(readFileSync(abs(g.bin))), initFor(g));
-    const last = r.exits.at(-1);
-    const value = r.stop === "exit-port" && last?.io ? parseInt(last.io.data.slice(0, 2), 16) : 0;
-    const want = build.expectedBody(readFileSync(expectedPath, "utf8"));
-    assert.equal(build.formatGuestResult(r.serial, r.stop, value), want);
+    const { r, got, want } = await guestOnTskvm(g);
+    assert.equal(got, want);
     if (g.expect !== "kvm" || realKvmUnavailable()) return;
     // Exit-by-exit against the real KVM, as a subtest of its own.
     await t.test("same state as the real KVM at every exit", () => {

@@ -5,11 +5,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-// @ts-expect-error plain .mjs script without type declarations
-import * as build from "../../scripts/build-guests.mjs";
-import { runTskvm, tskvmUnavailable } from "../diff/tskvm.js";
-import { buildAllGuests, guestPath, initFor } from "./manifest.js";
+import { existsSync } from "node:fs";
+import { tskvmUnavailable } from "../diff/tskvm.js";
+import { buildAllGuests, guestOnTskvm, guestPath } from "./manifest.js";
 
 const { guests, why: noToolchain } = buildAllGuests();
 const abs = guestPath;
@@ -27,15 +25,12 @@ for (const g of guests ?? []) {
     if (!existsSync(expectedPath)) return t.skip(`no ${expectedPath}`);
     const why = await tskvmUnavailable();
     if (why) return t.skip(why);
-    const r = await runTskvm(new Uint8Array(readFileSync(abs(g.bin))), initFor(g, 400000), { ept: false });
-    const last = r.exits.at(-1);
+    const { r, got, want } = await guestOnTskvm(g, { ept: false }, 400000);
     if (g.mode === "real16") {
       assert.equal(r.stop, "unhandled");
-      assert.equal(last?.internal?.suberror, 1, "real mode with ept=0: KVM_EXIT_INTERNAL_ERROR (emulation)");
+      assert.equal(r.exits.at(-1)?.internal?.suberror, 1, "real mode with ept=0: KVM_EXIT_INTERNAL_ERROR (emulation)");
       return;
     }
-    const value = r.stop === "exit-port" && last?.io ? parseInt(last.io.data.slice(0, 2), 16) : 0;
-    const want = build.expectedBody(readFileSync(expectedPath, "utf8"));
-    assert.equal(build.formatGuestResult(r.serial, r.stop, value), want);
+    assert.equal(got, want);
   });
 }

@@ -53,6 +53,8 @@ export const blockJit = {
   minInsns: 1,
   /** Generate inline code for the forms block_emit.ts knows; false: every instruction calls its handler. */
   emit: true,
+  /** Blocks compiled so far in this process (a count for tests and profiling). */
+  compiled: 0,
 };
 
 const REGION_SHIFT = 12;
@@ -169,6 +171,7 @@ export function compileBlock(c: X86Cpu, ci0: number, key0: number): boolean {
     if (shared.size >= SHARED_MAX) shared.clear();
     shared.set(src, fn);
   }
+  blockJit.compiled++;
   const idx = bc.indexOf(fn, dcW);
   dcW[ci0 * DW + DW_BLOCK] = idx;
   dcW[ci0 * DW + DW_BLOCK_GEN] = bc.regionGen[ci0 >>> REGION_SHIFT];
