@@ -416,6 +416,8 @@ export function planInsn(i: BlockInsn): Plan | null {
     const op2 = h & 0xff;
     if (h >= 0x200) return null;
     if (op2 >= 0x80 && op2 <= 0x8f && osz === 3) return jccPlan(op2 & 15, i);
+    // 0F 1F /0: the multi-byte NOP (its memory operand is never accessed, SDM Vol. 2 NOP).
+    if (op2 === 0x1f && (reg & 7) === 0) return plan(0, 0, false, () => "");
     if (op2 === 0xaf && mod === 3 && osz >= 2) return imulRRPlan(q, reg, rm, k);
     if ((op2 === 0xb6 || op2 === 0xb7 || op2 === 0xbe || op2 === 0xbf) && osz >= 2) {
       if (mod === 3) {
@@ -498,11 +500,31 @@ export function planInsn(i: BlockInsn): Plan | null {
     case 0xc7:
       if (mod !== 3 || osz < 2 || (reg & 7) !== 0) return null;
       return plan(0, 0, false, () => `${lo(rm)}=${i.imm};${hi(rm)}=${q ? i.imm >> 31 : 0};`);
-    case 0xc1: {
+    case 0xc1: case 0xd1: {
+      // grp2 r, imm8 / r, 1
       if (mod !== 3 || osz < 2) return null;
-      const n = i.imm & (q ? 63 : 31);
+      const n = (opb === 0xd1 ? 1 : i.imm) & (q ? 63 : 31);
       if (n === 0) return null;
       return q ? shift64Plan(reg & 7, rm, n, k) : shift32Plan(reg & 7, rm, n, k);
+    }
+    case 0xf7: {
+      // grp3 r: TEST r, imm32; NOT r; NEG r (the multiplies and divides stay with the handler)
+      if (mod !== 3 || osz < 2) return null;
+      const op = reg & 7;
+      if (op === 0) {
+        return logicPlan(q ? `const r_${k}=${lo(rm)}&${i.imm},rh_${k}=${hi(rm)}&${i.imm >> 31};` : `const r_${k}=${lo(rm)}&${i.imm},rh_${k}=0;`, q ? 64 : 32, k);
+      }
+      if (op === 2) return plan(0, 0, false, () => `${lo(rm)}=~${lo(rm)};${hi(rm)}=${q ? `~${hi(rm)}` : "0"};`);
+      if (op === 3) {
+        return aluCore(5, q ? 64 : 32, "0", "0", lo(rm), hi(rm), k,
+          (r, rh) => q ? `${lo(rm)}=${r};${hi(rm)}=${rh};` : `${lo(rm)}=${r};${hi(rm)}=0;`);
+      }
+      return null;
+    }
+    case 0xf6: {
+      // TEST r8, imm8
+      if (mod !== 3 || (reg & 7) !== 0) return null;
+      return logicPlan(`const r_${k}=(${rdB(rm, (w0 >>> 22) & 1)}&${i.imm & 0xff})<<24,rh_${k}=0;`, 8, k);
     }
     case 0x6b: case 0x69:
       if (mod !== 3 || osz < 2) return null;

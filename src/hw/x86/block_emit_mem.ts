@@ -178,6 +178,14 @@ export function planMemInsn(i: BlockInsn): Plan | null {
       const t = logicPlan(q ? `const r${u}=v${u}&${lo(reg)},rh${u}=vh${u}&${hi(reg)};` : `const r${u}=v${u}&${lo(reg)},rh${u}=0;`, q ? 64 : 32, i.k);
       return memPlan(0, ARITH, (x) => loadCode(u, e, seg, n, x) + t.emit(x)!, t.producer, t.record);
     }
+    case 0xf7: case 0xf6: { // TEST m, imm
+      if (e === null || (reg & 7) !== 0 || (opb === 0xf7 && osz < 2)) return null;
+      const nb = opb === 0xf6 ? 1 : n;
+      const t = nb === 1
+        ? logicPlan(`const r${u}=(v${u}&${i.imm & 0xff})<<24,rh${u}=0;`, 8, i.k)
+        : logicPlan(q ? `const r${u}=v${u}&${i.imm},rh${u}=vh${u}&${i.imm >> 31};` : `const r${u}=v${u}&${i.imm},rh${u}=0;`, q ? 64 : 32, i.k);
+      return memPlan(0, ARITH, (x) => loadCode(u, e, seg, nb, x) + t.emit(x)!, t.producer, t.record);
+    }
     case 0x80: { // CMP m8, imm8 (the other byte RMW forms go to the handler)
       if (e === null || (reg & 7) !== 7) return null;
       const a = aluCore(7, 8, `v${u}`, "", `${i.imm & 0xff}`, "", i.k, () => "");

@@ -205,8 +205,11 @@ export function flagLiveness(plans: (Plan | null)[]): number[] {
   return liveOut;
 }
 
-/** Emitted code that reads the lazy-flag record through flags.ts (so a deferred record must be written first). */
-const READS_RECORD = /\b(?:cond|getCF|flagsSync)\(c\b/;
+/**
+ * Emitted code that reads or writes the lazy-flag state (flags.ts helpers, the record fields,
+ * c.fl): a deferred record must be written before it, so that it is read, or overwritten, in order.
+ */
+const TOUCHES_RECORD = /\b(?:cond|getCF|flagsSync|setArith)\(c\b|\bc\.(?:lop|fl)=/;
 
 /**
  * Source of the block function (see block_emit.ts for the conventions of the generated code).
@@ -234,13 +237,14 @@ function blockSource(insns: BlockInsn[], plans: (Plan | null)[], off0: number): 
     const deferred = p !== null && p.record !== null;
     const emitWith = (pend: string): string | null => {
       const sync = `sl=1;${pend}c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};`;
-      const after = deferred ? p!.record! : p !== null && p.writes === 0 ? pend : "";
+      const after = deferred ? p!.record! : p !== null && p.writes !== ARITH ? pend : "";
       const leaveAfter = `{${after}c.icount=ic+${k + 1};return;}`;
       return p === null ? null : p.emit({ liveOut: deferred ? 0 : liveOut[k], sync, leaveAfter, producer });
     };
     let code = emitWith(pending);
     const condition = p !== null && p.br === BR_COND ? condExpr(p.cc, producer) : "";
-    if (code !== null && pending !== "" && (READS_RECORD.test(code) || READS_RECORD.test(condition))) {
+    const touches = code !== null && (TOUCHES_RECORD.test(code) || TOUCHES_RECORD.test(condition));
+    if (touches && pending !== "") {
       body += pending;
       pending = "";
       code = emitWith("");
@@ -256,8 +260,10 @@ function blockSource(insns: BlockInsn[], plans: (Plan | null)[], off0: number): 
       continue;
     }
     body += code;
+    // A producer of all six flags replaces the pending record; a partial writer that left the
+    // flag state alone (its flags dead) keeps it, since the flags it does not write may still be read.
     if (deferred) pending = p!.record!;
-    else if (p!.writes !== 0) pending = "";
+    else if (p!.writes === ARITH) pending = "";
     if (p!.br === BR_EXIT) body += "\n";
     else if (p!.br !== BR_NONE) {
       const sync = `sl=1;${pending}c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};`;

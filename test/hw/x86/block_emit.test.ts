@@ -40,7 +40,7 @@ const scratchDisp = (r: Rng): number => r() < 0.8 ? Math.floor(r() * 255) * 8 : 
 function randomInsn(r: Rng): number[] {
   const w = r() < 0.7 ? 1 : 0;
   const a = pick(r, FREE), b = pick(r, FREE);
-  switch (Math.floor(r() * 21)) {
+  switch (Math.floor(r() * 22)) {
     case 0: case 1: { // ALU Ev,Gv / Gv,Ev register forms (ADD..CMP incl. ADC/SBB)
       const op = Math.floor(r() * 8);
       return r() < 0.5 ? [...rex(w, b, 0, a), op * 8 + 1, modrmRR(b, a)] : [...rex(w, a, 0, b), op * 8 + 3, modrmRR(a, b)];
@@ -114,6 +114,16 @@ function randomInsn(r: Rng): number[] {
         case 1: return [0xa8, int32(r) & 0xff];
         case 2: return r() < 0.5 ? [0x80, modrmRR(op, a & 7), int32(r) & 0xff] : [...rex(0, 0, 0, a), 0x80, modrmRR(op, a), int32(r) & 0xff];
         default: return r() < 0.5 ? [pick(r, [op * 8, op * 8 + 2, 0x84]), modrmRR(b & 7, a & 7)] : [...rex(0, b, 0, a), pick(r, [op * 8, op * 8 + 2, 0x84]), modrmRR(b, a)];
+      }
+    }
+    case 21: { // grp3 TEST/NOT/NEG (register and memory TEST), D1 shifts, multi-byte NOP
+      switch (Math.floor(r() * 6)) {
+        case 0: { const op = pick(r, [0, 2, 3]); const b = [...rex(w, 0, 0, a), 0xf7, modrmRR(op, a)]; return op === 0 ? [...b, ...le32(int32(r))] : b; }
+        case 1: { const m = memSib(0, 14, 4, 0, scratchDisp(r)); return [...rex(w, 0, 0, 14), 0xf7, ...m.bytes, ...le32(int32(r))]; }
+        case 2: return r() < 0.5 ? [0xf6, modrmRR(0, a & 7), int32(r) & 0xff] : [...rex(0, 0, 0, a), 0xf6, modrmRR(0, a), int32(r) & 0xff];
+        case 3: { const m = memSib(0, 14, 4, 0, scratchDisp(r)); return [...rex(0, 0, 0, 14), 0xf6, ...m.bytes, int32(r) & 0xff]; }
+        case 4: return [...rex(w, 0, 0, a), 0xd1, modrmRR(pick(r, [0, 1, 4, 5, 7]), a)];
+        default: return pick(r, [[0x0f, 0x1f, 0x00], [0x0f, 0x1f, 0x44, 0x00, 0x00], [0x66, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0]]);
       }
     }
     case 20: { // stack: PUSH/POP r (balanced or not), and MOVSXD r, r
