@@ -242,6 +242,17 @@ function incDecPlan(q: boolean, r: number, dec: boolean, k: number): Plan {
   return plan(0, ARITH & ~CF, false, emit, producer);
 }
 
+/**
+ * CF and OF of ROL (op 0) / ROR (op 1) from the result's low word `low` and the word holding its
+ * sign bit `top` (shift.ts: OF as for a one-bit rotate), merged into fl.
+ */
+function rotateFlags(op: number, low: string, top: string, u: string): string {
+  return (op === 0
+    ? `const cf${u}=${low}&1,of${u}=((${top}>>>31)&1)^cf${u};`
+    : `const cf${u}=(${top}>>>31)&1,of${u}=cf${u}^((${top}>>>30)&1);`) +
+    `flagsSync(c);c.fl=(c.fl&~${CF | OF})|cf${u}|(of${u}<<11);`;
+}
+
 /** 64-bit shift/rotate of register `r` by a constant count 1..63 (shift.ts shift64). */
 function shift64Plan(op: number, r: number, n: number, k: number): Plan | null {
   const u = `_${k}`;
@@ -260,12 +271,7 @@ function shift64Plan(op: number, r: number, n: number, k: number): Plan | null {
       const [l2, h2] = op === 0 ? shr(64 - n, false) : shl(64 - n);
       return plan(0, CF | OF, false, (x) => {
         let code = `${load}const ${rl}=(${l1}|${l2})|0,${rh}=(${h1}|${h2})|0;`;
-        if (x.liveOut & (CF | OF)) {
-          code += op === 0
-            ? `const cf${u}=${rl}&1,of${u}=((${rh}>>>31)&1)^cf${u};`
-            : `const cf${u}=(${rh}>>>31)&1,of${u}=cf${u}^((${rh}>>>30)&1);`;
-          code += `flagsSync(c);c.fl=(c.fl&~${CF | OF})|cf${u}|(of${u}<<11);`;
-        }
+        if (x.liveOut & (CF | OF)) code += rotateFlags(op, rl, rh, u);
         return code + store;
       });
     }
@@ -295,12 +301,7 @@ function shift32Plan(op: number, r: number, n: number, k: number): Plan | null {
     case 0: case 1:
       return plan(0, CF | OF, false, (cx) => {
         let code = load + (op === 0 ? `const ${res}=((${x}<<${n})|(${x}>>>${32 - n}))>>>0;` : `const ${res}=((${x}>>>${n})|(${x}<<${32 - n}))>>>0;`);
-        if (cx.liveOut & (CF | OF)) {
-          code += op === 0
-            ? `const cf${u}=${res}&1,of${u}=((${res}>>>31)&1)^cf${u};`
-            : `const cf${u}=(${res}>>>31)&1,of${u}=cf${u}^((${res}>>>30)&1);`;
-          code += `flagsSync(c);c.fl=(c.fl&~${CF | OF})|cf${u}|(of${u}<<11);`;
-        }
+        if (cx.liveOut & (CF | OF)) code += rotateFlags(op, res, res, u);
         return code + store;
       });
     case 4: case 6: case 5: case 7:

@@ -107,6 +107,21 @@ export class Machine {
   }
 
   /** Guest GPR (low 32 bits), as KVM reads them after an exit. */
+  /**
+   * Guest state for 32-bit protected mode with PAE paging at `cr3` (CR0 PE/NE/PG, CR4 PAE|VMXE)
+   * and flat 4 GiB code (0x08) and data (0x10) segments.
+   */
+  flatPaeGuest(cr3: number): void {
+    this.w(F.GUEST_CR0, 0x80000031);
+    this.w(F.GUEST_CR3, cr3);
+    this.w(F.GUEST_CR4, 0x2020);
+    for (let s = 0; s < 6; s++) {
+      this.w(F.GUEST_SEG_SELECTOR_BASE + 2 * s, s === 1 ? 8 : 0x10);
+      this.w(F.GUEST_SEG_LIMIT_BASE + 2 * s, 0xffffffff);
+      this.w(F.GUEST_SEG_AR_BASE + 2 * s, s === 1 ? 0xc09b : 0xc093);
+    }
+  }
+
   gpr(n: number): number {
     return this.cpu.state.gpr[2 * n] >>> 0;
   }

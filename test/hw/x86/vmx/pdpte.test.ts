@@ -32,14 +32,7 @@ function paeGuest(m: Machine, code: number[]): void {
   m.poke(0xb000, le64(0x9003));
   m.poke(0x8010, le32(VIA_A));
   m.poke(0x9010, le32(VIA_B));
-  m.w(F.GUEST_CR0, 0x80000031);
-  m.w(F.GUEST_CR3, 0x3000);
-  m.w(F.GUEST_CR4, 0x2020);
-  for (let s = 0; s < 6; s++) {
-    m.w(F.GUEST_SEG_SELECTOR_BASE + 2 * s, s === 1 ? 8 : 0x10);
-    m.w(F.GUEST_SEG_LIMIT_BASE + 2 * s, 0xffffffff);
-    m.w(F.GUEST_SEG_AR_BASE + 2 * s, s === 1 ? 0xc09b : 0xc093);
-  }
+  m.flatPaeGuest(0x3000);
   m.w(F.GUEST_PDPTR0, 0x4001);
   m.w(F.GUEST_PDPTR1, 0x5001);
 }
@@ -111,14 +104,7 @@ test("VM entry without EPT loads the PDPTEs from the table at the guest CR3, lea
   m.set64(0x304000, 0x200083, 0); // what the VMCS field would give: -> 0x200000
   pm.write32(0x400010, VIA_A);
   pm.write32(0x200010, VIA_B);
-  m.w(F.GUEST_CR0, 0x80000031);
-  m.w(F.GUEST_CR3, 0x300000);
-  m.w(F.GUEST_CR4, 0x2020);
-  for (let s = 0; s < 6; s++) {
-    m.w(F.GUEST_SEG_SELECTOR_BASE + 2 * s, s === 1 ? 8 : 0x10);
-    m.w(F.GUEST_SEG_LIMIT_BASE + 2 * s, 0xffffffff);
-    m.w(F.GUEST_SEG_AR_BASE + 2 * s, s === 1 ? 0xc09b : 0xc093);
-  }
+  m.flatPaeGuest(0x300000);
   m.w(F.GUEST_RIP, 0x301000);
   m.w(F.GUEST_PDPTR1, 0x304001);
   m.vmx.vmlaunch();

@@ -67,14 +67,7 @@ test("PAE guest with EPT: the PDPTE registers loaded from the VMCS are saved on 
   m.poke(0x3000, [0x01, 0x40, 0, 0, 0, 0, 0, 0, 0x01, 0x50, 0, 0, 0, 0, 0, 0]); // PDPTE0 -> 0x4000, PDPTE1 -> 0x5000
   m.poke(0x4000, [0x83, 0, 0, 0, 0, 0, 0, 0]);                                 // PDE0: 2 MiB at 0
   m.poke(0x1000, [0x0f, 0xa2]);
-  m.w(F.GUEST_CR0, 0x80000031);
-  m.w(F.GUEST_CR3, 0x3000);
-  m.w(F.GUEST_CR4, 0x2020);
-  for (let s = 0; s < 6; s++) {
-    m.w(F.GUEST_SEG_SELECTOR_BASE + 2 * s, s === 1 ? 8 : 0x10);
-    m.w(F.GUEST_SEG_LIMIT_BASE + 2 * s, 0xffffffff);
-    m.w(F.GUEST_SEG_AR_BASE + 2 * s, s === 1 ? 0xc09b : 0xc093);
-  }
+  m.flatPaeGuest(0x3000);
   // With EPT, VM entry takes the PDPTEs from the VMCS, not from the table at CR3 (SDM 26.3.2.4).
   m.w(F.GUEST_PDPTR0, 0x4001);
   m.w(F.GUEST_PDPTR1, 0x5001);

@@ -18,6 +18,26 @@ const ADD_ECX_EAX = [0x01, 0xc1];
 /** xor ecx, ecx */
 const XOR_ECX = [0x31, 0xc9];
 
+/**
+ * `n` 64-bit address spaces: PML4 at base = 0x40000 + i * 0x4000, PDPT base+0x1000 ([0] -> the
+ * shared low PD at 0x7000, [1] -> PD base+0x2000), PT base+0x3000 mapping LA to data frame
+ * 0x20000 + i * 0x1000, which holds i + 1. Returns the PML4 bases.
+ */
+function addressSpaces(g: ReturnType<typeof shadowGuest>, n: number): number[] {
+  const bases: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const base = 0x40000 + i * 0x4000;
+    bases.push(base);
+    g.pte(base, (base + 0x1000) | 7);
+    g.pte(base + 0x1000, 0x7003);
+    g.pte(base + 0x1008, (base + 0x2000) | 7);
+    g.pte(base + 0x2000, (base + 0x3000) | 7);
+    g.pte(base + 0x3000, (0x20000 + i * 0x1000) | 3);
+    g.poke(0x20000 + i * 0x1000, u32(i + 1));
+  }
+  return bases;
+}
+
 for (const mode of ["32", "pae", "64"] as const) {
   test(`${mode}: a guest's store to its own PTE unsyncs the leaf table (mmu_unsync, no emulation); INVLPG or a CR3 load makes the change take effect`, () => {
     const c = faultCase(mode, 0x20000 | 3, load(LA));
@@ -96,17 +116,7 @@ test("64-bit: switching among four CR3s refaults nothing after the first round; 
   buildTables(g, "64");
   // Five address spaces: PML4 base, PDPT base+0x1000 ([0] -> the shared low PD, [1] -> PD base+0x2000),
   // PT base+0x3000 mapping LA to data frame 0x20000 + i * 0x1000, which holds i + 1.
-  const bases: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const base = 0x40000 + i * 0x4000;
-    bases.push(base);
-    g.pte(base, (base + 0x1000) | 7);
-    g.pte(base + 0x1000, 0x7003);
-    g.pte(base + 0x1008, (base + 0x2000) | 7);
-    g.pte(base + 0x2000, (base + 0x3000) | 7);
-    g.pte(base + 0x3000, (0x20000 + i * 0x1000) | 3);
-    g.poke(0x20000 + i * 0x1000, u32(i + 1));
-  }
+  const bases = addressSpaces(g, 5);
   const visit = (idx: number[]): number[] => {
     const code = [...XOR_ECX];
     for (const i of idx) code.push(...setCr3(bases[i]), ...load(LA), ...ADD_ECX_EAX);
@@ -148,17 +158,7 @@ test("64-bit: more address spaces than the shadow-page limit allows recycle the 
   buildTables(g, "64");
   // 24 address spaces of 4 own tables each: more than the 64 pages a 4 MiB guest may have.
   const n = 24;
-  const bases: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const base = 0x40000 + i * 0x4000;
-    bases.push(base);
-    g.pte(base, (base + 0x1000) | 7);
-    g.pte(base + 0x1000, 0x7003);
-    g.pte(base + 0x1008, (base + 0x2000) | 7);
-    g.pte(base + 0x2000, (base + 0x3000) | 7);
-    g.pte(base + 0x3000, (0x20000 + i * 0x1000) | 3);
-    g.poke(0x20000 + i * 0x1000, u32(i + 1));
-  }
+  const bases = addressSpaces(g, n);
   for (let round = 0; round < 2; round++) {
     const code = [...XOR_ECX];
     for (const b of bases) code.push(...setCr3(b), ...load(LA), ...ADD_ECX_EAX);
