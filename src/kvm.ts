@@ -33,11 +33,15 @@ export interface OpenKvmOptions {
    * unrestricted guest ends KVM_RUN with KVM_EXIT_INTERNAL_ERROR).
    */
   ept?: boolean;
+  /** kvm_intel.ple_gap (default 0: no PAUSE-loop exiting; Linux's default is 128, see vmx.ts VmxModuleEnv.pleGap). */
+  pleGap?: number;
 }
 
 /** The module parameters in effect (/sys/module/kvm_intel/parameters). */
 export interface KvmParams {
   readonly ept: boolean;
+  /** kvm_intel.ple_gap */
+  readonly pleGap: number;
 }
 
 export type KvmDevWithParams = KvmDev & { readonly params: KvmParams };
@@ -61,6 +65,7 @@ export function openKvm(proc?: HostProcess, opts: OpenKvmOptions = {}): KvmDevWi
     freePage: (pfn) => host.pageAlloc.putPage(pfn),
     config,
     enableEpt: opts.ept !== false,
+    pleGap: opts.pleGap ?? 0,
   };
   const arch = new X86KvmArch({
     ops: vmxX86Ops,
@@ -70,6 +75,6 @@ export function openKvm(proc?: HostProcess, opts: OpenKvmOptions = {}): KvmDevWi
     vendor: env,
   });
   const dev = kvmInit(arch, p, { onlineCpus: opts.onlineCpus });
-  const params: KvmParams = Object.freeze({ ept: opts.ept !== false });
+  const params: KvmParams = Object.freeze({ ept: opts.ept !== false, pleGap: opts.pleGap ?? 0 });
   return Object.assign(dev, { params });
 }

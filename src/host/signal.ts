@@ -68,6 +68,16 @@ export class HostTask {
     this.alarmNs = ns;
   }
 
+  /**
+   * yield_to() / schedule() in a single-threaded host: give the CPU to another runnable thread
+   * of this process now. The VMM's threads are its vCPUs' time slices, each ended by the alarm,
+   * so the armed alarm expires at once (KVM_RUN sees the signal at its next check and returns
+   * -EINTR, as at the end of any slice); with no alarm armed there is nobody to yield to.
+   */
+  yieldCpu(): void {
+    if (this.alarmNs !== Infinity) this.alarmNs = -Infinity;
+  }
+
   /** Cancel the alarm; returns its expiry (Infinity if none). */
   cancelAlarm(): number {
     const t = this.alarmNs;

@@ -266,6 +266,11 @@ export const KVM_CAP_X2APIC_API = 129;
 export const KVM_CAP_MAX_VCPU_ID = 128;
 export const KVM_CAP_IMMEDIATE_EXIT = 136;
 export const KVM_CAP_X86_DISABLE_EXITS = 143;
+/** KVM_CAP_X86_DISABLE_EXITS argument bits. */
+export const KVM_X86_DISABLE_EXITS_MWAIT = 1 << 0;
+export const KVM_X86_DISABLE_EXITS_HLT = 1 << 1;
+export const KVM_X86_DISABLE_EXITS_PAUSE = 1 << 2;
+export const KVM_X86_DISABLE_EXITS_CSTATE = 1 << 3;
 export const KVM_CAP_GET_MSR_FEATURES = 153;
 export const KVM_CAP_SYNC_REGS = 74;
 export const KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 = 168;

@@ -77,6 +77,8 @@ export interface KvmVcpuLike {
   arch: unknown;
   /** signal_pending(current) for the task running this vCPU (ends KVM_RUN with EINTR). */
   signalPending(): boolean;
+  /** yield_to(): let another thread of the host have the CPU now (HostTask.yieldCpu). */
+  yieldCpu(): void;
 }
 
 export interface KvmLike {

@@ -836,6 +836,10 @@ export class KvmVcpu implements KvmVcpuLike, HostFile {
     return this.task.signalPending();
   }
 
+  yieldCpu(): void {
+    this.task.yieldCpu();
+  }
+
   /**
    * mmap(vcpu_fd, offset, length): page 0.. of the run area (kvm_run, PIO page, ...) or, at page
    * KVM_DIRTY_LOG_PAGE_OFFSET, the dirty ring. Returns a view of the shared bytes.

@@ -117,6 +117,8 @@ export interface KvmX86Ops {
   flushTlbCurrent(vcpu: X86Vcpu): void;
   flushTlbGva(vcpu: X86Vcpu, gva: number): void;
   flushTlbGuest(vcpu: X86Vcpu): void;
+  /** sched_in(): the vCPU's thread has the CPU again (each KVM_RUN in this single-threaded host). */
+  schedIn?(vcpu: X86Vcpu): void;
   /** load_mmu_pgd(): point the hardware at the root of the TDP tables (EPTP). */
   loadMmuPgd(vcpu: X86Vcpu, rootHpa: number): void;
   /** get_mt_mask(): memory-type bits for a leaf SPTE. */

@@ -342,6 +342,7 @@ export function kvmArchVcpuIoctlRun(vcpu: X86Vcpu): number {
         throw new KvmError(EAGAIN, "KVM_RUN", "vCPU waits for INIT/SIPI");
       }
     }
+    a.ops.schedIn?.(vcpu);
     r = signalPending(vcpu) ? -EINTR : vcpuRun(vcpu);
   } catch (e) {
     if (e instanceof KvmError) {
@@ -383,6 +384,20 @@ export function kvmArchCompleteUserspaceIo(vcpu: X86Vcpu): number {
 // ----------------------------------------------------------------------------------------------
 
 /** kvm_skip_emulated_instruction(): advance RIP; single-step (guest TF or KVM_GUESTDBG_SINGLESTEP) raises #DB. */
+/**
+ * kvm_vcpu_on_spin() (virt/kvm/kvm_main.c): the vCPU is spinning (a PAUSE-loop exit), so if
+ * another vCPU of the VM could run (kvm_vcpu_on_spin's candidates: runnable, not halted), give
+ * it the host CPU: in this single-threaded host that ends the spinning vCPU's time slice now.
+ */
+export function kvmVcpuOnSpin(vcpu: X86Vcpu): boolean {
+  for (const v of vcpu.kvm.arch.vcpus) {
+    if (v === vcpu || v.arch.mpState !== K.KVM_MP_STATE_RUNNABLE) continue;
+    vcpu.yieldCpu();
+    return true;
+  }
+  return false;
+}
+
 export function kvmSkipEmulatedInstruction(vcpu: X86Vcpu): ExitResult {
   const a = vcpu.arch;
   const tf = kvmSinglestepPending(vcpu);

@@ -28,6 +28,7 @@ import {
   SECONDARY_EXEC_ENABLE_EPT, SECONDARY_EXEC_DESC, SECONDARY_EXEC_ENABLE_RDTSCP, SECONDARY_EXEC_WBINVD_EXITING,
   SECONDARY_EXEC_UNRESTRICTED_GUEST, SECONDARY_EXEC_RDRAND_EXITING, SECONDARY_EXEC_ENABLE_INVPCID,
   SECONDARY_EXEC_RDSEED_EXITING, SECONDARY_EXEC_TSC_SCALING, TSC_MULTIPLIER, SECONDARY_EXEC_ENABLE_XSAVES, XSS_EXIT_BITMAP,
+  SECONDARY_EXEC_PAUSE_LOOP_EXITING, PLE_GAP, PLE_WINDOW,
   INTR_INFO_VALID_MASK, INTR_INFO_DELIVER_CODE_MASK, INTR_TYPE_HARD_EXCEPTION, INTR_TYPE_SOFT_EXCEPTION,
   INTR_TYPE_PRIV_SW_EXCEPTION,
   CR_ACCESS_TYPE_SHIFT, CR_ACCESS_TYPE_MOV_FROM_CR, CR_ACCESS_TYPE_CLTS, CR_ACCESS_TYPE_LMSW, CR_ACCESS_LMSW_MEM,
@@ -88,6 +89,13 @@ export class NonRoot implements VmxNonRoot {
   pendingDebug = 0;
   timerActive = false;
   private timerDeadline = 0;
+  /** PAUSE-loop exiting (SDM 26.1.3): PLE_Gap/PLE_Window and the TSC of the last and of the loop's first PAUSE at CPL 0. */
+  private ple = false;
+  private pleGap = 0;
+  private pleWindow = 0;
+  private pleLast = -Infinity;
+  private pleFirst = 0;
+  private readonly pleTsc = new Int32Array(2);
 
   // Event delivery in progress (for IDT-vectoring information, SDM 28.2.4).
   delivering = false;
@@ -133,6 +141,11 @@ export class NonRoot implements VmxNonRoot {
     this.mtfPending = false;
     this.injecting = false;
     this.delivering = false;
+    this.ple = (this.proc2 & SECONDARY_EXEC_PAUSE_LOOP_EXITING) !== 0;
+    this.pleGap = this.ple ? v.r32(PLE_GAP) >>> 0 : 0;
+    this.pleWindow = this.ple ? v.r32(PLE_WINDOW) >>> 0 : 0;
+    // The first PAUSE at CPL 0 after VM entry starts a loop.
+    this.pleLast = -Infinity;
     const tv = this.root.timerValue();
     this.timerActive = tv >= 0 && (this.pin & PIN_BASED_VMX_PREEMPTION_TIMER) !== 0;
     if (this.timerActive) this.timerDeadline = this.root.timerNow() + tv;
@@ -253,6 +266,20 @@ export class NonRoot implements VmxNonRoot {
 
   pause(insnLen: number): void {
     if (this.proc & CPU_BASED_PAUSE_EXITING) this.exitInsn(EXIT_REASON_PAUSE_INSTRUCTION, 0, insnLen);
+    // CPL is SS.DPL in the guest state (SDM 25.4.1).
+    if (this.ple && (this.cpu.state.segAr[2] & 0x60) === 0) {
+      // SDM 26.1.3 "PAUSE-loop exiting": time runs at the TSC's rate. A PAUSE more than PLE_Gap
+      // after the previous one starts a loop; one more than PLE_Window after the loop's first exits.
+      const t = this.pleTsc;
+      this.cpu.readMsr(0x10, t);
+      const now = (t[1] >>> 0) * 4294967296 + (t[0] >>> 0);
+      if (now - this.pleLast > this.pleGap) this.pleFirst = now;
+      else if (now - this.pleFirst > this.pleWindow) {
+        this.pleLast = -Infinity;
+        this.exitInsn(EXIT_REASON_PAUSE_INSTRUCTION, 0, insnLen);
+      }
+      this.pleLast = now;
+    }
   }
 
   wbinvd(insnLen: number): void {

@@ -24,6 +24,8 @@ export interface GuestOptions {
   noSlot?: boolean;
   /** Guest instructions per VM entry (openKvm's sliceInsns: the host timer tick). */
   sliceInsns?: number;
+  /** openKvm's pleGap (kvm_intel.ple_gap). */
+  pleGap?: number;
 }
 
 export interface Guest {
@@ -49,7 +51,7 @@ export function realModeGuest(o: GuestOptions): Guest {
   const slotGpa = o.slotGpa ?? 0;
   const slotSize = o.slotSize ?? 0x10000;
   const proc = createHost({ memBytes: 256 << 20 }).createProcess("kvm-test");
-  const kvm = openKvm(proc, { sliceInsns: o.sliceInsns });
+  const kvm = openKvm(proc, { sliceInsns: o.sliceInsns, pleGap: o.pleGap });
   const vm = kvm.createVm(0);
   const mem = proc.mm.mmap(0, slotSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (o.huge ? MAP_HUGETLB : 0), -1, 0);
   const poke = (gpa: number, bytes: Uint8Array): void => proc.mm.copyToUser(mem + gpa - slotGpa, bytes);

@@ -5,7 +5,7 @@ import { VMX_SUCCEED } from "../../../../src/hw/x86/vmx/vmx.js";
 import {
   EXIT_REASON_IO_INSTRUCTION, EXIT_REASON_HLT, EXIT_REASON_CPUID, EXIT_REASON_MSR_READ, EXIT_REASON_CR_ACCESS,
   EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EXCEPTION_NMI, EXIT_REASON_INTERRUPT_WINDOW, EXIT_REASON_EXTERNAL_INTERRUPT,
-  EXIT_REASON_PREEMPTION_TIMER, EXIT_REASON_MONITOR_TRAP_FLAG, EXIT_REASON_EPT_MISCONFIG,
+  EXIT_REASON_PREEMPTION_TIMER, EXIT_REASON_MONITOR_TRAP_FLAG, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_PAUSE_INSTRUCTION,
 } from "../../../../src/uapi/vmx.js";
 import { Machine, MSR_BITMAP_HPA, GUEST_HPA } from "./harness.js";
 
@@ -219,6 +219,29 @@ test("preemption timer counts down with the TSC and saves its value on exit", ()
   assert.equal(m.r(F.VM_EXIT_REASON), EXIT_REASON_EXTERNAL_INTERRUPT);
   const left = m.r(F.VMX_PREEMPTION_TIMER_VALUE);
   assert.ok(left > 0 && left < 1_000_000, `remaining ${left}`);
+});
+
+test("PAUSE-loop exiting: PAUSEs closer than PLE_Gap for longer than PLE_Window exit; spaced-out PAUSEs do not", () => {
+  // mov cx, 300 ; 1: pause ; loop 1b ; hlt       (real mode, CPL 0)
+  const code = [0xb9, 0x2c, 0x01, 0xf3, 0x90, 0xe2, 0xfc, 0xf4];
+  const run = (step: number, proc2: number): Machine => {
+    const m = new Machine();
+    m.poke(0x1000, code);
+    m.setup({ proc2 });
+    m.w(F.PLE_GAP, 128);
+    m.w(F.PLE_WINDOW, 4096);
+    m.clockStep = step; // ns per clock read; the TSC runs at 2 GHz, one read per PAUSE
+    m.vmx.vmlaunch();
+    return m;
+  };
+  const loop = run(10, F.SECONDARY_EXEC_PAUSE_LOOP_EXITING); // 20 TSC ticks between PAUSEs
+  assert.equal(loop.r(F.VM_EXIT_REASON), EXIT_REASON_PAUSE_INSTRUCTION);
+  assert.equal(loop.r(F.GUEST_RIP), 0x1003, "the PAUSE that ends the window");
+  assert.equal(loop.r(F.VM_EXIT_INSTRUCTION_LEN), 2);
+  const done = 300 - (loop.gpr(1) & 0xffff);
+  assert.ok(done > 150 && done < 260, `${done} PAUSEs before the exit: window 4096 / 20 ticks each`);
+  assert.equal(run(100, F.SECONDARY_EXEC_PAUSE_LOOP_EXITING).r(F.VM_EXIT_REASON), EXIT_REASON_HLT, "200 ticks apart: each PAUSE starts a new loop");
+  assert.equal(run(10, 0).r(F.VM_EXIT_REASON), EXIT_REASON_HLT, "without the control PAUSE never exits");
 });
 
 test("I/O bitmaps: a port whose bit is set exits, others run on the host bus; a word access checks both ports", () => {

@@ -18,7 +18,7 @@ import { guestCpuidHas } from "../cpuid.js";
 import { kvmTranslateGva, readGpa } from "../mmu/paging_tmpl.js";
 import {
   kvmEmulateHalt, kvmFastPio, kvmInjectGp, kvmPrepareInternalError, kvmQueueException, kvmQueueExceptionE,
-  kvmQueueExceptionP, kvmSkipEmulatedInstruction,
+  kvmQueueExceptionP, kvmSkipEmulatedInstruction, kvmVcpuOnSpin,
 } from "../x86.js";
 import { kvmEmulateRdmsr, kvmEmulateWrmsr } from "../msr.js";
 import { kvmGuestTsc } from "../tsc.js";
@@ -28,7 +28,7 @@ import { is64BitMode, kvmEmulateCpuid, kvmEmulateHypercall, kvmEmulateXsetbv, kv
 import { kvmEmulateStringPio } from "../emulate.js";
 import { EMULATE_FAIL_RETRY, kvmEmulateMmio, kvmEmulateWriteProtected, kvmFastMmio } from "../emulate_mmio.js";
 import { kvmTaskSwitch, TASK_SWITCH_GATE } from "../task_switch.js";
-import { execControlsClearbit, toVmx, vmcsRead } from "./vmx.js";
+import { execControlsClearbit, growPleWindow, toVmx, vmcsRead } from "./vmx.js";
 import { kvmShadowPageFault, kvmShadowUnprotectPage, RET_PF_GUEST, shadowFault } from "../mmu/shadow.js";
 
 export type ExitHandler = (vcpu: X86Vcpu) => ExitResult;
@@ -418,8 +418,13 @@ function handleSkip(vcpu: X86Vcpu): ExitResult {
   return kvmSkipEmulatedInstruction(vcpu);
 }
 
-/** handle_pause(): PAUSE-loop exiting would yield the host CPU; the slice ends at the next boundary anyway. */
+/**
+ * handle_pause(): a PAUSE-loop exit (or PAUSE exiting) means the vCPU spins waiting for another:
+ * grow its PLE window and give the host CPU to a vCPU that can run (kvm_vcpu_on_spin).
+ */
 function handlePause(vcpu: X86Vcpu): ExitResult {
+  if ((vcpu.kvm.arch.disabledExits & K.KVM_X86_DISABLE_EXITS_PAUSE) === 0) growPleWindow(vcpu);
+  kvmVcpuOnSpin(vcpu);
   return kvmSkipEmulatedInstruction(vcpu);
 }
 
