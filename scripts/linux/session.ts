@@ -43,6 +43,8 @@ export interface BootOptions {
   initrd: string;
   append?: string;
   mem?: string;
+  /** -smp: number of vCPUs (default 1). */
+  smp?: number;
   /** tskvm only: the -monitor argument (default none), e.g. unix:PATH,server,nowait. */
   monitor?: string;
   /** Extra log of everything the guest printed (for failures). */
@@ -61,7 +63,7 @@ export class LinuxSession {
   private seq = 0;
 
   constructor(o: BootOptions) {
-    const args = ["-kernel", o.kernel, "-initrd", o.initrd, "-append", o.append ?? DEFAULT_APPEND, "-m", o.mem ?? "512M", "-serial", "stdio", "-no-reboot"];
+    const args = ["-kernel", o.kernel, "-initrd", o.initrd, "-append", o.append ?? DEFAULT_APPEND, "-m", o.mem ?? "512M", "-smp", String(o.smp ?? 1), "-serial", "stdio", "-no-reboot"];
     if (o.vmm === "tskvm") {
       this.child = spawn(process.execPath, [join(REPO, "bin/tskvm.js"), "run", ...args, "-monitor", o.monitor ?? "none"], { stdio: ["pipe", "pipe", "pipe"] });
     } else {

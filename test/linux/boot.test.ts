@@ -52,3 +52,18 @@ test("Debian's Linux boots to a busybox shell, runs commands and powers off", { 
     s.kill();
   }
 });
+
+test("Debian's Linux boots with two vCPUs: both CPUs come up (INIT/SIPI, IPIs) and the shell runs", { skip, timeout: BOOT_TIMEOUT_MS + 4 * CMD_TIMEOUT_MS }, async () => {
+  if (typeof images === "string") return;
+  const s = new LinuxSession({ vmm: "tskvm", kernel: images.vmlinux, initrd: images.initrd, smp: 2 });
+  try {
+    await s.waitReady(BOOT_TIMEOUT_MS);
+    assert.equal(await s.run("grep -c ^processor /proc/cpuinfo", CMD_TIMEOUT_MS), "2\n");
+    assert.match(await s.run("dmesg | grep -i 'smp: Brought up'", CMD_TIMEOUT_MS), /Brought up 1 node, 2 CPUs/);
+    s.send("poweroff -f\n");
+    assert.equal((await s.waitExit(CMD_TIMEOUT_MS)).code, 0);
+  } finally {
+    s.kill();
+  }
+});
+
