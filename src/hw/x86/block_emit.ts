@@ -5,12 +5,13 @@
  *
  * Every form is described by a Plan: the arithmetic flags it reads and fully writes, whether it
  * may fault or exit (then it needs the interpreter's view of the machine at that point), whether
- * it ends the block or branches, and an emitter. block_jit.ts runs a backward liveness pass over
- * the flags with these masks, and an emitter skips its lazy-flag record (flags.ts) when none of
- * the flags it writes is live afterwards; when some are, it writes exactly the record its
- * handler would, so the flags stay those of the interpreter by construction. Anything that may
- * fault, exit or call a handler counts as reading every flag (an exception or VM exit saves
- * RFLAGS), so a record is only ever skipped where no one can observe it.
+ * it ends the block or branches, and an emitter. Flags are kept in the interpreter's lazy-flag
+ * record (flags.ts) with exactly the fields the handler would write, so they stay those of the
+ * interpreter by construction, and the record is written only where it can be observed:
+ * block_jit.ts runs a backward liveness pass over the flags with these masks (anything that may
+ * fault, exit or call a handler counts as reading every flag: an exception or VM exit saves
+ * RFLAGS) and an emitter skips a dead record; a producer of all six flags (Plan.record) instead
+ * leaves its record to block_jit.ts, which writes it only before something observes it.
  *
  * The generated code works on `g` (the GPR halves, state.ts), `c` (the CPU) and `st`, with
  * `rip` the block's start and `ic` the retired-instruction count at the start of the current

@@ -1,29 +1,37 @@
 /**
- * Compiled blocks: a straight run of decoded 64-bit-mode instructions turned into one JS
- * function, so the run loop's per-instruction work (decoded-cache probe, copy of the packed
- * words, indirect call through HANDLERS) is done once at compile time. Each instruction becomes
+ * Compiled blocks: a straight run of decoded 64-bit-mode instructions (up to 64, in one 4 KiB
+ * page, through not-taken branches) turned into one JS function, entered by the run loop (cpu.ts
+ * `loop`) once its first instruction has been a block start `blockJit.hot` times.
  *
- *   c.curRip = rip + d; c.w0 = W0; c.w1 = W1; c.wb = B; st.rip = rip + d'; h_k(c);
- *   if (++c.icount >= stop || c.breakLoop !== 0 || st.rip !== rip + d') return;
+ * Each instruction either has a Plan (block_emit.ts, block_emit_mem.ts: inline code with its
+ * registers, operation and constants baked in) or calls its handler exactly as the interpreter
+ * would, after a sync of the state a handler may look at:
  *
- * with its packed words as constants and its handler in a closure variable of its own, so every
- * call site sees a single target (monomorphic, inlinable). The sequence is exactly what the
- * interpreter loop (cpu.ts `loop`) does per instruction, so faults (curRip, icount unchanged for
- * the faulting one), VM exits, the budget (`stop`) and block ends (`breakLoop`) stay exact; the
- * RIP check also ends the block if a handler moved RIP without setting breakLoop.
+ *   c.icount = ic + k; c.curRip = rip + d; c.w0 = W0; c.w1 = W1; c.wb = B; st.rip = rip + d';
+ *   h_k(c); if (c.breakLoop !== 0 || st.rip !== rip + d') { c.icount = ic + k + 1; return; }
+ *
+ * (each handler in a closure variable of its own, so every call site is monomorphic). Inline
+ * code updates neither RIP nor the count: the block's exits set them, and a slow path that may
+ * fault or exit syncs first, so faults (curRip, the faulting instruction not counted), VM exits
+ * and block ends (`breakLoop`) stay exact. A block runs only when the budget (`stop`) covers all
+ * of it, else the interpreter takes those instructions one by one; a block branching to its own
+ * start loops inside its function (host interrupt word checked each pass). Taken branches leave
+ * with breakLoop = BREAK_BRANCH so the run loop can chain to the next compiled block. Arithmetic
+ * flags: see flagLiveness and blockSource below.
  *
  * The functions are built with `new Function` (available in Node and browsers unless a Content
- * Security Policy forbids 'unsafe-eval'; then set `blockJit.enabled = false`, or construction
- * fails and compilation turns itself off). They are shared by source text, which names handler
- * indices and constants only, so the same code at another address reuses one function.
+ * Security Policy forbids 'unsafe-eval': construction then throws EvalError and compilation turns
+ * itself off). They are shared by source text, which holds offsets from the block's start rather
+ * than addresses, so the same code elsewhere reuses one function.
  *
  * Validity: a block hangs off its first instruction's decoded-cache slot (so it is found only
  * while that slot holds the same host-physical address and decode mode) and lies inside one
- * 4 KiB page, i.e. one 4096-slot region of the decoded cache. Each region has a generation, bumped whenever one of its slots is dropped
- * (invalidateCode: a write into cached code) or overwritten by another frame's instruction
- * (decode.ts); a block records the generation it was built under and is used only while it still
- * matches, so its baked words and the cache slots its handlers read (disp/imm via `wb`) agree.
- * Only 64-bit mode without TF/RF/shadows/debug registers is compiled (the run loop's fast path).
+ * 4 KiB page, i.e. one 4096-slot region of the decoded cache. Each region has a generation,
+ * bumped whenever one of its slots is dropped (invalidateCode: a write into cached code) or
+ * overwritten by another frame's instruction (decode.ts); a block records the generation it was
+ * built under and is used only while it still matches, so its baked words and the cache slots
+ * its handlers read (disp/imm via `wb`) agree. Only 64-bit mode without TF/RF/shadows/debug
+ * registers is compiled (the run loop's fast path).
  */
 import type { X86Cpu } from "./cpu.js";
 import type { X86State } from "./state.js";
