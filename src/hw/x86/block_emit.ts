@@ -32,6 +32,8 @@ export interface BlockInsn {
   d: number; next: number;
   /** Position in the block. */
   k: number;
+  /** Decoded in 64-bit mode (else 32-bit protected mode, the other mode blocks are compiled in). */
+  m64: boolean;
 }
 
 /** Emission context handed to each emitter. */
@@ -417,7 +419,7 @@ export function planInsn(i: BlockInsn): Plan | null {
     // 0F map
     const op2 = h & 0xff;
     if (h >= 0x200) return null;
-    if (op2 >= 0x80 && op2 <= 0x8f && osz === 3) return jccPlan(op2 & 15, i);
+    if (op2 >= 0x80 && op2 <= 0x8f && osz === (i.m64 ? 3 : 2)) return jccPlan(op2 & 15, i);
     // 0F 1F /0: the multi-byte NOP (its memory operand is never accessed, SDM Vol. 2 NOP).
     if (op2 === 0x1f && (reg & 7) === 0) return plan(0, 0, false, () => "");
     if (op2 === 0xaf && mod === 3 && osz >= 2) return imulRRPlan(q, reg, rm, k);
@@ -452,9 +454,9 @@ export function planInsn(i: BlockInsn): Plan | null {
   switch (opb) {
     case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
     case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
-      return osz === 3 ? jccPlan(opb & 15, i) : null;
+      return osz === (i.m64 ? 3 : 2) ? jccPlan(opb & 15, i) : null;
     case 0xeb: case 0xe9:
-      if (osz !== 3) return null;
+      if (osz !== (i.m64 ? 3 : 2)) return null;
       return { ...plan(0, 0, false, () => ""), br: BR_JMP, target: i.next + i.imm };
     case 0x81: case 0x83:
       if (mod !== 3 || osz < 2) return null;
@@ -487,11 +489,20 @@ export function planInsn(i: BlockInsn): Plan | null {
       return logicPlan(`const r_${k}=${e}<<24,rh_${k}=0;`, 8, k);
     }
     case 0x63:
-      // MOVSXD r64, r/m32 (64-bit mode); without REX.W a plain 32-bit move.
-      if (mod !== 3 || osz < 2) return null;
+      // MOVSXD r64, r/m32 (64-bit mode; ARPL elsewhere); without REX.W a plain 32-bit move.
+      if (mod !== 3 || osz < 2 || !i.m64) return null;
       return plan(0, 0, false, () => q ? `{const v=${lo(rm)};${lo(reg)}=v;${hi(reg)}=v>>31;}` : `${lo(reg)}=${lo(rm)};${hi(reg)}=0;`);
     case 0x8d: {
-      if (mod === 3 || osz < 2 || ((w0 >>> 17) & 3) !== 3) return null;
+      if (mod === 3 || osz < 2) return null;
+      const asz = (w0 >>> 17) & 3;
+      if (asz === 2 && !q) {
+        // 32-bit addressing into a 32-bit register: operand.ts ea() modulo 2^32.
+        const base = (w1 >>> 10) & 31, index = (w1 >>> 15) & 31, scale = (w1 >>> 20) & 3;
+        if (base === 16) return null;
+        const e = `${i.disp}${base < 16 ? `+${lo(base)}` : ""}${index < 16 ? `+(${lo(index)}<<${scale})` : ""}`;
+        return plan(0, 0, false, () => `${lo(reg)}=(${e})|0;${hi(reg)}=0;`);
+      }
+      if (asz !== 3) return null;
       return leaPlan(q, reg, (w1 >>> 10) & 31, (w1 >>> 15) & 31, (w1 >>> 20) & 3, i.disp, i.next, k);
     }
     case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf: {

@@ -30,8 +30,9 @@
  * bumped whenever one of its slots is dropped (invalidateCode: a write into cached code) or
  * overwritten by another frame's instruction (decode.ts); a block records the generation it was
  * built under and is used only while it still matches, so its baked words and the cache slots
- * its handlers read (disp/imm via `wb`) agree. Only 64-bit mode without TF/RF/shadows/debug
- * registers is compiled (the run loop's fast path).
+ * its handlers read (disp/imm via `wb`) agree. 64-bit mode and 32-bit protected mode are
+ * compiled (without TF/RF/shadows/debug registers: the run loop's fast path); block_emit*.ts
+ * generate code for fewer forms in 32-bit mode (no stack or indirect transfers).
  */
 import type { X86Cpu } from "./cpu.js";
 import type { X86State } from "./state.js";
@@ -151,7 +152,7 @@ export function compileBlock(c: X86Cpu, ci0: number, key0: number): boolean {
     const b = (region | off) * DW;
     const w0 = dcW[b];
     const len = (w0 >>> 11) & 15;
-    const i: BlockInsn = { w0, w1: dcW[b + 1], disp: dcW[b + 2], imm: dcW[b + 3], imm2: dcW[b + 4], wb: b, d, next: d + len, k: insns.length };
+    const i: BlockInsn = { w0, w1: dcW[b + 1], disp: dcW[b + 2], imm: dcW[b + 3], imm2: dcW[b + 4], wb: b, d, next: d + len, k: insns.length, m64: c.m64 !== 0 };
     const p = blockJit.emit ? planInsn(i) ?? planMemInsn(i) : null;
     insns.push(i);
     plans.push(p);
@@ -165,7 +166,7 @@ export function compileBlock(c: X86Cpu, ci0: number, key0: number): boolean {
     dcW[ci0 * DW + DW_BLOCK] = NO_BLOCK;
     return false;
   }
-  const src = blockSource(insns, plans, off0);
+  const src = blockSource(insns, plans, off0, c.m64 !== 0);
   let fn = shared.get(src);
   if (fn === undefined) {
     try {
@@ -226,10 +227,15 @@ const TOUCHES_RECORD = /\b(?:cond|getCF|flagsSync|setArith)\(c\b|\bc\.(?:lop|fl)
  * before code that reads the record, in every sync (slow paths, handler calls, #GP on a branch)
  * and at every exit; a later producer of all six flags replaces it.
  */
-function blockSource(insns: BlockInsn[], plans: (Plan | null)[], off0: number): string {
+function blockSource(insns: BlockInsn[], plans: (Plan | null)[], off0: number, m64: boolean): string {
   const n = insns.length;
   // A target in the block's own page is canonical (so is the whole page): no #GP check needed.
   const samePage = (target: number): boolean => off0 + target >= 0 && off0 + target < 4096;
+  // A near branch target: 64-bit mode, canonical (#GP); 32-bit mode, EIP modulo 2^32 within the
+  // CS limit (#GP; branch.ts branchTo).
+  const target = (off: number, sync: string): string => m64
+    ? `const t=rip+${off};${samePage(off) ? "" : `if(t<-c.canon||t>=c.canon){${sync}c.raise(13,0);}`}`
+    : `const t=(rip+${off})>>>0;if(t>c.segHi[1]){${sync}c.raise(13,0);}`;
   const liveOut = flagLiveness(plans);
   const p0 = plans[0];
   // Flags observable at the block's start before all are written again: a loop's back edge must
@@ -277,8 +283,7 @@ function blockSource(insns: BlockInsn[], plans: (Plan | null)[], off0: number): 
       const sync = `sl=1;${pending}c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};`;
       const taken = p!.target === 0
         ? `ic+=${k + 1};if(ic+${n}>stop||c.hostIrq[0]!==0){${pending}c.icount=ic;st.rip=rip;c.breakLoop=1;return;}${in0 & ARITH ? pending : ""}continue;`
-        : `const t=rip+${p!.target};${samePage(p!.target) ? "" : `if(t<-c.canon||t>=c.canon){${sync}c.raise(13,0);}`}` +
-          `${pending}c.icount=ic+${k + 1};st.rip=t;c.breakLoop=${BREAK_BRANCH};return;`;
+        : target(p!.target, sync) + `${pending}c.icount=ic+${k + 1};st.rip=t;c.breakLoop=${BREAK_BRANCH};return;`;
       body += p!.br === BR_COND ? `if(${condition}){${taken}}\n` : `{${taken}}\n`;
     } else body += "\n";
     if (p!.producer !== null) producer = p!.producer;
@@ -286,7 +291,11 @@ function blockSource(insns: BlockInsn[], plans: (Plan | null)[], off0: number): 
   }
   const last = plans[n - 1];
   const tail = last !== null && last.br !== BR_NONE && last.br !== BR_COND ? "" : `${pending}c.icount=ic+${n};st.rip=rip+${insns[n - 1].next};return;\n`;
-  const head = `const g=st.gpr;let ic=c.icount,sl=0;if(ic+${n}>stop)return;\n`;
+  // 32-bit mode: the block runs only while all of it lies within the CS limit (the interpreter's
+  // fetch checks each instruction against it: cpu.ts fetchDecode); the EIPs cannot wrap, since
+  // fLo is only kept for pages that do not (cpu.ts fetchPage).
+  const limit = m64 ? "" : `||rip+${insns[n - 1].next - 1}>c.csLim`;
+  const head = `const g=st.gpr;let ic=c.icount,sl=0;if(ic+${n}>stop${limit})return;\n`;
   const fnBody = loops ? `${head}for(;;){\n${body}${tail}}` : head + body + tail;
   return `${hIdx.map((h, i) => `const h${i}=H[${h}];`).join("")}\nreturn function blk(c,st,rip,stop){\n${fnBody}};`;
 }

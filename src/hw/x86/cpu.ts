@@ -53,6 +53,8 @@ const BLOCK_MAX = 64;
 /** Longest run of a compiled self-loop between the run loop's checks (preemption timer, VMX windows). */
 const LOOP_MAX = 4096;
 const CR4_PAE = 1 << 5, CR4_LA57 = 1 << 12;
+/** Decode-cache mode of 32-bit protected mode (csz 2 | protected, not virtual-8086): compiled like 64-bit mode. */
+const DMODE_PM32 = 2 | 4;
 const EFER_LMA = 1 << 10;
 
 export class X86Cpu implements CodeWatcher {
@@ -409,15 +411,15 @@ export class X86Cpu implements CodeWatcher {
       // (TLB flushes, CS/CPL/mode changes) also sets breakLoop, and a fetch miss reloads it.
       const dcTag = this.dcTag, dcW = this.dcW, m64 = this.m64;
       let fLo = this.fLo, fCi = this.fCi, fKey = this.fKey;
-      if (m64 && blockJit.enabled) {
-        // Block start in 64-bit mode on a decoded-cache hit: run its compiled form if it has a
-        // current one, else count the entry and compile once it is hot (block_jit.ts).
+      if ((m64 || this.dmode === DMODE_PM32) && blockJit.enabled) {
+        // Block start in 64-bit or 32-bit protected mode on a decoded-cache hit: run its compiled
+        // form if it has a current one, else count the entry and compile once it is hot (block_jit.ts).
         const rip = st.rip;
         if (!(rip - fLo >= 0 && rip - fLo < 4096)) {
           // Another page (a call, return or far jump): look it up as the fetch would, so blocks
           // there run compiled too. A fault here is the fetch fault of the instruction at RIP.
           this.curRip = rip;
-          this.fetchPage(rip, rip);
+          this.fetchPage(rip, m64 ? rip : (rip + this.effBase[1]) >>> 0);
           fLo = this.fLo; fCi = this.fCi; fKey = this.fKey;
         }
         const off = rip - fLo;
@@ -441,7 +443,7 @@ export class X86Cpu implements CodeWatcher {
                 if (!(o2 >= 0 && o2 < 4096)) {
                   // Another page (calls, returns): translated as the fetch at the top would.
                   this.curRip = r2;
-                  if (this.fetchPage(r2, r2) < 0) break;
+                  if (this.fetchPage(r2, m64 ? r2 : (r2 + this.effBase[1]) >>> 0) < 0) break;
                   fLo = this.fLo; fCi = this.fCi; fKey = this.fKey;
                   o2 = r2 - fLo;
                   if (!(o2 >= 0 && o2 < 4096)) break;
