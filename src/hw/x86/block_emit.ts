@@ -488,6 +488,11 @@ export function planInsn(i: BlockInsn): Plan | null {
       const e = opb === 0xa8 ? `(${rdB(0, 1)}&${i.imm & 0xff})` : `(${rdB(rm, rex)}&${rdB(reg, rex)})`;
       return logicPlan(`const r_${k}=${e}<<24,rh_${k}=0;`, 8, k);
     }
+    case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
+    case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f:
+      // INC/DEC r32 (one-byte forms outside 64-bit mode, where 40-4F are REX)
+      if (i.m64 || osz !== 2) return null;
+      return incDecPlan(false, opb & 7, (opb & 8) !== 0, k);
     case 0x63:
       // MOVSXD r64, r/m32 (64-bit mode; ARPL elsewhere); without REX.W a plain 32-bit move.
       if (mod !== 3 || osz < 2 || !i.m64) return null;

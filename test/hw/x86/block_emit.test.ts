@@ -64,7 +64,9 @@ function randomInsn(r: Rng): number[] {
     }
     case 3: return [...rex(w, 0, 0, 0), 0x05 + 8 * Math.floor(r() * 8), ...le32(int32(r))]; // op eAX, imm32
     case 4: return [...rex(w, b, 0, a), 0x85, modrmRR(b, a)]; // TEST
-    case 5: return [...rex(w, 0, 0, a), 0xff, modrmRR(r() < 0.5 ? 0 : 1, a)]; // INC/DEC
+    case 5: // INC/DEC (FF /0 /1; in 32-bit mode also the one-byte 40-4F forms)
+      if (gen.m32 && r() < 0.5) return [(r() < 0.5 ? 0x40 : 0x48) + a];
+      return [...rex(w, 0, 0, a), 0xff, modrmRR(r() < 0.5 ? 0 : 1, a)];
     case 6: { // shifts/rotates by imm (RCL/RCR go to the handler)
       const n = r() < 0.2 ? pick(r, [1, 31, 32, 33, 63]) : Math.floor(r() * 64);
       return [...rex(w, 0, 0, a), 0xc1, modrmRR(Math.floor(r() * 8), a), n];
