@@ -7,7 +7,7 @@
  *
  * `handleExit` is a free function over a small context so tests can feed it made-up exits.
  */
-import { EINTR } from "../uapi/errno.js";
+import { EAGAIN, EINTR } from "../uapi/errno.js";
 import {
   KVM_EXIT_DEBUG, KVM_EXIT_FAIL_ENTRY, KVM_EXIT_HLT, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_INTR, KVM_EXIT_IO,
   KVM_EXIT_IO_OUT, KVM_EXIT_IRQ_WINDOW_OPEN, KVM_EXIT_MMIO, KVM_EXIT_NAMES, KVM_EXIT_SHUTDOWN, KVM_EXIT_SYSTEM_EVENT,
@@ -116,7 +116,13 @@ function eventData(run: KvmRun): string {
   return d.length ? ` data ${d.join(" ")}` : "";
 }
 
-/** Whether an error thrown by KVM_RUN is the EINTR of a pending signal. */
-export function isEintr(e: unknown): boolean {
-  return typeof e === "object" && e !== null && (e as { errno?: unknown }).errno === EINTR;
+/**
+ * Whether KVM_RUN only says "not now, run me again": EINTR, or the EAGAIN of an AP that woke
+ * without becoming runnable (INIT received, SIPI still to come: kvm_arch_vcpu_ioctl_run).
+ * QEMU's kvm_cpu_exec treats both alike.
+ */
+export function isRetry(e: unknown): boolean {
+  if (typeof e !== "object" || e === null) return false;
+  const errno = (e as { errno?: unknown }).errno;
+  return errno === EINTR || errno === EAGAIN;
 }

@@ -7,7 +7,7 @@
  */
 import { KvmError } from "../virt/kvm/kvm_error.js";
 import { VmmError } from "./error.js";
-import { handleExit, isEintr, ExitAction } from "./vcpu_run.js";
+import { handleExit, isRetry, ExitAction } from "./vcpu_run.js";
 import type { MachineEnd, PcMachine } from "./machine/pc.js";
 
 export type VmState = "running" | "paused" | "finished";
@@ -130,8 +130,9 @@ export class VmRunner {
     try {
       vcpu.run();
     } catch (e) {
-      // -EINTR (our slice alarm, a kick, immediate_exit): kvm_run describes no new exit.
-      if (isEintr(e)) return ExitAction.Continue;
+      // -EINTR (our slice alarm, a kick, immediate_exit) or -EAGAIN (an AP between INIT and
+      // SIPI): kvm_run describes no new exit; run it again in a later round.
+      if (isRetry(e)) return ExitAction.Continue;
       m.pendingEnd = { kind: "error", status: 1, message: `vCPU ${i}: KVM_RUN failed: ${e instanceof Error ? e.message : String(e)}` };
       return ExitAction.End;
     } finally {

@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { KvmRun } from "../../src/uapi/kvm_run.js";
 import * as K from "../../src/uapi/kvm.js";
 import { IoBus } from "../../src/vmm/io_bus.js";
-import { ExitAction, handleExit, type ExitContext } from "../../src/vmm/vcpu_run.js";
+import { ExitAction, handleExit, isRetry, type ExitContext } from "../../src/vmm/vcpu_run.js";
+import { KvmError } from "../../src/virt/kvm/kvm_error.js";
+import { EAGAIN, EINTR, EINVAL } from "../../src/uapi/errno.js";
 import { Serial8250 } from "../../src/vmm/devices/serial8250.js";
 import { PcTestdevIomem } from "../../src/vmm/devices/pc_testdev.js";
 
@@ -68,3 +70,12 @@ test("HLT parks, SHUTDOWN/SYSTEM_EVENT/INTERNAL_ERROR/unknown end the machine wi
   handleExit(c, run, 0);
   assert.match(c.pendingEnd!.message, /unhandled exit reason 99/);
 });
+
+test("KVM_RUN errors the runner retries: EINTR (slice end, kick) and EAGAIN (an AP between INIT and SIPI); others end the machine", () => {
+  assert.equal(isRetry(new KvmError(EINTR, "KVM_RUN")), true);
+  assert.equal(isRetry(new KvmError(EAGAIN, "KVM_RUN", "vCPU waits for INIT/SIPI")), true);
+  assert.equal(isRetry(new KvmError(EINVAL, "KVM_RUN")), false);
+  assert.equal(isRetry(new Error("EAGAIN")), false);
+  assert.equal(isRetry(null), false);
+});
+
