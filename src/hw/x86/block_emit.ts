@@ -7,11 +7,9 @@
  * may fault or exit (then it needs the interpreter's view of the machine at that point), whether
  * it ends the block or branches, and an emitter. Flags are kept in the interpreter's lazy-flag
  * record (flags.ts) with exactly the fields the handler would write, so they stay those of the
- * interpreter by construction, and the record is written only where it can be observed:
- * block_jit.ts runs a backward liveness pass over the flags with these masks (anything that may
- * fault, exit or call a handler counts as reading every flag: an exception or VM exit saves
- * RFLAGS) and an emitter skips a dead record; a producer of all six flags (Plan.record) instead
- * leaves its record to block_jit.ts, which writes it only before something observes it.
+ * interpreter by construction. block_jit.ts runs a backward liveness pass over the flags with
+ * these masks (anything that may fault, exit or call a handler counts as reading every flag: an
+ * exception or VM exit saves RFLAGS) and an emitter skips its record when it is dead.
  *
  * The generated code works on `g` (the GPR halves, state.ts), `c` (the CPU) and `st`, with
  * `rip` the block's start and `ic` the retired-instruction count at the start of the current
@@ -79,13 +77,6 @@ export interface Plan {
   target: number;
   /** Flag producer this instruction becomes (when it writes a complete record), else null. */
   producer: Producer | null;
-  /**
-   * The lazy-flag record of a producer that writes all six flags without reading any, as code
-   * over its locals; block_jit.ts then defers it (emit is called with liveOut 0) and writes it
-   * only where something may observe the flags: before a reader of the record, at a slow path
-   * or handler call (sync) and at the block's exits. Null: the emitter writes its own record.
-   */
-  record: string | null;
   /** The code, or null to call the handler instead (same flags and faults as the plan says). */
   emit(x: EmitCtx): string | null;
 }
@@ -153,8 +144,8 @@ function rec32(lop: number, lsh: number, d: string, s: string, r: string, cin: s
 }
 
 export function plan(reads: number, writes: number, fault: boolean, emit: (x: EmitCtx) => string | null,
-  producer: Producer | null = null, record: string | null = null): Plan {
-  return { reads, writes, fault, br: BR_NONE, cc: 0, target: 0, producer, record, emit };
+  producer: Producer | null = null): Plan {
+  return { reads, writes, fault, br: BR_NONE, cc: 0, target: 0, producer, emit };
 }
 
 /**
@@ -210,11 +201,7 @@ export function aluCore(op: number, width: number, dv: string, dhv: string, s: s
     if (op !== 7) code += write(width === 8 ? `(${r}>>>24)` : r, rh);
     return code;
   };
-  // Without a carry in, the record reads nothing but the operation's own locals: deferrable.
-  const record = carry ? null : q
-    ? rec64(lop, d, dh, sv, svh, r, rh, op === 1 || op === 4 || op === 6 ? null : "0")
-    : rec32(lop, width === 8 ? 24 : 0, d, sv, r, null);
-  return plan(reads, ARITH, false, emit, producer, record);
+  return plan(reads, ARITH, false, emit, producer);
 }
 
 /** INC/DEC of register `r` (incDec: CF kept in fl, record LOP_INC/LOP_DEC). */
@@ -552,7 +539,7 @@ export function planInsn(i: BlockInsn): Plan | null {
   }
 }
 
-export function testPlan(q: boolean, a: number, b: number, k: number): Plan {
+function testPlan(q: boolean, a: number, b: number, k: number): Plan {
   const u = `_${k}`;
   const r = `r${u}`, rh = `rh${u}`;
   return logicPlan(q ? `const ${r}=${lo(a)}&${lo(b)},${rh}=${hi(a)}&${hi(b)};` : `const ${r}=${lo(a)}&${lo(b)},${rh}=0;`, q ? 64 : 32, k);
@@ -562,14 +549,14 @@ export function testPlan(q: boolean, a: number, b: number, k: number): Plan {
  * A TEST-like plan: `code` computes r_k/rh_k (8-bit: r_k already shifted to bit 31), recorded
  * as a logical result (alu.ts logicFlags).
  */
-export function logicPlan(code: string, width: number, k: number, reads = 0, fault = false): Plan {
+export function logicPlan(code: string, width: number, k: number): Plan {
   const u = `_${k}`;
   const r = `r${u}`, rh = `rh${u}`;
   const record = width === 64
     ? `c.lop=${LOP_LOGIC};c.l64=1;c.lsh=0;c.lres=${r};c.lresH=${rh};c.ldst=0;c.lsrc=0;c.ldstH=0;c.lsrcH=0;`
     : `c.lop=${LOP_LOGIC};c.l64=0;c.lsh=${width === 8 ? 24 : 0};c.lres=${r};c.ldst=0;c.lsrc=0;`;
-  return plan(reads, ARITH, fault, (x) => code + (x.liveOut & ARITH ? record : ""),
-    { kind: LOP_LOGIC, q: width === 64, d: "0", dh: "0", s: "0", sh: "0", r, rh }, record);
+  return plan(0, ARITH, false, (x) => code + (x.liveOut & ARITH ? record : ""),
+    { kind: LOP_LOGIC, q: width === 64, d: "0", dh: "0", s: "0", sh: "0", r, rh });
 }
 
 function jccPlan(cc: number, i: BlockInsn): Plan {

@@ -96,8 +96,8 @@ const endCheck = (x: EmitCtx): string => `if(sl!==0&&c.breakLoop!==0)${x.leaveAf
  * A memory-operand plan: `body` gets the value names of the load (or null names for a pure store)
  * and returns the code after it. reads/writes are the flags of the operation proper.
  */
-function memPlan(reads: number, writes: number, emit: (x: EmitCtx) => string, producer: Plan["producer"] = null, record: string | null = null): Plan {
-  return plan(ARITH | reads, writes, true, (x) => emit(x) + endCheck(x), producer, record);
+function memPlan(reads: number, writes: number, emit: (x: EmitCtx) => string, producer: Plan["producer"] = null): Plan {
+  return plan(ARITH | reads, writes, true, (x) => emit(x) + endCheck(x), producer);
 }
 
 /**
@@ -175,7 +175,7 @@ export function planMemInsn(i: BlockInsn): Plan | null {
       if (e === null || osz < 2) return null;
       const a = aluCore((opb >> 3) & 7, q ? 64 : 32, lo(reg), hi(reg), `v${u}`, q ? `vh${u}` : "0", i.k,
         (r, rh) => q ? `${lo(reg)}=${r};${hi(reg)}=${rh};` : `${lo(reg)}=${r};${hi(reg)}=0;`);
-      return memPlan(a.reads, a.writes, (x) => loadCode(u, e, seg, n, x, m64) + a.emit(x)!, a.producer, a.record);
+      return memPlan(a.reads, a.writes, (x) => loadCode(u, e, seg, n, x, m64) + a.emit(x)!, a.producer);
     }
     case 0x01: case 0x09: case 0x11: case 0x19: case 0x21: case 0x29: case 0x31: case 0x39:
     case 0x81: case 0x83: {
@@ -184,16 +184,16 @@ export function planMemInsn(i: BlockInsn): Plan | null {
       const op = opb < 0x40 ? (opb >> 3) & 7 : reg & 7;
       const sl = opb < 0x40 ? lo(reg) : `${i.imm}`, sh = opb < 0x40 ? hi(reg) : `${i.imm >> 31}`;
       const a = aluCore(op, q ? 64 : 32, `v${u}`, `vh${u}`, sl, q ? sh : "0", i.k, () => "");
-      if (op === 7) return memPlan(a.reads, a.writes, (x) => loadCode(u, e, seg, n, x, m64) + a.emit(x)!, a.producer, a.record);
+      if (op === 7) return memPlan(a.reads, a.writes, (x) => loadCode(u, e, seg, n, x, m64) + a.emit(x)!, a.producer);
       return memPlan(a.reads, a.writes, (x) => rmwCode(u, e, seg, n, x, m64, (v, vh, write) => {
         const w = aluCore(op, q ? 64 : 32, v, vh, sl, q ? sh : "0", i.k, write);
         return w.emit(x)!;
-      }), a.producer, a.record);
+      }), a.producer);
     }
     case 0x85: { // TEST m, r
       if (e === null || osz < 2) return null;
       const t = logicPlan(q ? `const r${u}=v${u}&${lo(reg)},rh${u}=vh${u}&${hi(reg)};` : `const r${u}=v${u}&${lo(reg)},rh${u}=0;`, q ? 64 : 32, i.k);
-      return memPlan(0, ARITH, (x) => loadCode(u, e, seg, n, x, m64) + t.emit(x)!, t.producer, t.record);
+      return memPlan(0, ARITH, (x) => loadCode(u, e, seg, n, x, m64) + t.emit(x)!, t.producer);
     }
     case 0xf7: case 0xf6: { // TEST m, imm
       if (e === null || (reg & 7) !== 0 || (opb === 0xf7 && osz < 2)) return null;
@@ -201,19 +201,19 @@ export function planMemInsn(i: BlockInsn): Plan | null {
       const t = nb === 1
         ? logicPlan(`const r${u}=(v${u}&${i.imm & 0xff})<<24,rh${u}=0;`, 8, i.k)
         : logicPlan(q ? `const r${u}=v${u}&${i.imm},rh${u}=vh${u}&${i.imm >> 31};` : `const r${u}=v${u}&${i.imm},rh${u}=0;`, q ? 64 : 32, i.k);
-      return memPlan(0, ARITH, (x) => loadCode(u, e, seg, nb, x, m64) + t.emit(x)!, t.producer, t.record);
+      return memPlan(0, ARITH, (x) => loadCode(u, e, seg, nb, x, m64) + t.emit(x)!, t.producer);
     }
     case 0x80: { // CMP m8, imm8 (the other byte RMW forms go to the handler)
       if (e === null || (reg & 7) !== 7) return null;
       const a = aluCore(7, 8, `v${u}`, "", `${i.imm & 0xff}`, "", i.k, () => "");
-      return memPlan(a.reads, a.writes, (x) => loadCode(u, e, seg, 1, x, m64) + a.emit(x)!, a.producer, a.record);
+      return memPlan(a.reads, a.writes, (x) => loadCode(u, e, seg, 1, x, m64) + a.emit(x)!, a.producer);
     }
     case 0x38: case 0x3a: { // CMP m8, r8 / CMP r8, m8
       if (e === null) return null;
       const a = opb === 0x38
         ? aluCore(7, 8, `v${u}`, "", rdB(reg, rex), "", i.k, () => "")
         : aluCore(7, 8, rdB(reg, rex), "", `v${u}`, "", i.k, () => "");
-      return memPlan(a.reads, a.writes, (x) => loadCode(u, e, seg, 1, x, m64) + a.emit(x)!, a.producer, a.record);
+      return memPlan(a.reads, a.writes, (x) => loadCode(u, e, seg, 1, x, m64) + a.emit(x)!, a.producer);
     }
     case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57: {
       if (osz !== 3 || !m64) return null;

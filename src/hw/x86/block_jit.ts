@@ -40,7 +40,6 @@ import { HANDLERS, DCACHE_SIZE, DW } from "./decode.js";
 import { ARITH, cond, getCF, flagsSync, setArith, szp, szp64 } from "./flags.js";
 import { rdS, rdSW, wrS } from "./mmu.js";
 import { planInsn, mulhu, condExpr, BR_NONE, BR_COND, BR_EXIT, BREAK_BRANCH } from "./block_emit.js";
-export { BREAK_BRANCH };
 import { planMemInsn } from "./block_emit_mem.js";
 import type { BlockInsn, Plan, Producer } from "./block_emit.js";
 
@@ -214,19 +213,7 @@ export function flagLiveness(plans: (Plan | null)[]): number[] {
   return liveOut;
 }
 
-/**
- * Emitted code that reads or writes the lazy-flag state (flags.ts helpers, the record fields,
- * c.fl): a deferred record must be written before it, so that it is read, or overwritten, in order.
- */
-const TOUCHES_RECORD = /\b(?:cond|getCF|flagsSync|setArith)\(c\b|\bc\.(?:lop|fl)=/;
-
-/**
- * Source of the block function (see block_emit.ts for the conventions of the generated code).
- * Flag records of producers with Plan.record are deferred: `pending` holds the record code of
- * the last such producer not yet written, and it is written where the flags can be observed:
- * before code that reads the record, in every sync (slow paths, handler calls, #GP on a branch)
- * and at every exit; a later producer of all six flags replaces it.
- */
+/** Source of the block function (see block_emit.ts for the conventions of the generated code). */
 function blockSource(insns: BlockInsn[], plans: (Plan | null)[], off0: number, m64: boolean): string {
   const n = insns.length;
   // A target in the block's own page is canonical (so is the whole page): no #GP check needed.
@@ -237,60 +224,37 @@ function blockSource(insns: BlockInsn[], plans: (Plan | null)[], off0: number, m
     ? `const t=rip+${off};${samePage(off) ? "" : `if(t<-c.canon||t>=c.canon){${sync}c.raise(13,0);}`}`
     : `const t=(rip+${off})>>>0;if(t>c.segHi[1]){${sync}c.raise(13,0);}`;
   const liveOut = flagLiveness(plans);
-  const p0 = plans[0];
-  // Flags observable at the block's start before all are written again: a loop's back edge must
-  // then write a pending record before going round.
-  const in0 = p0 === null || p0.fault ? ARITH : (liveOut[0] & ~p0.writes) | p0.reads;
   const loops = plans.some((p) => p !== null && p.br !== BR_NONE && p.target === 0);
   const hIdx: number[] = [];
   let body = "";
   let producer: Producer | null = null;
-  let pending = "";
   for (let k = 0; k < n; k++) {
     const i = insns[k], p = plans[k];
-    const deferred = p !== null && p.record !== null;
-    const emitWith = (pend: string): string | null => {
-      const sync = `sl=1;${pend}c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};`;
-      const after = deferred ? p!.record! : p !== null && p.writes !== ARITH ? pend : "";
-      const leaveAfter = `{${after}c.icount=ic+${k + 1};return;}`;
-      return p === null ? null : p.emit({ liveOut: deferred ? 0 : liveOut[k], sync, leaveAfter, producer });
-    };
-    let code = emitWith(pending);
-    const condition = p !== null && p.br === BR_COND ? condExpr(p.cc, producer) : "";
-    const touches = code !== null && (TOUCHES_RECORD.test(code) || TOUCHES_RECORD.test(condition));
-    if (touches && pending !== "") {
-      body += pending;
-      pending = "";
-      code = emitWith("");
-    }
+    // The interpreter's view before this instruction (what a fault, exit or handler sees).
+    const sync = `sl=1;c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};`;
+    const leaveAfter = `{c.icount=ic+${k + 1};return;}`;
+    const code = p === null ? null : p.emit({ liveOut: liveOut[k], sync, leaveAfter, producer });
     if (code === null) {
       const h = i.w0 & 0x7ff;
       let hv = hIdx.indexOf(h);
       if (hv < 0) { hv = hIdx.length; hIdx.push(h); }
-      body += `sl=1;${pending}c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};` +
-        `h${hv}(c);if(c.breakLoop!==0||st.rip!==rip+${i.next}){c.icount=ic+${k + 1};return;}\n`;
+      body += `${sync}h${hv}(c);if(c.breakLoop!==0||st.rip!==rip+${i.next}){c.icount=ic+${k + 1};return;}\n`;
       producer = null;
-      pending = "";
       continue;
     }
     body += code;
-    // A producer of all six flags replaces the pending record; a partial writer that left the
-    // flag state alone (its flags dead) keeps it, since the flags it does not write may still be read.
-    if (deferred) pending = p!.record!;
-    else if (p!.writes === ARITH) pending = "";
     if (p!.br === BR_EXIT) body += "\n";
     else if (p!.br !== BR_NONE) {
-      const sync = `sl=1;${pending}c.icount=ic+${k};c.curRip=rip+${i.d};c.w0=${i.w0};c.w1=${i.w1};c.wb=${i.wb};st.rip=rip+${i.next};`;
       const taken = p!.target === 0
-        ? `ic+=${k + 1};if(ic+${n}>stop||c.hostIrq[0]!==0){${pending}c.icount=ic;st.rip=rip;c.breakLoop=1;return;}${in0 & ARITH ? pending : ""}continue;`
-        : target(p!.target, sync) + `${pending}c.icount=ic+${k + 1};st.rip=t;c.breakLoop=${BREAK_BRANCH};return;`;
-      body += p!.br === BR_COND ? `if(${condition}){${taken}}\n` : `{${taken}}\n`;
+        ? `ic+=${k + 1};if(ic+${n}>stop||c.hostIrq[0]!==0){c.icount=ic;st.rip=rip;c.breakLoop=1;return;}continue;`
+        : target(p!.target, sync) + `c.icount=ic+${k + 1};st.rip=t;c.breakLoop=${BREAK_BRANCH};return;`;
+      body += p!.br === BR_COND ? `if(${condExpr(p!.cc, producer)}){${taken}}\n` : `{${taken}}\n`;
     } else body += "\n";
     if (p!.producer !== null) producer = p!.producer;
     else if (p!.writes !== 0) producer = null;
   }
   const last = plans[n - 1];
-  const tail = last !== null && last.br !== BR_NONE && last.br !== BR_COND ? "" : `${pending}c.icount=ic+${n};st.rip=rip+${insns[n - 1].next};return;\n`;
+  const tail = last !== null && last.br !== BR_NONE && last.br !== BR_COND ? "" : `c.icount=ic+${n};st.rip=rip+${insns[n - 1].next};return;\n`;
   // 32-bit mode: the block runs only while all of it lies within the CS limit (the interpreter's
   // fetch checks each instruction against it: cpu.ts fetchDecode); the EIPs cannot wrap, since
   // fLo is only kept for pages that do not (cpu.ts fetchPage).

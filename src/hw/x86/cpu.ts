@@ -23,7 +23,8 @@ import { deliverEvent, deliverException } from "./interrupt.js";
 import { readMsr, writeMsr } from "./msr.js";
 import { cpuid } from "./cpuid.js";
 import { pdptesAfterStateChange } from "./paging.js";
-import { BlockCache, blockJit, compileBlock, DW_BLOCK, DW_BLOCK_GEN, NO_BLOCK, BREAK_BRANCH } from "./block_jit.js";
+import { BlockCache, blockJit, compileBlock, DW_BLOCK, DW_BLOCK_GEN, NO_BLOCK } from "./block_jit.js";
+import { BREAK_BRANCH } from "./block_emit.js";
 
 export interface X86IoBus {
   /** Port input of `size` bytes (1, 2, 4); returns the value zero-extended. */

@@ -286,7 +286,7 @@ function budgetStops(count: number, seed0: number): void {
 
 test("block emit: flag liveness skips records only where every path overwrites them first", () => {
   const p = (reads: number, writes: number, fault = false): Plan =>
-    ({ reads, writes, fault, br: 0, cc: 0, target: 0, producer: null, record: null, emit: () => "" });
+    ({ reads, writes, fault, br: 0, cc: 0, target: 0, producer: null, emit: () => "" });
   const loop = (reads: number, target: number): Plan => ({ ...p(reads, 0), br: 1, target });
   // add; sub; jnz start: the add's flags are dead (sub overwrites all), the sub's are live (exit).
   assert.deepEqual(flagLiveness([p(0, ARITH), p(0, ARITH), loop(ZF, 0)]), [0, ARITH, ARITH]);
