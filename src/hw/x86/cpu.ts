@@ -416,16 +416,9 @@ export class X86Cpu implements CodeWatcher {
         // Block start in 64-bit or 32-bit protected mode on a decoded-cache hit: run its compiled
         // form if it has a current one, else count the entry and compile once it is hot (block_jit.ts).
         const rip = st.rip;
-        if (!(rip - fLo >= 0 && rip - fLo < 4096)) {
-          // Another page (a call, return or far jump): look it up as the fetch would, so blocks
-          // there run compiled too. A fault here is the fetch fault of the instruction at RIP.
-          this.curRip = rip;
-          this.fetchPage(rip, m64 ? rip : (rip + this.effBase[1]) >>> 0);
-          fLo = this.fLo; fCi = this.fCi; fKey = this.fKey;
-        }
-        const off = rip - fLo;
-        const ci = fCi | off;
-        if (off >= 0 && off < 4096 && dcTag[ci] === fKey + off * 8) {
+        const ci = this.blockSlot(rip);
+        fLo = this.fLo; fCi = this.fCi; fKey = this.fKey;
+        if (ci >= 0) {
           const b = ci * DC_W;
           const v = dcW[b + DW_BLOCK];
           if (v > 0) {
@@ -436,30 +429,23 @@ export class X86Cpu implements CodeWatcher {
               const lim = Math.min(end, this.icount + LOOP_MAX);
               bc.table[v](this, st, rip, lim);
               // Chaining: a generated branch (BREAK_BRANCH) changed nothing the once-per-block
-              // checks look at but RIP, so a compiled block at the target runs at once, within the same LOOP_MAX budget (the preemption timer and the VMX window
-              // checks wait at most that long) and while no host interrupt is signalled.
+              // checks look at but RIP, so a compiled block at the target runs at once, within
+              // the same LOOP_MAX budget (the preemption timer and the VMX window checks wait at
+              // most that long) and while no host interrupt is signalled.
               while (this.breakLoop === BREAK_BRANCH && this.icount < lim && hostIrq[0] === 0) {
                 const r2 = st.rip;
-                let o2 = r2 - fLo;
-                if (!(o2 >= 0 && o2 < 4096)) {
-                  // Another page (calls, returns): translated as the fetch at the top would.
-                  this.curRip = r2;
-                  if (this.fetchPage(r2, m64 ? r2 : (r2 + this.effBase[1]) >>> 0) < 0) break;
-                  fLo = this.fLo; fCi = this.fCi; fKey = this.fKey;
-                  o2 = r2 - fLo;
-                  if (!(o2 >= 0 && o2 < 4096)) break;
-                }
-                const c2 = fCi | o2;
-                if (dcTag[c2] !== fKey + o2 * 8) break;
+                const c2 = this.blockSlot(r2);
+                if (c2 < 0) break;
                 const b2 = c2 * DC_W, v2 = dcW[b2 + DW_BLOCK];
                 if (v2 <= 0 || dcW[b2 + DW_BLOCK_GEN] !== bc.regionGen[c2 >>> 12]) break;
                 this.breakLoop = 0;
                 bc.table[v2](this, st, r2, lim);
               }
+              fLo = this.fLo; fCi = this.fCi; fKey = this.fKey;
               if (this.icount >= stop || this.breakLoop !== 0) continue;
             } else dcW[b + DW_BLOCK] = 0; // built on slots since replaced: count again
           } else if (v !== NO_BLOCK) {
-            if (v - 1 <= -blockJit.hot) compileBlock(this, ci, fKey + off * 8);
+            if (v - 1 <= -blockJit.hot) compileBlock(this, ci, this.fKey + (rip - this.fLo) * 8);
             else dcW[b + DW_BLOCK] = v - 1;
           }
         }
@@ -546,6 +532,23 @@ export class X86Cpu implements CodeWatcher {
     this.fKey = base * 8 + this.dmode;
     this.fCi = base & DC_MASK;
     return hpa;
+  }
+
+  /**
+   * The decoded-cache slot of the instruction at `rip` if it is cached, else -1; a RIP outside
+   * the remembered code page translates its page first, as the fetch would (a fault there is the
+   * fetch fault of the instruction at RIP). For the run loop's compiled-block lookups.
+   */
+  private blockSlot(rip: number): number {
+    let off = rip - this.fLo;
+    if (!(off >= 0 && off < 4096)) {
+      this.curRip = rip;
+      if (this.fetchPage(rip, this.m64 ? rip : (rip + this.effBase[1]) >>> 0) < 0) return -1;
+      off = rip - this.fLo;
+      if (!(off >= 0 && off < 4096)) return -1;
+    }
+    const ci = this.fCi | off;
+    return this.dcTag[ci] === this.fKey + off * 8 ? ci : -1;
   }
 
   /** Forget the remembered code page (TLB flush, CPL/mode/CS change). */
