@@ -72,6 +72,21 @@ const typeByte = (g: Guest, sel: number): number => g.peek(GDT + sel + 5, 1)[0];
 const rd32 = (g: Guest, gpa: number): number => new DataView(g.peek(gpa, 4).buffer).getUint32(0, true);
 const rd16 = (g: Guest, gpa: number): number => new DataView(g.peek(gpa, 2).buffer).getUint16(0, true);
 
+/** IDT[vector]: a 32-bit interrupt gate to a HLT at 0x1400 (an exception handler that stops). */
+function haltHandler(g: Guest, vector: number): void {
+  g.poke(IDT + vector * 8, desc((0x08 << 16) | 0x1400, 0x8e00));
+  g.poke(0x1400, b(HLT));
+}
+
+/** Run until the handler of haltHandler has halted; its registers. */
+function runToHandler(g: Guest): ReturnType<Guest["vcpu"]["getRegs"]> {
+  g.vcpu.run();
+  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT, `exit ${g.run.exitReason}`);
+  const r = g.vcpu.getRegs();
+  assert.equal(r.rip, 0x1401n, "in the handler");
+  return r;
+}
+
 function runToIo(g: Guest): void {
   g.vcpu.run();
   assert.equal(g.run.exitReason, K.KVM_EXIT_IO, `exit ${g.run.exitReason} (internal suberror ${g.run.internalSuberror})`);
@@ -148,12 +163,9 @@ test("INT n through a task gate: a selector RPL above the gate DPL is #GP(vector
   // int 0x22 through a gate naming selector 0x23 (RPL 3 > gate DPL 0) -> #GP(0x22*8+2) through IDT[13]
   const g = taskGuest([0xcd, 0x22, HLT]);
   g.poke(IDT + 0x22 * 8, desc(0x23 << 16, 0x8500));
-  g.poke(IDT + 13 * 8, desc((0x08 << 16) | 0x1400, 0x8e00));
-  g.poke(0x1400, b(HLT));
-  g.vcpu.run();
-  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT);
-  assert.equal(g.vcpu.getRegs().rip, 0x1401n);
-  assert.equal(rd32(g, Number(g.vcpu.getRegs().rsp)), 0x22 * 8 + 2, "#GP error code");
+  haltHandler(g, 13);
+  const r = runToHandler(g);
+  assert.equal(rd32(g, Number(r.rsp)), 0x22 * 8 + 2, "#GP error code");
   assert.equal(g.vcpu.getSregs().tr.selector, 0x18, "no switch happened");
 });
 
@@ -173,12 +185,8 @@ test("an exception with an error code through a task gate: the code is pushed on
 test("a TSS whose limit is too small: #TS(selector) instead of a switch", () => {
   // call far 0x30:0      IDT[10]: interrupt gate -> 0x1400 (hlt)
   const g = taskGuest([0x9a, 0, 0, 0, 0, 0x30, 0x00, HLT]);
-  g.poke(IDT + 10 * 8, desc((0x08 << 16) | 0x1400, 0x8e00));
-  g.poke(0x1400, b(HLT));
-  g.vcpu.run();
-  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT);
-  const r = g.vcpu.getRegs();
-  assert.equal(r.rip, 0x1401n);
+  haltHandler(g, 10);
+  const r = runToHandler(g);
   assert.equal(rd32(g, Number(r.rsp)), 0x30, "#TS error code is the TSS selector");
   assert.equal(g.vcpu.getSregs().tr.selector, 0x18);
   assert.equal(typeByte(g, 0x30), 0x89, "the TSS was not marked busy");
@@ -225,17 +233,13 @@ test("a task switch to a CR3 whose PAE PDPTEs have a reserved bit set is #GP(0) 
   g.poke(0x6000, u32(0x83));
   g.poke(0x4000, u32(0x6003));
   g.poke(TSS_B + 0x1c, u32(0x4000));
-  g.poke(IDT + 13 * 8, desc((0x08 << 16) | 0x1400, 0x8e00));
-  g.poke(0x1400, b(HLT));
+  haltHandler(g, 13);
   const s = g.vcpu.getSregs();
   s.cr0 = 0x80000011n;
   s.cr3 = 0x3000n;
   s.cr4 = 0x20n;
   g.vcpu.setSregs(s);
-  g.vcpu.run();
-  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT, `exit ${g.run.exitReason}`);
-  const r = g.vcpu.getRegs();
-  assert.equal(r.rip, 0x1401n);
+  const r = runToHandler(g);
   const n = g.vcpu.getSregs();
   assert.equal(n.tr.selector, 0x20, "the switch happened");
   assert.equal(n.cr3, 0x3000n, "CR3 kept");
@@ -246,12 +250,8 @@ test("a bad segment in the new TSS faults in the new task: #TS(selector) after T
   // call far 0x20:0; hlt      task B's CS = 0x10 (a data segment)      IDT[10]: interrupt gate -> 0x1400 (hlt)
   const g = taskGuest([0x9a, 0, 0, 0, 0, 0x20, 0x00, HLT]);
   g.poke(TSS_B + 0x4c, u32(0x10));
-  g.poke(IDT + 10 * 8, desc((0x08 << 16) | 0x1400, 0x8e00));
-  g.poke(0x1400, b(HLT));
-  g.vcpu.run();
-  assert.equal(g.run.exitReason, K.KVM_EXIT_HLT);
-  const r = g.vcpu.getRegs();
-  assert.equal(r.rip, 0x1401n);
+  haltHandler(g, 10);
+  const r = runToHandler(g);
   assert.equal(g.vcpu.getSregs().tr.selector, 0x20, "the switch happened");
   assert.equal(rd32(g, Number(r.rsp)), 0x10, "#TS error code: the CS selector");
   assert.equal(rd32(g, Number(r.rsp) + 4), 0x1200, "the fault is at task B's first instruction");
