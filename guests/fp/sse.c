@@ -47,16 +47,10 @@ static u32 vrev[NV];
 static void kernels_ref(u64 *out) { KERNELS(out); }
 static long run_vec(long);
 
-static ulong read_cr4(void) { ulong v; __asm__ volatile("mov %%cr4, %0" : "=r"(v)); return v; }
-static void write_cr4(ulong v) { __asm__ volatile("mov %0, %%cr4" ::"r"(v)); }
 
 int main(void)
 {
-	ulong cr0;
-	__asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
-	cr0 = (cr0 & ~4UL) | 2UL; /* EM = 0, MP = 1 */
-	__asm__ volatile("mov %0, %%cr0" ::"r"(cr0));
-	write_cr4(read_cr4() | (1UL << 9) | (1UL << 10));
+	sse_enable();
 	exc_hooks[13] = exc_record;
 	exc_hooks[6] = exc_record;
 	exc_hooks[19] = exc_record;

@@ -15,12 +15,10 @@ static long run_exc(long);
 static ulong read_cr4(void) { ulong v; __asm__ volatile("mov %%cr4, %0" : "=r"(v)); return v; }
 static void write_cr4(ulong v) { __asm__ volatile("mov %0, %%cr4" ::"r"(v)); }
 
+
 int main(void)
 {
-	ulong cr0;
-	__asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
-	__asm__ volatile("mov %0, %%cr0" ::"r"((cr0 & ~4UL) | 2UL)); /* EM = 0, MP = 1 */
-	write_cr4(read_cr4() | (1UL << 9) | (1UL << 10));
+	sse_enable();
 	exc_hooks[6] = exc_record;
 	exc_hooks[13] = exc_record;
 	exc_hooks[19] = exc_record;

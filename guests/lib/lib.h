@@ -60,6 +60,17 @@ void set_intr_gate(u32 v, void *handler);
 static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
 static inline u8 inb(u16 port) { u8 v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 
+/* Let SSE instructions run (SDM Vol. 3A 13.1.4): CR0.EM = 0, CR0.MP = 1, CR4.OSFXSR and
+ * CR4.OSXMMEXCPT (unmasked SIMD exceptions are #XM, not #UD). */
+static inline void sse_enable(void)
+{
+	ulong cr0, cr4;
+	__asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+	__asm__ volatile("mov %0, %%cr0" ::"r"((cr0 & ~4UL) | 2UL));
+	__asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+	__asm__ volatile("mov %0, %%cr4" ::"r"(cr4 | (1UL << 9) | (1UL << 10)));
+}
+
 void putc(char c);
 void puts(const char *s);
 void puthex(u64 v, int digits);
